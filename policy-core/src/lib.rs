@@ -1,0 +1,2 @@
+//! Integer-only DQN inference for microcontrollers.
+#![no_std]
