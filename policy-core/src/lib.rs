@@ -1,2 +1,44 @@
 //! Integer-only DQN inference for microcontrollers.
+//!
+//! * [`blob`]: the policy blob format (postcard), its encoder and its validating decoder.
+//! * [`requant`]: gemmlowp-style fixed-point requantization.
+//! * [`kernels`]: the integer layer kernels (binary conv1 + ReLU + max-pool fused, u8 convs, dense).
+//! * [`Policy`]: a loaded, validated blob plus its working buffers; `q_values` / `act`.
+//!
+//! No allocation, no floating point on the inference path (`clippy::float_arithmetic`
+//! is denied crate-wide), no `unsafe`. Host-only helpers live behind the `std` and
+//! `trace` features.
 #![no_std]
+#![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod blob;
+pub mod crc;
+pub mod kernels;
+mod policy;
+pub mod requant;
+
+pub use blob::{BlobError, Model};
+pub use flappy::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
+pub use policy::{Policy, Scratch, PEAK_RAM_BYTES};
+#[cfg(feature = "trace")]
+pub use policy::{StageTrace, Trace};
+
+/// Capacity: at most this many layers in a blob.
+pub const MAX_LAYERS: usize = 8;
+/// Capacity: bytes of one u8 activation buffer (two are used, ping-pong).
+pub const ACT_CAP: usize = 4096;
+/// Capacity: accumulators for one output position (conv) or one dense layer's outputs.
+pub const ACC_CAP: usize = 512;
+/// Capacity: running max accumulators of one pooled output row of the first conv (`pooled width * out_c`).
+pub const POOL_ROW_CAP: usize = 1024;
+/// Capacity: row sums of the first conv (`in_c * k * out_c`), the all-ones fast path.
+pub const ROWSUM_CAP: usize = 1024;
+/// Largest kernel side of the first (binary) convolution.
+pub const MAX_K1: usize = 16;
+/// Number of actions the policy chooses from (`flappy::Action`: Idle = 0, Flap = 1).
+pub const NUM_ACTIONS: usize = 2;

@@ -1,0 +1,656 @@
+//! The policy blob: the only definition of the format (spec: `docs/blob-format.md`).
+//!
+//! A blob is `postcard(Header) ++ postcard(Model)`. The header carries the magic,
+//! the format version, the payload length and a CRC-32 of the payload (the
+//! postcard encoding of [`Model`]). All tensors are borrowed byte slices
+//! ([`Bytes`]) pointing into the blob, so a blob in flash is used in place.
+//!
+//! Tensor layouts inside a [`Layer`]:
+//! * `weights`: int8. `Conv2d`: HWIO, index `((ky * k + kx) * in_c + ic) * out_c + oc`.
+//!   `Dense`: input-major, index `i * out + o`, where `i` is the producer's
+//!   activation index in HWC order (`(y * W + x) * C + c`), not PyTorch's NCHW.
+//! * `biases`: int32 little endian, one per output channel, at scale `in_scale * w_scale[oc]`.
+//! * `multipliers`: int32 little endian Q31 mantissas, one per output channel (empty on the last layer).
+//! * `shifts`: u8 right shifts `0..=31`, one per output channel (empty on the last layer).
+//! * `w_scales`: f32 bit patterns little endian, one per output channel, or exactly one
+//!   on the last layer (per-tensor); host reporting only.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::requant::MAX_SHIFT;
+use crate::{ACC_CAP, ACT_CAP, MAX_K1, MAX_LAYERS, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP};
+
+/// The four magic bytes every blob starts with.
+pub const MAGIC: [u8; 4] = *b"FQDN";
+/// The format version this crate writes and reads.
+pub const VERSION: u16 = 1;
+/// Largest possible encoded header (4 magic + 3 version + 5 length + 4 crc).
+pub const MAX_HEADER_BYTES: usize = 16;
+
+/// Why a blob was rejected (or could not be encoded). Never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobError {
+    /// The buffer ends before the header or the declared payload does.
+    Truncated,
+    /// Bytes follow the declared payload, or the payload has bytes after the model.
+    TrailingBytes,
+    /// The first four bytes are not [`MAGIC`].
+    BadMagic,
+    /// A format version this build does not read.
+    UnsupportedVersion(u16),
+    /// The payload CRC does not match the header.
+    CrcMismatch {
+        /// CRC stored in the header.
+        expected: u32,
+        /// CRC of the payload as read.
+        actual: u32,
+    },
+    /// The payload is not a valid postcard encoding of a [`Model`] (includes
+    /// more than [`MAX_LAYERS`] layers).
+    Malformed,
+    /// The input descriptor is not 4x80x80 binary.
+    BadInput,
+    /// The number of actions is not [`NUM_ACTIONS`].
+    BadActionCount,
+    /// The model has no layers.
+    NoLayers,
+    /// This layer kind is not supported at this position (e.g. MaxPool not right
+    /// after the first conv, Conv after Dense, last layer not Dense).
+    UnsupportedLayer {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A layer's declared input does not match the previous output, a dimension
+    /// is zero, or the kernel does not fit the (padded) input.
+    ShapeMismatch {
+        /// Layer index.
+        layer: usize,
+    },
+    /// The final output is not one value per action.
+    BadOutput,
+    /// A ReLU flag is wrong (hidden compute layers must have ReLU, the last and pools must not).
+    BadRelu {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A tensor's byte length does not match the layer shape.
+    BadLength {
+        /// Layer index.
+        layer: usize,
+        /// Which tensor.
+        field: Field,
+    },
+    /// The layer needs more working memory than this build has.
+    CapacityExceeded {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A requantization right shift is above 31.
+    ShiftOutOfRange {
+        /// Layer index.
+        layer: usize,
+        /// Output channel.
+        channel: usize,
+    },
+    /// A requantization multiplier is negative.
+    BadMultiplier {
+        /// Layer index.
+        layer: usize,
+        /// Output channel.
+        channel: usize,
+    },
+    /// Some input could make this channel's int32 accumulator overflow.
+    AccumulatorOverflow {
+        /// Layer index.
+        layer: usize,
+        /// Output channel.
+        channel: usize,
+    },
+    /// The output buffer given to the encoder is too small.
+    BufferTooSmall,
+}
+
+/// The tensor a [`BlobError::BadLength`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `Layer::weights`.
+    Weights,
+    /// `Layer::biases`.
+    Biases,
+    /// `Layer::multipliers`.
+    Multipliers,
+    /// `Layer::shifts`.
+    Shifts,
+    /// `Layer::w_scales`.
+    WScales,
+}
+
+impl core::fmt::Display for BlobError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BlobError {}
+
+/// A borrowed byte string (postcard: varint length, then the raw bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de [u8]>::deserialize(d).map(Bytes)
+    }
+}
+
+/// The network input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDesc {
+    /// Channels (frames in the stack): 4.
+    pub channels: u16,
+    /// Height: 80.
+    pub height: u16,
+    /// Width: 80.
+    pub width: u16,
+    /// Binary (0/1) input: true.
+    pub binary: bool,
+}
+
+impl InputDesc {
+    /// The only input this crate runs: 4x80x80 binary.
+    pub const FLAPPY: InputDesc = InputDesc {
+        channels: 4,
+        height: 80,
+        width: 80,
+        binary: true,
+    };
+}
+
+/// A layer's kind and shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LayerKind {
+    /// 2-D convolution, square kernel `k`, `stride`, zero padding `pad` on every side.
+    Conv2d {
+        /// Input channels.
+        in_c: u16,
+        /// Output channels.
+        out_c: u16,
+        /// Kernel side.
+        k: u8,
+        /// Stride.
+        stride: u8,
+        /// Zero padding.
+        pad: u8,
+    },
+    /// Max pooling, window and stride `k`, floor (PyTorch `MaxPool2d(k)`).
+    MaxPool {
+        /// Window side and stride.
+        k: u8,
+    },
+    /// Fully connected.
+    Dense {
+        /// Inputs.
+        inp: u32,
+        /// Outputs.
+        out: u32,
+    },
+}
+
+/// One layer: shape, ReLU flag, quantization parameters and tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer<'a> {
+    /// Kind and shape.
+    pub kind: LayerKind,
+    /// ReLU after the layer (true on hidden compute layers; false on the last and on pools).
+    pub relu: bool,
+    /// f32 bit pattern of the output scale: u8 activation scale for hidden layers,
+    /// the Q-value scale (`in_scale * w_scale`) on the last layer. Host reporting only.
+    pub out_scale: u32,
+    /// f32 LE bit patterns of weight scales (per output channel; one on the last layer).
+    #[serde(borrow)]
+    pub w_scales: Bytes<'a>,
+    /// i32 LE Q31 requantization mantissas, per output channel.
+    #[serde(borrow)]
+    pub multipliers: Bytes<'a>,
+    /// u8 right shifts, per output channel.
+    #[serde(borrow)]
+    pub shifts: Bytes<'a>,
+    /// int8 weights (layouts in the module docs).
+    #[serde(borrow)]
+    pub weights: Bytes<'a>,
+    /// i32 LE biases, per output channel.
+    #[serde(borrow)]
+    pub biases: Bytes<'a>,
+}
+
+impl Layer<'_> {
+    /// A parameterless max-pool layer.
+    pub const fn max_pool(k: u8) -> Layer<'static> {
+        Layer {
+            kind: LayerKind::MaxPool { k },
+            relu: false,
+            out_scale: 0,
+            w_scales: Bytes(&[]),
+            multipliers: Bytes(&[]),
+            shifts: Bytes(&[]),
+            weights: Bytes(&[]),
+            biases: Bytes(&[]),
+        }
+    }
+}
+
+/// The payload: everything but the header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model<'a> {
+    /// Network input descriptor (must be [`InputDesc::FLAPPY`]).
+    pub input: InputDesc,
+    /// Number of actions (must be [`NUM_ACTIONS`]).
+    pub num_actions: u8,
+    /// The layers, input to output.
+    #[serde(borrow)]
+    pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    magic: [u8; 4],
+    version: u16,
+    payload_len: u32,
+    crc: [u8; 4],
+}
+
+/// A tensor shape, channels-height-width (dense vectors are `c x 1 x 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Shape {
+    /// Number of elements.
+    pub const fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Whether it has no elements.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One compute stage of a validated model: a Conv2d or Dense layer, plus the
+/// MaxPool that directly follows it (fused), with the resolved shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// Index of the compute layer in `Model::layers`.
+    pub layer: usize,
+    /// Pool window (1 = no pool).
+    pub pool: usize,
+    /// Input shape.
+    pub input: Shape,
+    /// Output shape of the conv / dense before pooling.
+    pub pre_pool: Shape,
+    /// Output shape after pooling.
+    pub output: Shape,
+    /// Whether this is the last stage (raw i32 Q-values out).
+    pub last: bool,
+}
+
+/// The compute stages of a validated model.
+pub type Stages = heapless::Vec<Stage, MAX_LAYERS>;
+
+#[inline]
+pub(crate) fn le_i32(b: &[u8], i: usize) -> i32 {
+    match b.get(4 * i..4 * i + 4) {
+        Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Decodes and validates a whole blob (header, CRC, model).
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<(Model<'a>, Stages), BlobError> {
+        if bytes.len() < 4 {
+            return Err(BlobError::Truncated);
+        }
+        if bytes[..4] != MAGIC {
+            return Err(BlobError::BadMagic);
+        }
+        let (header, rest): (Header, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|_| BlobError::Truncated)?;
+        if header.version != VERSION {
+            return Err(BlobError::UnsupportedVersion(header.version));
+        }
+        let len = header.payload_len as usize;
+        if rest.len() < len {
+            return Err(BlobError::Truncated);
+        }
+        if rest.len() > len {
+            return Err(BlobError::TrailingBytes);
+        }
+        let expected = u32::from_le_bytes(header.crc);
+        let actual = crate::crc::crc32(rest);
+        if expected != actual {
+            return Err(BlobError::CrcMismatch { expected, actual });
+        }
+        let (model, tail): (Model<'a>, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|_| BlobError::Malformed)?;
+        if !tail.is_empty() {
+            return Err(BlobError::TrailingBytes);
+        }
+        let stages = model.validate()?;
+        Ok((model, stages))
+    }
+
+    /// Validates and encodes the model as a blob into `buf`; returns the blob length.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, BlobError> {
+        self.validate()?;
+        if buf.len() < MAX_HEADER_BYTES {
+            return Err(BlobError::BufferTooSmall);
+        }
+        let payload_len = postcard::to_slice(self, &mut buf[MAX_HEADER_BYTES..])
+            .map_err(|_| BlobError::BufferTooSmall)?
+            .len();
+        let payload = &buf[MAX_HEADER_BYTES..MAX_HEADER_BYTES + payload_len];
+        let header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            payload_len: u32::try_from(payload_len).map_err(|_| BlobError::BufferTooSmall)?,
+            crc: crate::crc::crc32(payload).to_le_bytes(),
+        };
+        let mut hbuf = [0u8; MAX_HEADER_BYTES];
+        let hlen = postcard::to_slice(&header, &mut hbuf)
+            .map_err(|_| BlobError::BufferTooSmall)?
+            .len();
+        buf.copy_within(MAX_HEADER_BYTES..MAX_HEADER_BYTES + payload_len, hlen);
+        buf[..hlen].copy_from_slice(&hbuf[..hlen]);
+        Ok(hlen + payload_len)
+    }
+
+    /// Checks every structural and numeric property inference relies on and
+    /// resolves the compute stages.
+    pub fn validate(&self) -> Result<Stages, BlobError> {
+        if self.input != InputDesc::FLAPPY {
+            return Err(BlobError::BadInput);
+        }
+        if self.num_actions as usize != NUM_ACTIONS {
+            return Err(BlobError::BadActionCount);
+        }
+        if self.layers.is_empty() {
+            return Err(BlobError::NoLayers);
+        }
+        let n = self.layers.len();
+        let mut stages = Stages::new();
+        let mut shape = Shape { c: 4, h: 80, w: 80 };
+        let mut seen_dense = false;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let shape_err = BlobError::ShapeMismatch { layer: i };
+            let last = i + 1 == n;
+            match layer.kind {
+                LayerKind::MaxPool { k } => {
+                    let prev_is_first_conv =
+                        i == 1 && matches!(self.layers[0].kind, LayerKind::Conv2d { .. });
+                    if !prev_is_first_conv || last {
+                        return Err(BlobError::UnsupportedLayer { layer: i });
+                    }
+                    if layer.relu {
+                        return Err(BlobError::BadRelu { layer: i });
+                    }
+                    empty_params(layer, i)?;
+                    let k = k as usize;
+                    if k == 0 || k > shape.h || k > shape.w {
+                        return Err(shape_err);
+                    }
+                    shape = Shape {
+                        c: shape.c,
+                        h: shape.h / k,
+                        w: shape.w / k,
+                    };
+                    let st = stages
+                        .last_mut()
+                        .ok_or(BlobError::UnsupportedLayer { layer: i })?;
+                    st.pool = k;
+                    st.output = shape;
+                    if shape.w * shape.c > POOL_ROW_CAP || shape.len() > ACT_CAP {
+                        return Err(BlobError::CapacityExceeded { layer: i });
+                    }
+                    continue;
+                }
+                LayerKind::Conv2d {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                } => {
+                    if seen_dense || last {
+                        return Err(BlobError::UnsupportedLayer { layer: i });
+                    }
+                    let (in_c, out_c, k, s, p) = (
+                        in_c as usize,
+                        out_c as usize,
+                        k as usize,
+                        stride as usize,
+                        pad as usize,
+                    );
+                    if in_c != shape.c || out_c == 0 || k == 0 || s == 0 || p >= k {
+                        return Err(shape_err);
+                    }
+                    if shape.h + 2 * p < k || shape.w + 2 * p < k {
+                        return Err(shape_err);
+                    }
+                    let out = Shape {
+                        c: out_c,
+                        h: (shape.h + 2 * p - k) / s + 1,
+                        w: (shape.w + 2 * p - k) / s + 1,
+                    };
+                    if out_c > ACC_CAP {
+                        return Err(BlobError::CapacityExceeded { layer: i });
+                    }
+                    if i == 0 {
+                        // Binary kernel: a k-bit window of a padded 80-bit row in a u128.
+                        if k > MAX_K1 || in_c * k * out_c > ROWSUM_CAP || shape.w + 2 * p > 128 {
+                            return Err(BlobError::CapacityExceeded { layer: i });
+                        }
+                        if out.w * out.c > POOL_ROW_CAP {
+                            return Err(BlobError::CapacityExceeded { layer: i });
+                        }
+                    }
+                    check_len(layer.weights, k * k * in_c * out_c, i, Field::Weights)?;
+                    let is_next_pool = matches!(
+                        self.layers.get(i + 1).map(|l| l.kind),
+                        Some(LayerKind::MaxPool { .. })
+                    );
+                    if !is_next_pool && out.len() > ACT_CAP {
+                        return Err(BlobError::CapacityExceeded { layer: i });
+                    }
+                    self.check_params(layer, i, out_c, false)?;
+                    let max_in: i64 = if i == 0 { 1 } else { 255 };
+                    for oc in 0..out_c {
+                        let mut sum: i64 = 0;
+                        let mut j = oc;
+                        while j < layer.weights.0.len() {
+                            sum += (layer.weights.0[j] as i8 as i64).abs();
+                            j += out_c;
+                        }
+                        check_overflow(sum, max_in, le_i32(layer.biases.0, oc), i, oc)?;
+                    }
+                    push_stage(
+                        &mut stages,
+                        Stage {
+                            layer: i,
+                            pool: 1,
+                            input: shape,
+                            pre_pool: out,
+                            output: out,
+                            last,
+                        },
+                    )?;
+                    shape = out;
+                }
+                LayerKind::Dense { inp, out } => {
+                    if i == 0 {
+                        return Err(BlobError::UnsupportedLayer { layer: i });
+                    }
+                    seen_dense = true;
+                    let (inp, out) = (inp as usize, out as usize);
+                    if inp != shape.len() || out == 0 {
+                        return Err(shape_err);
+                    }
+                    if out > ACC_CAP || (!last && out > ACT_CAP) {
+                        return Err(BlobError::CapacityExceeded { layer: i });
+                    }
+                    let wlen = inp.checked_mul(out).ok_or(shape_err)?;
+                    check_len(layer.weights, wlen, i, Field::Weights)?;
+                    self.check_params(layer, i, out, last)?;
+                    for o in 0..out {
+                        let sum: i64 = layer
+                            .weights
+                            .0
+                            .iter()
+                            .skip(o)
+                            .step_by(out)
+                            .map(|&w| (w as i8 as i64).abs())
+                            .sum();
+                        check_overflow(sum, 255, le_i32(layer.biases.0, o), i, o)?;
+                    }
+                    let o = Shape { c: out, h: 1, w: 1 };
+                    push_stage(
+                        &mut stages,
+                        Stage {
+                            layer: i,
+                            pool: 1,
+                            input: shape,
+                            pre_pool: o,
+                            output: o,
+                            last,
+                        },
+                    )?;
+                    shape = o;
+                }
+            }
+        }
+        let last = self.layers[n - 1];
+        if !matches!(last.kind, LayerKind::Dense { .. }) {
+            return Err(BlobError::UnsupportedLayer { layer: n - 1 });
+        }
+        if shape.len() != self.num_actions as usize {
+            return Err(BlobError::BadOutput);
+        }
+        Ok(stages)
+    }
+
+    fn check_params(
+        &self,
+        layer: &Layer,
+        i: usize,
+        out_c: usize,
+        last: bool,
+    ) -> Result<(), BlobError> {
+        check_len(layer.biases, out_c * 4, i, Field::Biases)?;
+        if last {
+            if layer.relu {
+                return Err(BlobError::BadRelu { layer: i });
+            }
+            check_len(layer.w_scales, 4, i, Field::WScales)?;
+            check_len(layer.multipliers, 0, i, Field::Multipliers)?;
+            check_len(layer.shifts, 0, i, Field::Shifts)?;
+            return Ok(());
+        }
+        if !layer.relu {
+            return Err(BlobError::BadRelu { layer: i });
+        }
+        check_len(layer.w_scales, out_c * 4, i, Field::WScales)?;
+        check_len(layer.multipliers, out_c * 4, i, Field::Multipliers)?;
+        check_len(layer.shifts, out_c, i, Field::Shifts)?;
+        for oc in 0..out_c {
+            if layer.shifts.0[oc] > MAX_SHIFT {
+                return Err(BlobError::ShiftOutOfRange {
+                    layer: i,
+                    channel: oc,
+                });
+            }
+            if le_i32(layer.multipliers.0, oc) < 0 {
+                return Err(BlobError::BadMultiplier {
+                    layer: i,
+                    channel: oc,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_stage(stages: &mut Stages, st: Stage) -> Result<(), BlobError> {
+    stages.push(st).map_err(|_| BlobError::Malformed)
+}
+
+fn empty_params(layer: &Layer, i: usize) -> Result<(), BlobError> {
+    check_len(layer.weights, 0, i, Field::Weights)?;
+    check_len(layer.biases, 0, i, Field::Biases)?;
+    check_len(layer.multipliers, 0, i, Field::Multipliers)?;
+    check_len(layer.shifts, 0, i, Field::Shifts)?;
+    check_len(layer.w_scales, 0, i, Field::WScales)
+}
+
+fn check_len(b: Bytes, want: usize, layer: usize, field: Field) -> Result<(), BlobError> {
+    if b.0.len() == want {
+        Ok(())
+    } else {
+        Err(BlobError::BadLength { layer, field })
+    }
+}
+
+/// Worst case `sum |w| * max_in + |bias|` must fit in i32 (and so must every
+/// partial sum, which is bounded by it).
+fn check_overflow(
+    sum_abs_w: i64,
+    max_in: i64,
+    bias: i32,
+    layer: usize,
+    channel: usize,
+) -> Result<(), BlobError> {
+    let bound = sum_abs_w * max_in + (bias as i64).abs();
+    if bound > i32::MAX as i64 {
+        Err(BlobError::AccumulatorOverflow { layer, channel })
+    } else {
+        Ok(())
+    }
+}
+
+/// Worst-case accumulator magnitude of every output channel of layer `layer`
+/// (`sum |w| * max_in + |bias|`, max over channels), for host reports.
+pub fn worst_case_accumulator(model: &Model, layer: usize) -> i64 {
+    let Some(l) = model.layers.get(layer) else {
+        return 0;
+    };
+    let (out, max_in) = match l.kind {
+        LayerKind::Conv2d { out_c, .. } => (out_c as usize, if layer == 0 { 1 } else { 255 }),
+        LayerKind::Dense { out, .. } => (out as usize, 255),
+        LayerKind::MaxPool { .. } => return 0,
+    };
+    (0..out)
+        .map(|o| {
+            let s: i64 = l
+                .weights
+                .0
+                .iter()
+                .skip(o)
+                .step_by(out)
+                .map(|&w| (w as i8 as i64).abs())
+                .sum();
+            s * max_in + (le_i32(l.biases.0, o) as i64).abs()
+        })
+        .max()
+        .unwrap_or(0)
+}

@@ -1,0 +1,285 @@
+//! A loaded policy: the validated blob plus its working buffers.
+
+use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
+use crate::kernels::{self, Conv1Scratch, ConvGeom, Requant};
+use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
+use flappy::FrameStack;
+
+/// All working memory of one decision, sized by the crate's capacity constants
+/// (every blob is checked against them at load).
+#[derive(Clone)]
+pub struct Scratch {
+    act: [[u8; ACT_CAP]; 2],
+    acc: [i32; ACC_CAP],
+    pool_row: [i32; POOL_ROW_CAP],
+    rowsum: [i32; ROWSUM_CAP],
+    rows: [u128; 4 * MAX_K1],
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            act: [[0; ACT_CAP]; 2],
+            acc: [0; ACC_CAP],
+            pool_row: [0; POOL_ROW_CAP],
+            rowsum: [0; ROWSUM_CAP],
+            rows: [0; 4 * MAX_K1],
+        }
+    }
+}
+
+/// Peak RAM of one decision: the working buffers plus the 4-frame stack.
+pub const PEAK_RAM_BYTES: usize =
+    core::mem::size_of::<Scratch>() + core::mem::size_of::<FrameStack>();
+
+/// A validated policy blob with its working buffers.
+#[derive(Clone)]
+pub struct Policy<'a> {
+    model: Model<'a>,
+    stages: Stages,
+    scratch: Scratch,
+}
+
+impl core::fmt::Debug for Policy<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Policy")
+            .field("stages", &self.stages)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stage produced (for the trace hook).
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
+enum StageOut<'b> {
+    /// u8 activations, HWC.
+    U8(&'b [u8]),
+    /// Raw i32 Q-values.
+    I32(&'b [i32]),
+}
+
+impl<'a> Policy<'a> {
+    /// Decodes and validates `bytes` (see [`Model::from_bytes`]) and prepares the buffers.
+    pub fn from_blob(bytes: &'a [u8]) -> Result<Policy<'a>, BlobError> {
+        let (model, stages) = Model::from_bytes(bytes)?;
+        let mut p = Policy {
+            model,
+            stages,
+            scratch: Scratch::new(),
+        };
+        let first = p.stages[0];
+        let g = p.geom(&first);
+        kernels::conv1_row_sums(
+            &g,
+            p.model.layers[first.layer].weights.0,
+            &mut p.scratch.rowsum,
+        );
+        Ok(p)
+    }
+
+    /// The decoded model (descriptor, quantization parameters, borrowed tensors).
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+
+    /// The compute stages (conv/dense with a fused pool) and their shapes.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    fn geom(&self, st: &Stage) -> ConvGeom {
+        let (k, stride, pad) = match self.model.layers[st.layer].kind {
+            LayerKind::Conv2d { k, stride, pad, .. } => (k as usize, stride as usize, pad as usize),
+            _ => (1, 1, 0),
+        };
+        ConvGeom {
+            in_c: st.input.c,
+            in_h: st.input.h,
+            in_w: st.input.w,
+            out_c: st.pre_pool.c,
+            k,
+            stride,
+            pad,
+        }
+    }
+
+    /// Raw integer Q-values, one per action, all on the scale of the last layer
+    /// (so their order is the float network's order up to quantization error).
+    pub fn q_values(&mut self, stack: &FrameStack) -> [i32; NUM_ACTIONS] {
+        self.run(stack, |_, _, _| {})
+    }
+
+    /// The greedy action index (0 = Idle, 1 = Flap): argmax of
+    /// [`Policy::q_values`], ties to the lowest index (Idle).
+    pub fn act_index(&mut self, stack: &FrameStack) -> usize {
+        argmax(&self.q_values(stack))
+    }
+
+    #[inline(always)]
+    fn run(
+        &mut self,
+        stack: &FrameStack,
+        mut hook: impl FnMut(usize, &Stage, StageOut),
+    ) -> [i32; NUM_ACTIONS] {
+        let frames: [&flappy::Frame; STACK_LEN] = core::array::from_fn(|i| stack.frame(i));
+        let Scratch {
+            act,
+            acc,
+            pool_row,
+            rowsum,
+            rows,
+        } = &mut self.scratch;
+        let [buf_a, buf_b] = act;
+        let (mut cur, mut nxt): (&mut [u8; ACT_CAP], &mut [u8; ACT_CAP]) = (buf_a, buf_b);
+        let mut q = [0i32; NUM_ACTIONS];
+        for (si, st) in self.stages.iter().enumerate() {
+            let layer = &self.model.layers[st.layer];
+            let rq = Requant {
+                multipliers: layer.multipliers.0,
+                shifts: layer.shifts.0,
+            };
+            let (w, b) = (layer.weights.0, layer.biases.0);
+            let n_out = st.output.len();
+            match layer.kind {
+                LayerKind::Conv2d { k, stride, pad, .. } => {
+                    let g = ConvGeom {
+                        in_c: st.input.c,
+                        in_h: st.input.h,
+                        in_w: st.input.w,
+                        out_c: st.pre_pool.c,
+                        k: k as usize,
+                        stride: stride as usize,
+                        pad: pad as usize,
+                    };
+                    if si == 0 {
+                        let s = Conv1Scratch {
+                            acc: &mut acc[..],
+                            pool_row: &mut pool_row[..],
+                            rows: &mut rows[..],
+                            rowsum: &rowsum[..],
+                        };
+                        kernels::conv1_binary(frames, &g, st.pool, w, b, rq, s, &mut nxt[..]);
+                    } else {
+                        kernels::conv_u8(
+                            &cur[..st.input.len()],
+                            &g,
+                            w,
+                            b,
+                            rq,
+                            &mut acc[..],
+                            &mut nxt[..],
+                        );
+                    }
+                }
+                LayerKind::Dense { .. } => {
+                    if st.last {
+                        kernels::dense_acc(&cur[..st.input.len()], n_out, w, b, &mut acc[..]);
+                        for (qv, &a) in q.iter_mut().zip(acc.iter()) {
+                            *qv = a;
+                        }
+                        hook(si, st, StageOut::I32(&acc[..n_out]));
+                        return q;
+                    }
+                    kernels::dense_u8(
+                        &cur[..st.input.len()],
+                        n_out,
+                        w,
+                        b,
+                        rq,
+                        &mut acc[..],
+                        &mut nxt[..],
+                    );
+                }
+                LayerKind::MaxPool { .. } => {}
+            }
+            hook(si, st, StageOut::U8(&nxt[..n_out]));
+            core::mem::swap(&mut cur, &mut nxt);
+        }
+        q
+    }
+}
+
+/// Index of the largest value, ties to the lowest index.
+pub(crate) fn argmax(q: &[i32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in q.iter().enumerate() {
+        if v > q[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(feature = "std")]
+impl Policy<'_> {
+    /// The scale of the Q-values: `q_float ≈ q_values * output_scale()`.
+    pub fn output_scale(&self) -> f32 {
+        self.model
+            .layers
+            .last()
+            .map(|l| f32::from_bits(l.out_scale))
+            .unwrap_or(0.0)
+    }
+
+    /// The output scale of every stage (u8 activation scale; Q-value scale for the last).
+    pub fn layer_scales(&self) -> std::vec::Vec<f32> {
+        self.stages
+            .iter()
+            .map(|st| f32::from_bits(self.model.layers[st.layer].out_scale))
+            .collect()
+    }
+}
+
+/// One stage's integer outputs, in PyTorch NCHW order, with their scale.
+#[cfg(feature = "trace")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageTrace {
+    /// Index of the compute layer in the blob.
+    pub layer: usize,
+    /// Output shape (channels, height, width).
+    pub shape: (usize, usize, usize),
+    /// Integer values (u8 activations widened, or raw i32 Q-values), NCHW order.
+    pub values: std::vec::Vec<i32>,
+    /// Real value of one integer step.
+    pub scale: f32,
+}
+
+/// Every stage's outputs of one decision.
+#[cfg(feature = "trace")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// One entry per stage (conv / dense, with a following max-pool fused).
+    pub stages: std::vec::Vec<StageTrace>,
+    /// The Q-values ([`Policy::q_values`]).
+    pub q: [i32; NUM_ACTIONS],
+}
+
+#[cfg(feature = "trace")]
+impl Policy<'_> {
+    /// Runs one decision and records every stage's integer activations.
+    pub fn q_values_trace(&mut self, stack: &FrameStack) -> Trace {
+        let scales = self.layer_scales();
+        let mut stages = std::vec::Vec::new();
+        let q = self.run(stack, |si, st, out| {
+            let sh = st.output;
+            let hwc: std::vec::Vec<i32> = match out {
+                StageOut::U8(v) => v.iter().map(|&x| x as i32).collect(),
+                StageOut::I32(v) => v.to_vec(),
+            };
+            let mut values = std::vec![0i32; hwc.len()];
+            for c in 0..sh.c {
+                for y in 0..sh.h {
+                    for x in 0..sh.w {
+                        values[(c * sh.h + y) * sh.w + x] = hwc[(y * sh.w + x) * sh.c + c];
+                    }
+                }
+            }
+            stages.push(StageTrace {
+                layer: st.layer,
+                shape: (sh.c, sh.h, sh.w),
+                values,
+                scale: scales[si],
+            });
+        });
+        Trace { stages, q }
+    }
+}

@@ -1,0 +1,192 @@
+//! Fixed-point requantization, gemmlowp style (see `docs/quantization.md`).
+//!
+//! A real multiplier `M` in `[0, 1)` is stored as a Q31 mantissa `m0` (an `i32`,
+//! normally in `[2^30, 2^31)`) and a right shift `shift` in `0..=31`:
+//! `M ≈ m0 * 2^-31 * 2^-shift`.
+
+/// Largest right shift a blob may carry.
+pub const MAX_SHIFT: u8 = 31;
+
+/// gemmlowp `SaturatingRoundingDoublingHighMul`: `round(a * b / 2^31)` with
+/// halves rounded up (toward +inf; gemmlowp's nudge then truncating division), saturating the one overflowing case `a = b = i32::MIN`.
+#[inline(always)]
+pub fn srdhm(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    // |ab + nudge| / 2^31 < 2^31 except the case handled above.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp `RoundingDivideByPOT`: `round(x / 2^e)`, halves away from zero.
+/// `e` must be `<= 31` (callers validate; larger values are clamped to 31).
+#[inline(always)]
+pub fn rdbpot(x: i32, e: u8) -> i32 {
+    let e = if e > MAX_SHIFT { MAX_SHIFT } else { e };
+    let mask = ((1u32 << e) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + (x < 0) as i32;
+    (x >> e) + (remainder > threshold) as i32
+}
+
+/// Requantizes an accumulator: `rdbpot(srdhm(acc, m0), shift)` clamped to `0..=255`
+/// (the clamp at 0 is the ReLU; the output zero point is 0).
+#[inline(always)]
+pub fn requantize_u8(acc: i32, m0: i32, shift: u8) -> u8 {
+    let v = rdbpot(srdhm(acc, m0), shift);
+    v.clamp(0, 255) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exact reference: `n / 2^e` rounded half up (toward +inf), in i128.
+    fn round_half_up_pow2(n: i128, e: u32) -> i128 {
+        (n + (1i128 << (e - 1))).div_euclid(1i128 << e)
+    }
+
+    /// Exact reference: `q = n / 2^e` rounded half away from zero, in i128.
+    fn round_div_pow2(n: i128, e: u32) -> i128 {
+        let d = 1i128 << e;
+        let q = n.abs() / d;
+        let r = n.abs() % d;
+        let q = if 2 * r >= d { q + 1 } else { q };
+        if n < 0 {
+            -q
+        } else {
+            q
+        }
+    }
+
+    fn reference(acc: i32, m0: i32, shift: u8) -> u8 {
+        let step1 = round_half_up_pow2(acc as i128 * m0 as i128, 31)
+            .clamp(i32::MIN as i128, i32::MAX as i128);
+        let step2 = round_div_pow2(step1, shift as u32);
+        step2.clamp(0, 255) as u8
+    }
+
+    fn reference_i32(acc: i32, m0: i32, shift: u8) -> i32 {
+        let step1 = round_half_up_pow2(acc as i128 * m0 as i128, 31)
+            .clamp(i32::MIN as i128, i32::MAX as i128);
+        round_div_pow2(step1, shift as u32) as i32
+    }
+
+    const ACCS: [i32; 16] = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        255,
+        -255,
+        1 << 20,
+        -(1 << 20),
+        123_456_789,
+        -123_456_789,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        i32::MAX - 1,
+        1 << 30,
+    ];
+    const M0S: [i32; 9] = [
+        0,
+        1,
+        1 << 30,
+        (1 << 30) + 1,
+        i32::MAX,
+        i32::MAX - 1,
+        1_518_500_250,
+        i32::MIN,
+        -(1 << 30),
+    ];
+
+    #[test]
+    fn srdhm_and_rdbpot_match_i128_reference_on_edges() {
+        for &acc in &ACCS {
+            for &m0 in &M0S {
+                for shift in [0u8, 1, 2, 7, 15, 30, 31] {
+                    assert_eq!(
+                        rdbpot(srdhm(acc, m0), shift),
+                        reference_i32(acc, m0, shift),
+                        "acc={acc} m0={m0} shift={shift}"
+                    );
+                    assert_eq!(
+                        requantize_u8(acc, m0, shift),
+                        reference(acc, m0, shift),
+                        "acc={acc} m0={m0} shift={shift}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saturating_case() {
+        assert_eq!(srdhm(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(srdhm(i32::MIN, i32::MAX), -i32::MAX);
+        assert_eq!(srdhm(i32::MAX, i32::MAX), i32::MAX - 1);
+    }
+
+    #[test]
+    fn negative_halves_round_away_from_zero() {
+        assert_eq!(rdbpot(-3, 1), -2); // -1.5 -> -2
+        assert_eq!(rdbpot(3, 1), 2); // 1.5 -> 2
+        assert_eq!(rdbpot(-5, 2), -1); // -1.25 -> -1
+        assert_eq!(rdbpot(-6, 2), -2); // -1.5 -> -2
+        assert_eq!(rdbpot(i32::MIN, 31), -1);
+        assert_eq!(rdbpot(i32::MAX, 31), 1);
+        assert_eq!(rdbpot(-7, 0), -7);
+        // srdhm rounds halves up (toward +inf), as gemmlowp does:
+        // -0.5 -> 0, +0.5 -> +1, -1.5 -> -1.
+        assert_eq!(srdhm(-1, 1 << 30), 0);
+        assert_eq!(srdhm(1, 1 << 30), 1);
+        assert_eq!(srdhm(-3, 1 << 30), -1);
+        assert_eq!(srdhm(-1, (1 << 30) + 1), -1);
+    }
+
+    #[test]
+    fn saturates_to_u8_range() {
+        assert_eq!(requantize_u8(i32::MAX, i32::MAX, 0), 255);
+        assert_eq!(requantize_u8(i32::MIN, i32::MAX, 0), 0);
+        assert_eq!(requantize_u8(1000, 1 << 30, 1), 250); // 1000 * 0.5 * 0.5
+        assert_eq!(requantize_u8(-1000, 1 << 30, 1), 0);
+    }
+
+    #[test]
+    fn random_inputs_match_reference() {
+        // xorshift, deterministic
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..200_000 {
+            let r = next();
+            let acc = r as i32 >> (r >> 59);
+            let m0 = (next() >> 33) as i32;
+            let shift = (next() % 32) as u8;
+            assert_eq!(rdbpot(srdhm(acc, m0), shift), reference_i32(acc, m0, shift));
+        }
+    }
+
+    #[test]
+    fn monotone_in_acc_for_nonnegative_multiplier() {
+        // Max-pooling before requantization relies on this.
+        let mut prev = requantize_u8(-100_000, 1_518_500_250, 9);
+        for acc in (-100_000..400_000).step_by(7) {
+            let q = requantize_u8(acc, 1_518_500_250, 9);
+            assert!(q >= prev);
+            prev = q;
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Shared test helpers: a random integer model of any supported architecture,
+//! a deterministic RNG, random frame stacks, and a naive integer reference.
+#![allow(dead_code)]
+
+use policy_core::blob::{Bytes, InputDesc, Layer, LayerKind, Model};
+use policy_core::requant::requantize_u8;
+use policy_core::{Frame, FrameStack};
+
+/// xorshift64*, deterministic.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn i8_in(&mut self, lim: i64) -> i8 {
+        (self.below(2 * lim as u64 + 1) as i64 - lim) as i8
+    }
+}
+
+/// Owned tensors of one layer (the blob borrows from these).
+#[derive(Clone, Debug)]
+pub struct OwnedLayer {
+    pub kind: LayerKind,
+    pub relu: bool,
+    pub weights: Vec<u8>,
+    pub biases: Vec<u8>,
+    pub mult: Vec<u8>,
+    pub shifts: Vec<u8>,
+    pub w_scales: Vec<u8>,
+}
+
+impl OwnedLayer {
+    pub fn view(&self) -> Layer<'_> {
+        Layer {
+            kind: self.kind,
+            relu: self.relu,
+            out_scale: 1.0f32.to_bits(),
+            w_scales: Bytes(&self.w_scales),
+            multipliers: Bytes(&self.mult),
+            shifts: Bytes(&self.shifts),
+            weights: Bytes(&self.weights),
+            biases: Bytes(&self.biases),
+        }
+    }
+}
+
+pub fn model_of(layers: &[OwnedLayer]) -> Model<'_> {
+    let mut v = heapless::Vec::new();
+    for l in layers {
+        v.push(l.view()).unwrap();
+    }
+    Model {
+        input: InputDesc::FLAPPY,
+        num_actions: 2,
+        layers: v,
+    }
+}
+
+pub fn encode(layers: &[OwnedLayer]) -> Vec<u8> {
+    let m = model_of(layers);
+    let mut buf = vec![0u8; 4 << 20];
+    let n = m.encode_into(&mut buf).expect("encode");
+    buf.truncate(n);
+    buf
+}
+
+/// A compute layer with random weights in `-wlim..=wlim`, random biases and
+/// requantization multipliers with the given shift.
+pub fn rand_layer(
+    rng: &mut Rng,
+    kind: LayerKind,
+    last: bool,
+    wlim: i64,
+    blim: i64,
+    shift: u8,
+) -> OwnedLayer {
+    let (wn, out) = match kind {
+        LayerKind::Conv2d { in_c, out_c, k, .. } => (
+            k as usize * k as usize * in_c as usize * out_c as usize,
+            out_c as usize,
+        ),
+        LayerKind::Dense { inp, out } => (inp as usize * out as usize, out as usize),
+        LayerKind::MaxPool { .. } => unreachable!(),
+    };
+    let weights = (0..wn).map(|_| rng.i8_in(wlim) as u8).collect();
+    let biases = (0..out)
+        .flat_map(|_| ((rng.below(2 * blim as u64 + 1) as i64 - blim) as i32).to_le_bytes())
+        .collect();
+    let (mult, shifts, w_scales) = if last {
+        (vec![], vec![], 0.01f32.to_bits().to_le_bytes().to_vec())
+    } else {
+        (
+            (0..out)
+                .flat_map(|_| ((1u32 << 30) + (rng.next() as u32 >> 2)).to_le_bytes())
+                .collect(),
+            (0..out).map(|_| shift + (rng.below(2) as u8)).collect(),
+            (0..out)
+                .flat_map(|_| 0.01f32.to_bits().to_le_bytes())
+                .collect(),
+        )
+    };
+    OwnedLayer {
+        kind,
+        relu: !last,
+        weights,
+        biases,
+        mult,
+        shifts,
+        w_scales,
+    }
+}
+
+pub fn pool_layer(k: u8) -> OwnedLayer {
+    OwnedLayer {
+        kind: LayerKind::MaxPool { k },
+        relu: false,
+        weights: vec![],
+        biases: vec![],
+        mult: vec![],
+        shifts: vec![],
+        w_scales: vec![],
+    }
+}
+
+/// The classic architecture with random integer parameters.
+pub fn classic(seed: u64) -> Vec<OwnedLayer> {
+    let mut rng = Rng(seed | 1);
+    vec![
+        rand_layer(
+            &mut rng,
+            LayerKind::Conv2d {
+                in_c: 4,
+                out_c: 32,
+                k: 8,
+                stride: 4,
+                pad: 2,
+            },
+            false,
+            60,
+            200,
+            3,
+        ),
+        pool_layer(2),
+        rand_layer(
+            &mut rng,
+            LayerKind::Conv2d {
+                in_c: 32,
+                out_c: 64,
+                k: 4,
+                stride: 2,
+                pad: 1,
+            },
+            false,
+            127,
+            20_000,
+            10,
+        ),
+        rand_layer(
+            &mut rng,
+            LayerKind::Conv2d {
+                in_c: 64,
+                out_c: 64,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            },
+            false,
+            127,
+            20_000,
+            10,
+        ),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense {
+                inp: 1600,
+                out: 512,
+            },
+            false,
+            127,
+            50_000,
+            11,
+        ),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense { inp: 512, out: 2 },
+            true,
+            127,
+            50_000,
+            0,
+        ),
+    ]
+}
+
+/// A random frame: mostly sparse noise plus full rows and solid blocks (like
+/// the ground band and pipes), so every conv1 path (zero, all-ones, mixed) runs.
+pub fn rand_frame(rng: &mut Rng) -> Frame {
+    let mut f = Frame::empty();
+    let density = rng.below(40);
+    for r in 0..80 {
+        for c in 0..80 {
+            if rng.below(100) < density {
+                f.set(r, c, true);
+            }
+        }
+    }
+    let ground = 60 + rng.below(20) as usize;
+    for r in ground..80 {
+        for c in 0..80 {
+            f.set(r, c, true);
+        }
+    }
+    let x0 = rng.below(70) as usize;
+    let w = 1 + rng.below(12) as usize;
+    for r in 0..80 {
+        for c in x0..(x0 + w).min(80) {
+            f.set(r, c, true);
+        }
+    }
+    f
+}
+
+pub fn rand_stack(rng: &mut Rng) -> FrameStack {
+    let mut s = FrameStack::new(&rand_frame(rng));
+    for _ in 0..rng.below(4) {
+        s.push(&rand_frame(rng));
+    }
+    s
+}
+
+fn le_i32(b: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+}
+
+/// Naive reference, NCHW activations, straight from the definitions: conv ->
+/// requant (ReLU clamp) -> max-pool -> ... -> dense; returns every stage's
+/// output (NCHW, as i32) and the Q-values.
+pub fn reference(layers: &[OwnedLayer], stack: &FrameStack) -> (Vec<Vec<i32>>, [i32; 2]) {
+    let (mut c, mut h, mut w) = (4usize, 80usize, 80usize);
+    let mut x: Vec<i64> = Vec::with_capacity(4 * 6400);
+    for ch in 0..4 {
+        for y in 0..80 {
+            for xx in 0..80 {
+                x.push(stack.frame(ch).get(y, xx) as i64);
+            }
+        }
+    }
+    let mut stages: Vec<Vec<i32>> = vec![];
+    let mut q = [0i32; 2];
+    for (li, l) in layers.iter().enumerate() {
+        match l.kind {
+            LayerKind::Conv2d {
+                in_c,
+                out_c,
+                k,
+                stride,
+                pad,
+            } => {
+                let (ic, oc, k, s, p) = (
+                    in_c as usize,
+                    out_c as usize,
+                    k as usize,
+                    stride as usize,
+                    pad as usize,
+                );
+                let oh = (h + 2 * p - k) / s + 1;
+                let ow = (w + 2 * p - k) / s + 1;
+                let mut y = vec![0i64; oc * oh * ow];
+                for o in 0..oc {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut acc = le_i32(&l.biases, o) as i64;
+                            for ci in 0..ic {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let iy = (oy * s + ky) as isize - p as isize;
+                                        let ix = (ox * s + kx) as isize - p as isize;
+                                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w
+                                        {
+                                            continue;
+                                        }
+                                        let wv = l.weights[((ky * k + kx) * ic + ci) * oc + o] as i8
+                                            as i64;
+                                        acc += wv * x[(ci * h + iy as usize) * w + ix as usize];
+                                    }
+                                }
+                            }
+                            let acc = i32::try_from(acc).expect("reference acc overflow");
+                            y[(o * oh + oy) * ow + ox] =
+                                requantize_u8(acc, le_i32(&l.mult, o), l.shifts[o]) as i64;
+                        }
+                    }
+                }
+                (c, h, w) = (oc, oh, ow);
+                x = y;
+                if !matches!(
+                    layers.get(li + 1).map(|l| l.kind),
+                    Some(LayerKind::MaxPool { .. })
+                ) {
+                    stages.push(x.iter().map(|&v| v as i32).collect());
+                }
+            }
+            LayerKind::MaxPool { k } => {
+                let k = k as usize;
+                let (ph, pw) = (h / k, w / k);
+                let mut y = vec![0i64; c * ph * pw];
+                for ch in 0..c {
+                    for py in 0..ph {
+                        for px in 0..pw {
+                            let mut m = i64::MIN;
+                            for dy in 0..k {
+                                for dx in 0..k {
+                                    m = m.max(x[(ch * h + py * k + dy) * w + px * k + dx]);
+                                }
+                            }
+                            y[(ch * ph + py) * pw + px] = m;
+                        }
+                    }
+                }
+                (h, w) = (ph, pw);
+                x = y;
+                stages.push(x.iter().map(|&v| v as i32).collect());
+            }
+            LayerKind::Dense { inp, out } => {
+                let (inp, out) = (inp as usize, out as usize);
+                let mut y = vec![0i64; out];
+                for o in 0..out {
+                    let mut acc = le_i32(&l.biases, o) as i64;
+                    for ch in 0..c {
+                        for yy in 0..h {
+                            for xx in 0..w {
+                                let i_hwc = (yy * w + xx) * c + ch;
+                                assert!(i_hwc < inp);
+                                acc += l.weights[i_hwc * out + o] as i8 as i64
+                                    * x[(ch * h + yy) * w + xx];
+                            }
+                        }
+                    }
+                    let acc = i32::try_from(acc).expect("reference acc overflow");
+                    y[o] = if l.relu {
+                        requantize_u8(acc, le_i32(&l.mult, o), l.shifts[o]) as i64
+                    } else {
+                        acc as i64
+                    };
+                }
+                (c, h, w) = (out, 1, 1);
+                x = y;
+                stages.push(x.iter().map(|&v| v as i32).collect());
+                if !l.relu {
+                    q = [x[0] as i32, x[1] as i32];
+                }
+            }
+        }
+    }
+    (stages, q)
+}
