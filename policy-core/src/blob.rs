@@ -355,23 +355,24 @@ impl<'a> Model<'a> {
     /// Validates and encodes the model as a blob into `buf`; returns the blob length.
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, BlobError> {
         self.validate()?;
+        self.encode_into_unvalidated(buf)
+    }
+
+    /// Encodes without validating (for decoder tests that need hostile blobs
+    /// with a correct CRC); [`Model::encode_into`] is the exporter's entry point.
+    pub fn encode_into_unvalidated(&self, buf: &mut [u8]) -> Result<usize, BlobError> {
         if buf.len() < MAX_HEADER_BYTES {
             return Err(BlobError::BufferTooSmall);
         }
         let payload_len = postcard::to_slice(self, &mut buf[MAX_HEADER_BYTES..])
             .map_err(|_| BlobError::BufferTooSmall)?
             .len();
-        let payload = &buf[MAX_HEADER_BYTES..MAX_HEADER_BYTES + payload_len];
-        let header = Header {
-            magic: MAGIC,
-            version: VERSION,
-            payload_len: u32::try_from(payload_len).map_err(|_| BlobError::BufferTooSmall)?,
-            crc: crate::crc::crc32(payload).to_le_bytes(),
-        };
         let mut hbuf = [0u8; MAX_HEADER_BYTES];
-        let hlen = postcard::to_slice(&header, &mut hbuf)
-            .map_err(|_| BlobError::BufferTooSmall)?
-            .len();
+        let hlen = header_into(
+            &buf[MAX_HEADER_BYTES..MAX_HEADER_BYTES + payload_len],
+            VERSION,
+            &mut hbuf,
+        )?;
         buf.copy_within(MAX_HEADER_BYTES..MAX_HEADER_BYTES + payload_len, hlen);
         buf[..hlen].copy_from_slice(&hbuf[..hlen]);
         Ok(hlen + payload_len)
@@ -589,6 +590,32 @@ impl<'a> Model<'a> {
         }
         Ok(())
     }
+}
+
+fn header_into(payload: &[u8], version: u16, out: &mut [u8]) -> Result<usize, BlobError> {
+    let header = Header {
+        magic: MAGIC,
+        version,
+        payload_len: u32::try_from(payload.len()).map_err(|_| BlobError::BufferTooSmall)?,
+        crc: crate::crc::crc32(payload).to_le_bytes(),
+    };
+    Ok(postcard::to_slice(&header, out)
+        .map_err(|_| BlobError::BufferTooSmall)?
+        .len())
+}
+
+/// Writes a header (magic, `version`, length, CRC of `payload`) followed by
+/// `payload` into `out`; returns the blob length. The payload is not checked:
+/// this is how tests build blobs with arbitrary payloads and a correct CRC.
+pub fn seal(payload: &[u8], version: u16, out: &mut [u8]) -> Result<usize, BlobError> {
+    let hlen = header_into(payload, version, out)?;
+    let end = hlen
+        .checked_add(payload.len())
+        .ok_or(BlobError::BufferTooSmall)?;
+    out.get_mut(hlen..end)
+        .ok_or(BlobError::BufferTooSmall)?
+        .copy_from_slice(payload);
+    Ok(end)
 }
 
 fn push_stage(stages: &mut Stages, st: Stage) -> Result<(), BlobError> {

@@ -152,9 +152,9 @@ pub fn conv1_binary(
         for dy in 0..pool {
             let oy = py * pool + dy;
             let y0 = (oy * g.stride) as isize - g.pad as isize;
-            for c in 0..g.in_c {
+            for (c, frame) in frames.iter().enumerate().take(g.in_c) {
                 for ky in 0..k {
-                    s.rows[c * k + ky] = padded_row(frames[c], y0 + ky as isize, g.pad);
+                    s.rows[c * k + ky] = padded_row(frame, y0 + ky as isize, g.pad);
                 }
             }
             for ox in 0..pw * pool {

@@ -1,6 +1,6 @@
 //! Shared test helpers: a random integer model of any supported architecture,
 //! a deterministic RNG, random frame stacks, and a naive integer reference.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use policy_core::blob::{Bytes, InputDesc, Layer, LayerKind, Model};
 use policy_core::requant::requantize_u8;
@@ -358,4 +358,128 @@ pub fn reference(layers: &[OwnedLayer], stack: &FrameStack) -> (Vec<Vec<i32>>, [
         }
     }
     (stages, q)
+}
+
+/// A small model of the same kinds as the classic net (~2.3 KB blob), for
+/// exhaustive corruption tests and fuzzing.
+pub fn tiny(seed: u64) -> Vec<OwnedLayer> {
+    let mut rng = Rng(seed | 1);
+    vec![
+        rand_layer(
+            &mut rng,
+            LayerKind::Conv2d {
+                in_c: 4,
+                out_c: 4,
+                k: 8,
+                stride: 4,
+                pad: 2,
+            },
+            false,
+            60,
+            200,
+            3,
+        ),
+        pool_layer(2),
+        rand_layer(
+            &mut rng,
+            LayerKind::Conv2d {
+                in_c: 4,
+                out_c: 4,
+                k: 4,
+                stride: 2,
+                pad: 1,
+            },
+            false,
+            127,
+            2_000,
+            7,
+        ),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense { inp: 100, out: 8 },
+            false,
+            127,
+            5_000,
+            8,
+        ),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense { inp: 8, out: 2 },
+            true,
+            127,
+            5_000,
+            0,
+        ),
+    ]
+}
+
+/// The postcard payload of a model (blob minus header), unvalidated.
+pub fn payload_of(layers: &[OwnedLayer]) -> Vec<u8> {
+    let mut buf = vec![0u8; 4 << 20];
+    let n = postcard::to_slice(&model_of(layers), &mut buf)
+        .expect("payload")
+        .len();
+    buf.truncate(n);
+    buf
+}
+
+/// Header + payload with a correct CRC.
+pub fn sealed(payload: &[u8], version: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; payload.len() + 16];
+    let n = policy_core::blob::seal(payload, version, &mut buf).expect("seal");
+    buf.truncate(n);
+    buf
+}
+
+/// One fuzz case: mutates a valid payload (byte overwrites, bit flips, inserts,
+/// deletes, truncation, varint-sized junk), seals it with a correct CRC (or
+/// corrupts the whole blob without resealing), and parses it. A blob that
+/// loads must also run. Returns whether it loaded. Panics only on a bug.
+pub fn fuzz_case(rng: &mut Rng, base_payload: &[u8], stack: &FrameStack) -> bool {
+    let mut p = base_payload.to_vec();
+    let n_mut = 1 + rng.below(4);
+    for _ in 0..n_mut {
+        if p.is_empty() {
+            break;
+        }
+        let at = rng.below(p.len() as u64) as usize;
+        match rng.below(7) {
+            0 => p[at] = rng.next() as u8,
+            1 => p[at] ^= 1 << rng.below(8),
+            2 => p.insert(at, rng.next() as u8),
+            3 => {
+                p.remove(at);
+            }
+            4 => p.truncate(at),
+            5 => {
+                // A large varint (e.g. a huge length or dimension).
+                let v = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+                let k = 1 + rng.below(5) as usize;
+                for (j, b) in v[..k].iter().enumerate() {
+                    if at + j < p.len() {
+                        p[at + j] = *b;
+                    }
+                }
+            }
+            _ => {
+                // Small numbers in the descriptor region (shapes, flags).
+                let lim = p.len().min(64) as u64;
+                let at = rng.below(lim) as usize;
+                p[at] = rng.below(5) as u8;
+            }
+        }
+    }
+    let mut blob = sealed(&p, policy_core::blob::VERSION);
+    if rng.below(8) == 0 && !blob.is_empty() {
+        let at = rng.below(blob.len() as u64) as usize;
+        blob[at] ^= 1 << rng.below(8);
+    }
+    let loaded = match policy_core::Policy::from_blob(&blob) {
+        Ok(mut pol) => {
+            let _ = pol.q_values(stack);
+            true
+        }
+        Err(_) => false,
+    };
+    loaded
 }

@@ -1,0 +1,268 @@
+//! Each kernel against a naive reference on random data and geometries (exact
+//! integer equality), and the RAM budget of one decision.
+#![allow(clippy::needless_range_loop)]
+mod common;
+use common::*;
+use policy_core::blob::LayerKind;
+use policy_core::kernels::{self, Conv1Scratch, ConvGeom, Requant};
+use policy_core::requant::requantize_u8;
+use policy_core::{FrameStack, Policy, Scratch, PEAK_RAM_BYTES};
+
+fn le(b: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+}
+
+/// Naive conv over HWC input (i64), returns raw accumulators HWC.
+fn naive_conv(
+    input: &dyn Fn(usize, usize, usize) -> i64,
+    g: &ConvGeom,
+    w: &[u8],
+    b: &[u8],
+) -> Vec<i64> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut out = vec![0i64; oh * ow * g.out_c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for o in 0..g.out_c {
+                let mut acc = le(b, o) as i64;
+                for ky in 0..g.k {
+                    for kx in 0..g.k {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if iy < 0 || ix < 0 || iy as usize >= g.in_h || ix as usize >= g.in_w {
+                            continue;
+                        }
+                        for c in 0..g.in_c {
+                            acc += w[((ky * g.k + kx) * g.in_c + c) * g.out_c + o] as i8 as i64
+                                * input(iy as usize, ix as usize, c);
+                        }
+                    }
+                }
+                out[(oy * ow + ox) * g.out_c + o] = acc;
+            }
+        }
+    }
+    out
+}
+
+fn rand_rq(rng: &mut Rng, n: usize, shift: u8) -> (Vec<u8>, Vec<u8>) {
+    (
+        (0..n)
+            .flat_map(|_| ((rng.next() >> 33) as i32).to_le_bytes())
+            .collect(),
+        (0..n).map(|_| shift + rng.below(3) as u8).collect(),
+    )
+}
+
+#[test]
+fn conv1_binary_matches_naive_for_many_geometries() {
+    let mut rng = Rng(77);
+    for case in 0..40 {
+        let k = 1 + rng.below(16) as usize;
+        let pad = rng.below(k as u64) as usize;
+        let stride = 1 + rng.below(5) as usize;
+        let out_c = 1 + rng.below(20) as usize;
+        let g = ConvGeom {
+            in_c: 4,
+            in_h: 80,
+            in_w: 80,
+            out_c,
+            k,
+            stride,
+            pad,
+        };
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let pool = 1 + rng.below(3) as usize;
+        if ow / pool * out_c > 1024 || 4 * k * out_c > 1024 || oh / pool == 0 {
+            continue;
+        }
+        let w: Vec<u8> = (0..k * k * 4 * out_c)
+            .map(|_| rng.i8_in(127) as u8)
+            .collect();
+        let b: Vec<u8> = (0..out_c)
+            .flat_map(|_| (rng.below(2001) as i32 - 1000).to_le_bytes())
+            .collect();
+        let (m, s) = rand_rq(&mut rng, out_c, 4);
+        let stack: FrameStack = rand_stack(&mut rng);
+        let frames = [
+            stack.frame(0),
+            stack.frame(1),
+            stack.frame(2),
+            stack.frame(3),
+        ];
+        let mut rowsum = vec![0i32; 1024];
+        kernels::conv1_row_sums(&g, &w, &mut rowsum);
+        let (mut acc, mut pool_row, mut rows) =
+            (vec![0i32; 512], vec![0i32; 1024], vec![0u128; 64]);
+        let (ph, pw) = (oh / pool, ow / pool);
+        let mut out = vec![0u8; ph * pw * out_c];
+        let scr = Conv1Scratch {
+            acc: &mut acc,
+            pool_row: &mut pool_row,
+            rows: &mut rows,
+            rowsum: &rowsum,
+        };
+        kernels::conv1_binary(
+            frames,
+            &g,
+            pool,
+            &w,
+            &b,
+            Requant {
+                multipliers: &m,
+                shifts: &s,
+            },
+            scr,
+            &mut out,
+        );
+        let accs = naive_conv(&|y, x, c| stack.frame(c).get(y, x) as i64, &g, &w, &b);
+        for py in 0..ph {
+            for px in 0..pw {
+                for o in 0..out_c {
+                    let mut best = 0u8;
+                    for dy in 0..pool {
+                        for dx in 0..pool {
+                            let a = accs[((py * pool + dy) * ow + px * pool + dx) * out_c + o];
+                            best = best.max(requantize_u8(a as i32, le(&m, o), s[o]));
+                        }
+                    }
+                    assert_eq!(
+                        out[(py * pw + px) * out_c + o],
+                        best,
+                        "case {case} k{k} s{stride} p{pad} pool{pool}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_u8_matches_naive_for_many_geometries() {
+    let mut rng = Rng(99);
+    for case in 0..40 {
+        let k = 1 + rng.below(5) as usize;
+        let pad = rng.below(k as u64) as usize;
+        let stride = 1 + rng.below(3) as usize;
+        let (in_c, out_c) = (1 + rng.below(40) as usize, 1 + rng.below(70) as usize);
+        let (in_h, in_w) = (k + rng.below(10) as usize, k + rng.below(10) as usize);
+        let g = ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            k,
+            stride,
+            pad,
+        };
+        let sparsity = rng.below(100);
+        let input: Vec<u8> = (0..in_h * in_w * in_c)
+            .map(|_| {
+                if rng.below(100) < sparsity {
+                    0
+                } else {
+                    rng.next() as u8
+                }
+            })
+            .collect();
+        let w: Vec<u8> = (0..k * k * in_c * out_c)
+            .map(|_| rng.i8_in(127) as u8)
+            .collect();
+        let b: Vec<u8> = (0..out_c)
+            .flat_map(|_| (rng.below(200_001) as i32 - 100_000).to_le_bytes())
+            .collect();
+        let (m, s) = rand_rq(&mut rng, out_c, 8);
+        let mut acc = vec![0i32; 512];
+        let mut out = vec![0u8; g.out_h() * g.out_w() * out_c];
+        kernels::conv_u8(
+            &input,
+            &g,
+            &w,
+            &b,
+            Requant {
+                multipliers: &m,
+                shifts: &s,
+            },
+            &mut acc,
+            &mut out,
+        );
+        let accs = naive_conv(
+            &|y, x, c| input[(y * in_w + x) * in_c + c] as i64,
+            &g,
+            &w,
+            &b,
+        );
+        for (i, &a) in accs.iter().enumerate() {
+            let o = i % out_c;
+            assert_eq!(
+                out[i],
+                requantize_u8(i32::try_from(a).unwrap(), le(&m, o), s[o]),
+                "case {case} at {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dense_matches_naive() {
+    let mut rng = Rng(5);
+    for _ in 0..30 {
+        let (inp, out_n) = (1 + rng.below(2000) as usize, 1 + rng.below(512) as usize);
+        let input: Vec<u8> = (0..inp)
+            .map(|_| {
+                if rng.below(2) == 0 {
+                    0
+                } else {
+                    rng.next() as u8
+                }
+            })
+            .collect();
+        let w: Vec<u8> = (0..inp * out_n).map(|_| rng.i8_in(127) as u8).collect();
+        let b: Vec<u8> = (0..out_n)
+            .flat_map(|_| (rng.next() as i32 >> 12).to_le_bytes())
+            .collect();
+        let mut acc = vec![0i32; 512];
+        kernels::dense_acc(&input, out_n, &w, &b, &mut acc);
+        for o in 0..out_n {
+            let want: i64 = le(&b, o) as i64
+                + (0..inp)
+                    .map(|i| input[i] as i64 * w[i * out_n + o] as i8 as i64)
+                    .sum::<i64>();
+            assert_eq!(acc[o] as i64, want);
+        }
+        let (m, s) = rand_rq(&mut rng, out_n, 10);
+        let mut q = vec![0u8; out_n];
+        kernels::dense_u8(
+            &input,
+            out_n,
+            &w,
+            &b,
+            Requant {
+                multipliers: &m,
+                shifts: &s,
+            },
+            &mut acc,
+            &mut q,
+        );
+        for o in 0..out_n {
+            assert_eq!(q[o], requantize_u8(acc[o], le(&m, o), s[o]));
+        }
+    }
+}
+
+#[test]
+fn peak_ram_of_one_decision_fits_64k() {
+    let scratch = std::mem::size_of::<Scratch>();
+    let stack = std::mem::size_of::<FrameStack>();
+    let policy = std::mem::size_of::<Policy>();
+    println!("RAM: scratch {scratch} B + frame stack {stack} B = {PEAK_RAM_BYTES} B (whole Policy struct incl. blob views: {policy} B)");
+    assert_eq!(PEAK_RAM_BYTES, scratch + stack);
+    assert!(policy + stack <= 64 * 1024, "{policy} + {stack}");
+    // The buffers really are the ones the classic net uses.
+    let layers = classic(1);
+    let blob = encode(&layers);
+    let p = Policy::from_blob(&blob).unwrap();
+    let biggest = p.stages().iter().map(|s| s.output.len()).max().unwrap();
+    assert!(biggest <= policy_core::ACT_CAP);
+    assert!(matches!(layers[0].kind, LayerKind::Conv2d { .. }));
+}
