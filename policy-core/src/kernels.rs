@@ -73,10 +73,48 @@ fn add_i8(acc: &mut [i32], w: &[u8]) {
     }
 }
 
+/// `acc += x * w` (u8 times i8; the product fits in i16).
 #[inline(always)]
-fn mac_i8(acc: &mut [i32], w: &[u8], x: i32) {
+fn mac_i8(acc: &mut [i32], w: &[u8], x: u8) {
+    let x = x as i32;
     for (a, &wv) in acc.iter_mut().zip(w) {
         *a += x * (wv as i8 as i32);
+    }
+}
+
+/// `acc += x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3`: four inputs per pass over
+/// the accumulators (a quarter of the accumulator loads and stores).
+#[inline(always)]
+fn mac4_i8(acc: &mut [i32], w: [&[u8]; 4], x: [u8; 4]) {
+    let [w0, w1, w2, w3] = w;
+    let [x0, x1, x2, x3] = x.map(|v| v as i32);
+    for ((((a, &p0), &p1), &p2), &p3) in acc.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+        *a += x0 * (p0 as i8 as i32)
+            + x1 * (p1 as i8 as i32)
+            + x2 * (p2 as i8 as i32)
+            + x3 * (p3 as i8 as i32);
+    }
+}
+
+/// `acc += sum_i x[i] * w[i * n ..][..n]`, skipping zero inputs; the non-zero
+/// inputs are gathered four at a time.
+#[inline(always)]
+fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize) {
+    let mut idx = [0usize; 4];
+    let mut cnt = 0;
+    for (i, &a) in x.iter().enumerate() {
+        if a != 0 {
+            idx[cnt] = i;
+            cnt += 1;
+            if cnt == 4 {
+                let rows = idx.map(|j| &w[j * n..][..n]);
+                mac4_i8(acc, rows, idx.map(|j| x[j]));
+                cnt = 0;
+            }
+        }
+    }
+    for &j in &idx[..cnt] {
+        mac_i8(acc, &w[j * n..][..n], x[j]);
     }
 }
 
@@ -158,36 +196,72 @@ pub fn conv1_binary(
                 }
             }
             for ox in 0..pw * pool {
-                init_bias(acc, biases);
-                let x0 = ox * g.stride;
-                for c in 0..g.in_c {
-                    for ky in 0..k {
-                        let bits = ((s.rows[c * k + ky] << x0) >> (128 - k)) as u32;
-                        if bits == 0 {
-                            continue;
-                        }
-                        if bits == full {
-                            add_i8_i32(acc, &s.rowsum[(c * k + ky) * oc_n..][..oc_n]);
-                            continue;
-                        }
-                        let mut b = bits;
-                        while b != 0 {
-                            let tz = b.trailing_zeros() as usize;
-                            b &= b - 1;
-                            let kx = k - 1 - tz;
-                            add_i8(acc, &weights[((ky * k + kx) * g.in_c + c) * oc_n..][..oc_n]);
-                        }
-                    }
-                }
                 let dst = &mut prow[(ox / pool) * oc_n..][..oc_n];
-                for (m, &a) in dst.iter_mut().zip(acc.iter()) {
-                    *m = (*m).max(a);
-                }
+                let x0 = ox * g.stride;
+                conv1_position(
+                    acc,
+                    oc_n,
+                    &s.rows[..],
+                    x0,
+                    k,
+                    g.in_c,
+                    full,
+                    weights,
+                    biases,
+                    s.rowsum,
+                );
+                max_into(dst, acc);
             }
         }
         let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
         for px in 0..pw {
             rq.apply(&prow[px * oc_n..][..oc_n], &mut orow[px * oc_n..][..oc_n]);
+        }
+    }
+}
+
+#[inline(always)]
+fn max_into(dst: &mut [i32], a: &[i32]) {
+    for (m, &v) in dst.iter_mut().zip(a) {
+        *m = (*m).max(v);
+    }
+}
+
+/// Accumulators of one first-layer output position whose window starts at
+/// padded column `x0` (rows from [`padded_row`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv1_position(
+    acc: &mut [i32],
+    oc_n: usize,
+    rows: &[u128],
+    x0: usize,
+    k: usize,
+    in_c: usize,
+    full: u32,
+    weights: &[u8],
+    biases: &[u8],
+    rowsum: &[i32],
+) {
+    let acc = &mut acc[..oc_n];
+    init_bias(acc, biases);
+    for c in 0..in_c {
+        for ky in 0..k {
+            let bits = ((rows[c * k + ky] << x0) >> (128 - k)) as u32;
+            if bits == 0 {
+                continue;
+            }
+            if bits == full {
+                add_i8_i32(acc, &rowsum[(c * k + ky) * oc_n..][..oc_n]);
+                continue;
+            }
+            let mut b = bits;
+            while b != 0 {
+                let tz = b.trailing_zeros() as usize;
+                b &= b - 1;
+                let kx = k - 1 - tz;
+                add_i8(acc, &weights[((ky * k + kx) * in_c + c) * oc_n..][..oc_n]);
+            }
         }
     }
 }
@@ -227,11 +301,7 @@ pub fn conv_u8(
                     }
                     let px = &input[(iy as usize * g.in_w + ix as usize) * ic_n..][..ic_n];
                     let wbase = &weights[(ky * k + kx) * ic_n * oc_n..][..ic_n * oc_n];
-                    for (&a, wrow) in px.iter().zip(wbase.chunks_exact(oc_n)) {
-                        if a != 0 {
-                            mac_i8(acc, wrow, a as i32);
-                        }
-                    }
+                    mac_rows(acc, px, wbase, oc_n);
                 }
             }
             rq.apply(acc, &mut out[(oy * ow + ox) * oc_n..][..oc_n]);
@@ -244,11 +314,7 @@ pub fn conv_u8(
 pub fn dense_acc(input: &[u8], out_n: usize, weights: &[u8], biases: &[u8], acc: &mut [i32]) {
     let acc = &mut acc[..out_n];
     init_bias(acc, biases);
-    for (&a, wrow) in input.iter().zip(weights.chunks_exact(out_n)) {
-        if a != 0 {
-            mac_i8(acc, wrow, a as i32);
-        }
-    }
+    mac_rows(acc, input, &weights[..input.len() * out_n], out_n);
 }
 
 /// Dense layer with requantization and ReLU to u8.
