@@ -23,8 +23,8 @@ mod policy;
 pub mod requant;
 
 pub use blob::{BlobError, Model};
-pub use flappy::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
-pub use policy::{Policy, Scratch, PEAK_RAM_BYTES};
+pub use flappy::{Action, Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
+pub use policy::{action_of, Policy, Scratch, PEAK_RAM_BYTES};
 #[cfg(feature = "trace")]
 pub use policy::{StageTrace, Trace};
 

@@ -3,7 +3,7 @@
 use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
 use crate::kernels::{self, Conv1Scratch, ConvGeom, Requant};
 use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
-use flappy::FrameStack;
+use flappy::{Action, FrameStack};
 
 /// All working memory of one decision, sized by the crate's capacity constants
 /// (every blob is checked against them at load).
@@ -108,8 +108,14 @@ impl<'a> Policy<'a> {
         self.run(stack, |_, _, _| {})
     }
 
-    /// The greedy action index (0 = Idle, 1 = Flap): argmax of
-    /// [`Policy::q_values`], ties to the lowest index (Idle).
+    /// The greedy action: argmax of [`Policy::q_values`], ties to the lowest
+    /// index (Idle).
+    pub fn act(&mut self, stack: &FrameStack) -> Action {
+        action_of(&self.q_values(stack))
+    }
+
+    /// The greedy action as an index (0 = Idle, 1 = Flap): argmax of
+    /// [`Policy::q_values`], ties to the lowest index.
     pub fn act_index(&mut self, stack: &FrameStack) -> usize {
         argmax(&self.q_values(stack))
     }
@@ -195,6 +201,15 @@ impl<'a> Policy<'a> {
             core::mem::swap(&mut cur, &mut nxt);
         }
         q
+    }
+}
+
+/// The action with the largest Q-value, ties to the lowest index (Idle).
+pub fn action_of(q: &[i32; NUM_ACTIONS]) -> Action {
+    if argmax(q) == 1 {
+        Action::Flap
+    } else {
+        Action::Idle
     }
 }
 

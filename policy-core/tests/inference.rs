@@ -31,3 +31,27 @@ fn classic_random_models_match_naive_reference_exactly() {
         }
     }
 }
+
+#[test]
+fn act_is_argmax_with_ties_to_idle() {
+    use policy_core::{action_of, Action};
+    assert_eq!(action_of(&[5, 5]), Action::Idle);
+    assert_eq!(action_of(&[5, 6]), Action::Flap);
+    assert_eq!(action_of(&[-1, -2]), Action::Idle);
+    assert_eq!(action_of(&[i32::MIN, i32::MIN + 1]), Action::Flap);
+    let layers = classic(77);
+    let blob = encode(&layers);
+    let mut p = Policy::from_blob(&blob).unwrap();
+    let mut rng = Rng(3);
+    for _ in 0..8 {
+        let s = rand_stack(&mut rng);
+        let (_, q) = reference(&layers, &s);
+        let want = if q[1] > q[0] {
+            Action::Flap
+        } else {
+            Action::Idle
+        };
+        assert_eq!(p.act(&s), want);
+        assert_eq!(p.act_index(&s), (want == Action::Flap) as usize);
+    }
+}
