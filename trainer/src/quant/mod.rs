@@ -1,2 +1,14 @@
 //! Host side of quantization: the pure-Rust float reference network and the
 //! post-training quantization export to a `policy-core` blob.
+//!
+//! * [`float_model`]: [`FloatModel`], the float network in plain Rust (the
+//!   reference the integer policy is compared with).
+//! * [`export`]: PTQ to int8 and the blob ([`export::export`]), with a report table.
+//! * [`bench`]: int8 policy latency vs libtorch float forward ([`bench::compare_latency`]).
+
+pub mod bench;
+pub mod export;
+pub mod float_model;
+
+pub use export::{export, Export, ExportOptions, LayerReport};
+pub use float_model::{FloatLayer, FloatModel, LayerShape};

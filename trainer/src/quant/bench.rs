@@ -1,0 +1,210 @@
+//! Decision latency of the int8 policy (`policy-core`) against libtorch's float
+//! forward at batch 1 on one thread, and the pure-Rust float reference.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use flappy::FrameStack;
+use tch::{Device, Kind, Tensor};
+
+use super::float_model::{input_tensor, FloatLayer, FloatModel};
+
+/// One row of the latency table.
+#[derive(Clone, Debug)]
+pub struct LatencyRow {
+    /// What was timed.
+    pub name: String,
+    /// Decisions timed.
+    pub iters: usize,
+    /// Mean time per decision.
+    pub mean: Duration,
+    /// Median time per decision.
+    pub median: Duration,
+}
+
+/// The latency comparison.
+#[derive(Clone, Debug)]
+pub struct LatencyReport {
+    /// int8 policy-core, libtorch float, pure-Rust float.
+    pub rows: Vec<LatencyRow>,
+    /// int8 mean / libtorch mean (goal: <= 0.5).
+    pub ratio: f64,
+}
+
+impl LatencyReport {
+    /// Markdown / terminal table.
+    pub fn render(&self) -> String {
+        let mut s = String::from("| path | decisions | mean | median |\n|---|---|---|---|\n");
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {} | {:.1} us | {:.1} us |\n",
+                r.name,
+                r.iters,
+                us(r.mean),
+                us(r.median)
+            );
+        }
+        s += &format!(
+            "\nint8 / libtorch (mean): {:.3}x (goal <= 0.5x)\n",
+            self.ratio
+        );
+        s
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn time_it(name: &str, iters: usize, mut f: impl FnMut(usize)) -> LatencyRow {
+    for i in 0..iters.min(20) {
+        f(i); // warm-up
+    }
+    let mut t: Vec<Duration> = (0..iters)
+        .map(|i| {
+            let s = Instant::now();
+            f(i);
+            s.elapsed()
+        })
+        .collect();
+    let mean = t.iter().sum::<Duration>() / iters.max(1) as u32;
+    t.sort();
+    LatencyRow {
+        name: name.into(),
+        iters,
+        mean,
+        median: t[t.len() / 2],
+    }
+}
+
+/// The float model as libtorch ops on the CPU (weights copied from `model`).
+pub fn torch_forward(model: &FloatModel) -> impl Fn(&Tensor) -> Tensor {
+    let layers: Vec<(FloatLayer, Option<(Tensor, Tensor)>)> = model
+        .layers
+        .iter()
+        .map(|l| {
+            let p = match l {
+                FloatLayer::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    weight,
+                    bias,
+                    ..
+                } => Some((
+                    Tensor::from_slice(weight).reshape([
+                        *out_c as i64,
+                        *in_c as i64,
+                        *k as i64,
+                        *k as i64,
+                    ]),
+                    Tensor::from_slice(bias),
+                )),
+                FloatLayer::Dense {
+                    inp,
+                    out,
+                    weight,
+                    bias,
+                    ..
+                } => Some((
+                    Tensor::from_slice(weight).reshape([*out as i64, *inp as i64]),
+                    Tensor::from_slice(bias),
+                )),
+                FloatLayer::MaxPool { .. } => None,
+            };
+            (l.clone(), p)
+        })
+        .collect();
+    move |x: &Tensor| {
+        tch::no_grad(|| {
+            let mut x = x.shallow_clone();
+            for (l, p) in &layers {
+                x = match (l, p) {
+                    (
+                        FloatLayer::Conv {
+                            stride, pad, relu, ..
+                        },
+                        Some((w, b)),
+                    ) => {
+                        let s = *stride as i64;
+                        let pd = *pad as i64;
+                        let y = x.conv2d(w, Some(b), [s, s], [pd, pd], [1, 1], 1);
+                        if *relu {
+                            y.relu()
+                        } else {
+                            y
+                        }
+                    }
+                    (FloatLayer::MaxPool { k }, _) => {
+                        let k = *k as i64;
+                        x.max_pool2d([k, k], [k, k], [0, 0], [1, 1], false)
+                    }
+                    (FloatLayer::Dense { relu, .. }, Some((w, b))) => {
+                        let y = x.flatten(1, -1).linear(w, Some(b));
+                        if *relu {
+                            y.relu()
+                        } else {
+                            y
+                        }
+                    }
+                    _ => unreachable!(),
+                };
+            }
+            x
+        })
+    }
+}
+
+/// The float model's input for `stack` as a `[1, 4, 80, 80]` CPU tensor.
+pub fn torch_input(stack: &FrameStack) -> Tensor {
+    Tensor::from_slice(&input_tensor(stack).data)
+        .reshape([1, 4, 80, 80])
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu)
+}
+
+/// Times `iters` decisions of the int8 policy loaded from `blob`, of libtorch's
+/// float forward of `model` at batch 1 on the CPU (`tch::set_num_threads(1)`),
+/// and of the pure-Rust float forward (a tenth of the iterations), cycling
+/// through `stacks`; prints the table ([`LatencyReport::render`]) and returns it.
+/// Note: it leaves libtorch's intra-op thread count at 1.
+pub fn compare_latency(
+    model: &FloatModel,
+    blob: &[u8],
+    stacks: &[FrameStack],
+    iters: usize,
+) -> Result<LatencyReport> {
+    anyhow::ensure!(
+        !stacks.is_empty() && iters > 0,
+        "no frame stacks or no iterations"
+    );
+    tch::set_num_threads(1);
+    let mut policy =
+        policy_core::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("blob: {e:?}"))?;
+    let inputs: Vec<Tensor> = stacks.iter().map(torch_input).collect();
+    let fwd = torch_forward(model);
+    let mut sink = 0i64;
+    let int8 = time_it("int8 policy-core (1 thread)", iters, |i| {
+        let q = policy.q_values(&stacks[i % stacks.len()]);
+        sink = sink.wrapping_add(q[0] as i64);
+    });
+    let torch = time_it("libtorch f32 forward, batch 1, 1 thread", iters, |i| {
+        let q = fwd(&inputs[i % inputs.len()]);
+        sink = sink.wrapping_add(q.double_value(&[0, 0]) as i64);
+    });
+    let rust = time_it(
+        "pure-Rust f32 reference (FloatModel)",
+        (iters / 10).max(1),
+        |i| {
+            sink = sink.wrapping_add(model.forward(&stacks[i % stacks.len()])[0] as i64);
+        },
+    );
+    std::hint::black_box(sink);
+    let ratio = int8.mean.as_secs_f64() / torch.mean.as_secs_f64();
+    let report = LatencyReport {
+        rows: vec![int8, torch, rust],
+        ratio,
+    };
+    println!("{}", report.render());
+    Ok(report)
+}

@@ -1,0 +1,1156 @@
+//! Post-training quantization of a [`FloatModel`] to a `policy-core` blob
+//! (the math is specified in `docs/quantization.md`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use flappy::FrameStack;
+use policy_core::blob::{self, BlobError, Bytes, InputDesc, Layer, LayerKind, Model};
+
+use super::float_model::{FloatLayer, FloatModel};
+
+/// Export settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportOptions {
+    /// Activation range: this percentile (in `(0, 100]`) of all calibration
+    /// values of a stage's output (zeros included) becomes u8 255. 100 = the
+    /// maximum (no clipping on the calibration set). Default 99.99: see
+    /// `docs/quantization.md`.
+    pub percentile: f64,
+    /// Calibrate on at most this many frame stacks, evenly spaced over the
+    /// given ones (0 = all of them). Default 4096.
+    pub max_calib_stacks: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            percentile: 99.99,
+            max_calib_stacks: 4096,
+        }
+    }
+}
+
+impl ExportOptions {
+    /// Rejects settings the export cannot use.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            self.percentile.is_finite() && self.percentile > 0.0 && self.percentile <= 100.0,
+            "calibration percentile {} outside (0, 100]",
+            self.percentile
+        );
+        Ok(())
+    }
+}
+
+/// Per-stage export report (one row of the table).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerReport {
+    /// Index of the compute layer in the model.
+    pub layer: usize,
+    /// Human-readable name, e.g. `conv 8x8/4 p2 4->32 +pool2`.
+    pub name: String,
+    /// Smallest and largest float weight.
+    pub weight_range: (f32, f32),
+    /// Smallest and largest weight scale (per output channel; equal on the last layer).
+    pub w_scale_range: (f64, f64),
+    /// Scale of the input (1.0 for the binary frames).
+    pub in_scale: f64,
+    /// Scale of the output (u8 activations; the Q-value scale on the last layer).
+    pub out_scale: f64,
+    /// Fraction of calibration activations above `255 * out_scale` (clipped).
+    pub clip_rate: f64,
+    /// Worst-case |accumulator| over all inputs (`sum |w| * max_in + |bias|`).
+    pub acc_bound: i64,
+    /// Worst-case error of this stage's dequantized outputs vs the float network,
+    /// in real units, for inputs whose float activations are not clipped.
+    pub err_bound: f64,
+}
+
+/// The result of [`export`].
+#[derive(Clone, Debug)]
+pub struct Export {
+    /// The encoded blob (load with `policy_core::Policy::from_blob`).
+    pub blob: Vec<u8>,
+    /// One row per compute stage.
+    pub table: Vec<LayerReport>,
+}
+
+impl Export {
+    /// Bound on `|q_int * output_scale - q_float|` for inputs that clip no activation.
+    pub fn q_error_bound(&self) -> f64 {
+        self.table.last().map(|r| r.err_bound).unwrap_or(0.0)
+    }
+
+    /// The report as a Markdown table (also readable in a terminal).
+    pub fn render_table(&self) -> String {
+        let mut s = String::from(
+            "| layer | weights [min, max] | w scale [min, max] | in scale | out scale | clipped | worst acc | of i32::MAX | err bound |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.table {
+            s += &format!(
+                "| {} | [{:.4}, {:.4}] | [{:.3e}, {:.3e}] | {:.3e} | {:.3e} | {:.4}% | {} | {:.2}% | {:.3e} |\n",
+                r.name,
+                r.weight_range.0,
+                r.weight_range.1,
+                r.w_scale_range.0,
+                r.w_scale_range.1,
+                r.in_scale,
+                r.out_scale,
+                100.0 * r.clip_rate,
+                r.acc_bound,
+                100.0 * r.acc_bound as f64 / i32::MAX as f64,
+                r.err_bound,
+            );
+        }
+        s += &format!("\nblob: {} bytes\n", self.blob.len());
+        s
+    }
+}
+
+/// Requantization multiplier `m` in `[0, 1)` as a Q31 mantissa and right shift:
+/// `m ≈ m0 * 2^-31 * 2^-shift`, `m0` in `[2^30, 2^31)` unless the shift saturates at 31.
+pub fn quantize_multiplier(m: f64) -> Result<(i32, u8)> {
+    ensure!(
+        m.is_finite() && (0.0..1.0).contains(&m),
+        "requantization multiplier {m} outside [0, 1)"
+    );
+    if m == 0.0 {
+        return Ok((0, 0));
+    }
+    let (mut mm, mut shift) = (m, 0u8);
+    while mm < 0.5 && shift < 31 {
+        mm *= 2.0;
+        shift += 1;
+    }
+    let mut m0 = (mm * 2f64.powi(31)).round() as i64;
+    if m0 == 1i64 << 31 {
+        ensure!(shift > 0, "multiplier {m} rounds to 1");
+        m0 >>= 1;
+        shift -= 1;
+    }
+    Ok((m0 as i32, shift))
+}
+
+/// The real value of a quantized multiplier.
+pub fn multiplier_value(m0: i32, shift: u8) -> f64 {
+    m0 as f64 * 2f64.powi(-31 - shift as i32)
+}
+
+struct QLayer {
+    kind: LayerKind,
+    relu: bool,
+    out_scale: f32,
+    w_scales: Vec<u8>,
+    multipliers: Vec<u8>,
+    shifts: Vec<u8>,
+    weights: Vec<u8>,
+    biases: Vec<u8>,
+}
+
+impl QLayer {
+    fn view(&self) -> Layer<'_> {
+        Layer {
+            kind: self.kind,
+            relu: self.relu,
+            out_scale: self.out_scale.to_bits(),
+            w_scales: Bytes(&self.w_scales),
+            multipliers: Bytes(&self.multipliers),
+            shifts: Bytes(&self.shifts),
+            weights: Bytes(&self.weights),
+            biases: Bytes(&self.biases),
+        }
+    }
+}
+
+/// The `p`-th percentile (nearest rank on `0..len-1`) of `v`; reorders `v`.
+fn percentile(v: &mut [f32], p: f64) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let idx = (((p / 100.0) * (v.len() - 1) as f64).round() as usize).min(v.len() - 1);
+    let (_, x, _) = v.select_nth_unstable_by(idx, |a, b| a.total_cmp(b));
+    *x
+}
+
+/// Every stage's float outputs over `calib` (concatenated per stage), computed
+/// on all cores.
+fn calibrate(model: &FloatModel, calib: &[&FrameStack], n_stages: usize) -> Vec<Vec<f32>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(calib.len())
+        .max(1);
+    let chunk = calib.len().div_ceil(threads);
+    let parts: Vec<Vec<Vec<f32>>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = calib
+            .chunks(chunk)
+            .map(|part| {
+                sc.spawn(move || {
+                    let mut acts = vec![Vec::new(); n_stages];
+                    for s in part {
+                        for (a, t) in acts.iter_mut().zip(model.forward_trace(s)) {
+                            a.extend(t);
+                        }
+                    }
+                    acts
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("calibration thread panicked"))
+            .collect()
+    });
+    let mut acts = vec![Vec::new(); n_stages];
+    for part in parts {
+        for (a, p) in acts.iter_mut().zip(part) {
+            a.extend(p);
+        }
+    }
+    acts
+}
+
+/// [`export`], then writes the blob to `out` atomically (a temporary file in
+/// the same directory, then a rename), creating the parent directory.
+pub fn export_to_file(
+    model: &FloatModel,
+    calib: &[FrameStack],
+    opts: &ExportOptions,
+    out: &Path,
+) -> Result<Export> {
+    let ex = export(model, calib, opts)?;
+    write_atomic(out, &ex.blob)?;
+    Ok(ex)
+}
+
+/// Writes `bytes` to `path` through a temporary sibling file and a rename, so
+/// readers see the old file or the whole new one, never a partial write.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = (|| -> Result<()> {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Quantizes `model` with activation ranges calibrated on `calib` and encodes
+/// the blob. Refuses models that do not fit the blob rules (architecture,
+/// capacities) or that could overflow an int32 accumulator.
+pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) -> Result<Export> {
+    opts.validate()?;
+    ensure!(!calib.is_empty(), "no calibration frame stacks");
+    model.validate().context("the float model")?;
+    let n = model.layers.len();
+    // Compute stages: (layer index, pool k).
+    let mut stages: Vec<(usize, usize)> = Vec::new();
+    for (i, l) in model.layers.iter().enumerate() {
+        match l {
+            FloatLayer::MaxPool { k } => {
+                let Some(last) = stages.last_mut().filter(|s| s.0 + 1 == i) else {
+                    bail!("layer {i}: a MaxPool must follow a Conv");
+                };
+                last.1 = *k;
+            }
+            _ => stages.push((i, 1)),
+        }
+    }
+    ensure!(
+        n <= policy_core::MAX_LAYERS,
+        "{n} layers; policy-core runs at most {}",
+        policy_core::MAX_LAYERS
+    );
+    // Calibration: every stage's float outputs over (a subsample of) the stacks.
+    let take = if opts.max_calib_stacks == 0 {
+        calib.len()
+    } else {
+        opts.max_calib_stacks.min(calib.len())
+    };
+    let picked: Vec<&FrameStack> = (0..take).map(|i| &calib[i * calib.len() / take]).collect();
+    let mut acts = calibrate(model, &picked, stages.len());
+
+    let mut qlayers: Vec<QLayer> = Vec::new();
+    let mut table = Vec::new();
+    let (mut s_in, mut e_in, mut xmax_in) = (1.0f64, 0.0f64, 1.0f64);
+    // Shape of the current activation (c, h, w), for the dense permutation.
+    let mut shape = (4usize, 80usize, 80usize);
+    for (si, &(li, pool)) in stages.iter().enumerate() {
+        let last = si + 1 == stages.len();
+        let mut values = std::mem::take(&mut acts[si]);
+        let (out_n, fan_in, relu, w, b) = match &model.layers[li] {
+            FloatLayer::Conv {
+                in_c,
+                out_c,
+                k,
+                relu,
+                weight,
+                bias,
+                ..
+            } => (*out_c, in_c * k * k, *relu, weight, bias),
+            FloatLayer::Dense {
+                inp,
+                out,
+                relu,
+                weight,
+                bias,
+            } => (*out, *inp, *relu, weight, bias),
+            FloatLayer::MaxPool { .. } => unreachable!(),
+        };
+        ensure!(
+            w.len() == out_n * fan_in && b.len() == out_n,
+            "layer {li}: parameter sizes do not match the shape"
+        );
+        ensure!(
+            relu != last,
+            "layer {li}: hidden layers need ReLU, the last must not have it"
+        );
+        // Weight scales: per output channel, per tensor on the last layer.
+        let absmax = |o: usize| {
+            w[o * fan_in..][..fan_in]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs())) as f64
+        };
+        let tensor_max = (0..out_n).map(absmax).fold(0f64, f64::max);
+        let s_w: Vec<f64> = (0..out_n)
+            .map(|o| {
+                let m = if last { tensor_max } else { absmax(o) };
+                if m > 0.0 {
+                    m / 127.0
+                } else {
+                    // All-zero weights: any scale works for them; pick one the
+                    // bias (the largest bias on the per-tensor last layer) fits.
+                    let bmax = if last {
+                        b.iter().fold(0f32, |m, v| m.max(v.abs()))
+                    } else {
+                        b[o].abs()
+                    };
+                    (bmax as f64).max(1e-6) / s_in / 2f64.powi(24)
+                }
+            })
+            .collect();
+        // Output scale.
+        let (s_out, clip_rate) = if last {
+            (s_in * s_w[0], 0.0)
+        } else {
+            let top = percentile(&mut values, opts.percentile) as f64;
+            let s_min = s_w.iter().map(|&sw| s_in * sw).fold(0f64, f64::max) * (1.0 + 1e-6);
+            let s = (top / 255.0).max(s_min);
+            let clip = values.iter().filter(|&&v| v as f64 > 255.0 * s).count() as f64
+                / values.len().max(1) as f64;
+            (s, clip)
+        };
+        // Quantized weights (float index o*fan_in + j), biases, multipliers.
+        let mut wq = vec![0i8; w.len()];
+        for o in 0..out_n {
+            for j in 0..fan_in {
+                wq[o * fan_in + j] = (w[o * fan_in + j] as f64 / s_w[o])
+                    .round()
+                    .clamp(-127.0, 127.0) as i8;
+            }
+        }
+        let mut bq = vec![0i32; out_n];
+        for o in 0..out_n {
+            let v = (b[o] as f64 / (s_in * s_w[o])).round();
+            ensure!(
+                v.abs() <= i32::MAX as f64,
+                "layer {li} channel {o}: bias {} does not fit int32 at scale {:e}",
+                b[o],
+                s_in * s_w[o]
+            );
+            bq[o] = v as i32;
+        }
+        let mut mult = Vec::new();
+        let mut shifts = Vec::new();
+        let mut mq = vec![(0i32, 0u8); out_n];
+        if !last {
+            for o in 0..out_n {
+                mq[o] = quantize_multiplier(s_in * s_w[o] / s_out)
+                    .with_context(|| format!("layer {li} channel {o}"))?;
+                mult.extend(mq[o].0.to_le_bytes());
+                shifts.push(mq[o].1);
+            }
+        }
+        // Error bound and worst-case accumulator.
+        let max_in = if si == 0 { 1i64 } else { 255 };
+        let mut err = 0f64;
+        let mut acc_bound = 0i64;
+        for o in 0..out_n {
+            let row = &wq[o * fan_in..][..fan_in];
+            let sum_q: i64 = row.iter().map(|&v| (v as i64).abs()).sum();
+            let acc_o = sum_q * max_in + (bq[o] as i64).abs();
+            acc_bound = acc_bound.max(acc_o);
+            let dw: f64 = (0..fan_in)
+                .map(|j| (w[o * fan_in + j] as f64 - row[j] as f64 * s_w[o]).abs())
+                .sum();
+            let db = (b[o] as f64 - bq[o] as f64 * s_in * s_w[o]).abs();
+            let mut e = sum_q as f64 * s_w[o] * e_in + dw * xmax_in + db;
+            if !last {
+                let dm = (s_in * s_w[o] / s_out - multiplier_value(mq[o].0, mq[o].1)).abs();
+                e += s_out * (1.0 + dm * acc_o as f64);
+            }
+            err = err.max(e);
+        }
+        if acc_bound > i32::MAX as i64 {
+            bail!(
+                "layer {li}: worst-case accumulator {acc_bound} exceeds i32::MAX; refusing to export a model that can overflow"
+            );
+        }
+        // Blob layouts.
+        let (kind, weights) = match &model.layers[li] {
+            FloatLayer::Conv {
+                in_c,
+                out_c,
+                k,
+                stride,
+                pad,
+                ..
+            } => {
+                let (ic, oc, k) = (*in_c, *out_c, *k);
+                let mut hwio = vec![0u8; wq.len()];
+                for o in 0..oc {
+                    for c in 0..ic {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                hwio[((ky * k + kx) * ic + c) * oc + o] =
+                                    wq[((o * ic + c) * k + ky) * k + kx] as u8;
+                            }
+                        }
+                    }
+                }
+                let oh = (shape.1 + 2 * pad)
+                    .checked_sub(k)
+                    .map(|v| v / stride + 1)
+                    .ok_or_else(|| anyhow!("layer {li}: kernel larger than input"))?;
+                let ow = (shape.2 + 2 * pad)
+                    .checked_sub(k)
+                    .map(|v| v / stride + 1)
+                    .ok_or_else(|| anyhow!("layer {li}: kernel larger than input"))?;
+                shape = (oc, oh / pool, ow / pool);
+                let kind = LayerKind::Conv2d {
+                    in_c: u16::try_from(ic)?,
+                    out_c: u16::try_from(oc)?,
+                    k: u8::try_from(k)?,
+                    stride: u8::try_from(*stride)?,
+                    pad: u8::try_from(*pad)?,
+                };
+                (kind, hwio)
+            }
+            FloatLayer::Dense { inp, out, .. } => {
+                let (c, h, wd) = shape;
+                ensure!(
+                    c * h * wd == *inp,
+                    "layer {li}: dense input {inp} != previous output {}",
+                    c * h * wd
+                );
+                let mut im = vec![0u8; wq.len()];
+                for ch in 0..c {
+                    for y in 0..h {
+                        for x in 0..wd {
+                            let j = (ch * h + y) * wd + x; // PyTorch NCHW flatten
+                            let i = (y * wd + x) * c + ch; // policy-core HWC
+                            for o in 0..*out {
+                                im[i * out + o] = wq[o * inp + j] as u8;
+                            }
+                        }
+                    }
+                }
+                shape = (*out, 1, 1);
+                (
+                    LayerKind::Dense {
+                        inp: u32::try_from(*inp)?,
+                        out: u32::try_from(*out)?,
+                    },
+                    im,
+                )
+            }
+            FloatLayer::MaxPool { .. } => unreachable!(),
+        };
+        let w_scales: Vec<u8> = if last {
+            (s_w[0] as f32).to_bits().to_le_bytes().to_vec()
+        } else {
+            s_w.iter()
+                .flat_map(|&s| (s as f32).to_bits().to_le_bytes())
+                .collect()
+        };
+        let (wmin, wmax) = w
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, z), &v| {
+                (a.min(v), z.max(v))
+            });
+        let name = match kind {
+            LayerKind::Conv2d {
+                in_c,
+                out_c,
+                k,
+                stride,
+                pad,
+            } => {
+                let p = if pool > 1 {
+                    format!(" +pool{pool}")
+                } else {
+                    String::new()
+                };
+                format!("{li}: conv {k}x{k}/{stride} p{pad} {in_c}->{out_c}{p}")
+            }
+            LayerKind::Dense { inp, out } => format!("{li}: fc {inp}->{out}"),
+            LayerKind::MaxPool { .. } => unreachable!(),
+        };
+        table.push(LayerReport {
+            layer: li,
+            name,
+            weight_range: (wmin, wmax),
+            w_scale_range: (
+                s_w.iter().cloned().fold(f64::INFINITY, f64::min),
+                s_w.iter().cloned().fold(0.0, f64::max),
+            ),
+            in_scale: s_in,
+            out_scale: s_out,
+            clip_rate,
+            acc_bound,
+            err_bound: err,
+        });
+        qlayers.push(QLayer {
+            kind,
+            relu,
+            out_scale: s_out as f32,
+            w_scales,
+            multipliers: mult,
+            shifts,
+            weights,
+            biases: bq.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        if pool > 1 {
+            qlayers.push(QLayer {
+                kind: LayerKind::MaxPool {
+                    k: u8::try_from(pool)?,
+                },
+                relu: false,
+                out_scale: 0.0,
+                w_scales: vec![],
+                multipliers: vec![],
+                shifts: vec![],
+                weights: vec![],
+                biases: vec![],
+            });
+        }
+        e_in = err;
+        s_in = s_out;
+        xmax_in = 255.0 * s_out;
+    }
+
+    let mut layers = heapless::Vec::<Layer, { policy_core::MAX_LAYERS }>::new();
+    for q in &qlayers {
+        layers
+            .push(q.view())
+            .map_err(|_| anyhow!("more than {} layers", policy_core::MAX_LAYERS))?;
+    }
+    let m = Model {
+        input: InputDesc::FLAPPY,
+        num_actions: policy_core::NUM_ACTIONS as u8,
+        layers,
+    };
+    let cap = qlayers
+        .iter()
+        .map(|q| q.weights.len() + q.biases.len() + 16 * q.shifts.len() + 64)
+        .sum::<usize>()
+        + 256;
+    let mut buf = vec![0u8; cap];
+    let len = m.encode_into(&mut buf).map_err(|e| match e {
+        BlobError::AccumulatorOverflow { layer, channel } => {
+            anyhow!("layer {layer} channel {channel}: worst-case accumulator exceeds i32; refusing to export")
+        }
+        e => anyhow!("the quantized model is not a valid blob: {e:?}"),
+    })?;
+    buf.truncate(len);
+    debug_assert_eq!(blob::worst_case_accumulator(&m, 0), table[0].acc_bound);
+    Ok(Export { blob: buf, table })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
+    use super::*;
+    use policy_core::Policy;
+
+    #[test]
+    fn quantize_multiplier_is_accurate_and_normalised() {
+        assert_eq!(quantize_multiplier(0.5).unwrap(), (1 << 30, 0));
+        assert_eq!(quantize_multiplier(0.25).unwrap(), (1 << 30, 1));
+        assert_eq!(quantize_multiplier(0.75).unwrap(), (3 << 29, 0));
+        assert_eq!(quantize_multiplier(0.0).unwrap(), (0, 0));
+        assert!(quantize_multiplier(1.0).is_err());
+        assert!(quantize_multiplier(-0.1).is_err());
+        assert!(quantize_multiplier(f64::NAN).is_err());
+        let mut m = 0.999_999;
+        while m > 1e-12 {
+            let (m0, shift) = quantize_multiplier(m).unwrap();
+            assert!(shift <= 31);
+            if shift < 31 {
+                assert!(m0 >= 1 << 30, "m {m}: m0 {m0} not normalised");
+            }
+            let got = multiplier_value(m0, shift);
+            // Rounding the mantissa to an integer: half a unit of 2^-31-shift.
+            assert!(
+                (got - m).abs() <= 0.5 * 2f64.powi(-31 - shift as i32) * 1.000_001,
+                "m {m} got {got}"
+            );
+            m *= 0.618;
+        }
+    }
+
+    fn dequant(st: &policy_core::StageTrace) -> Tensor3 {
+        Tensor3 {
+            c: st.shape.0,
+            h: st.shape.1,
+            w: st.shape.2,
+            data: st
+                .values
+                .iter()
+                .map(|&v| (v as f64 * st.scale as f64) as f32)
+                .collect(),
+        }
+    }
+
+    /// Each stage, fed the integer network's own (dequantized) input, matches
+    /// the float layer within its rounding bound: weight rounding
+    /// (`s_w / 2 * sum |x|`), bias rounding (`s_in * s_w / 2`), requantization
+    /// (one output step plus the multiplier's rounding), f32 slack.
+    #[test]
+    fn random_classic_export_matches_float_layer_by_layer() {
+        let model = FloatModel::random(&LayerShape::classic(), 11);
+        let stacks = synthetic_stacks(24, 5);
+        let ex = export(
+            &model,
+            &stacks,
+            &ExportOptions {
+                percentile: 100.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut policy = Policy::from_blob(&ex.blob).unwrap();
+        let stage_layers: Vec<&[FloatLayer]> = vec![
+            &model.layers[0..2],
+            &model.layers[2..3],
+            &model.layers[3..4],
+            &model.layers[4..5],
+            &model.layers[5..6],
+        ];
+        let mut mean_err_lsb = [0f64; 5];
+        for stack in &stacks {
+            let tr = policy.q_values_trace(stack);
+            assert_eq!(tr.stages.len(), 5);
+            let mut x = super::super::float_model::input_tensor(stack);
+            for (si, layers) in stage_layers.iter().enumerate() {
+                let r = &ex.table[si];
+                let mut y = x.clone();
+                for l in *layers {
+                    y = apply(l, &y);
+                }
+                let got = &tr.stages[si];
+                assert_eq!((got.shape.0, got.shape.1, got.shape.2), (y.c, y.h, y.w));
+                let fan_in = match layers[0] {
+                    FloatLayer::Conv { in_c, k, .. } => in_c * k * k,
+                    FloatLayer::Dense { inp, .. } => inp,
+                    _ => unreachable!(),
+                };
+                let sum_x: f64 = x.data.iter().map(|v| v.abs() as f64).sum();
+                let max_x = x.data.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                let s_x = sum_x.min(fan_in as f64 * max_x);
+                let last = si == 4;
+                let requant = if last {
+                    0.0
+                } else {
+                    r.out_scale * (1.0 + 1e-3)
+                };
+                let bound = r.w_scale_range.1 / 2.0 * s_x
+                    + r.in_scale * r.w_scale_range.1 / 2.0
+                    + requant
+                    + 1e-4 * (1.0 + max_x);
+                let s = got.scale as f64;
+                let mut sum_err = 0.0;
+                for (i, (&q, &f)) in got.values.iter().zip(&y.data).enumerate() {
+                    let f = if last {
+                        f as f64
+                    } else {
+                        (f as f64).min(255.0 * r.out_scale)
+                    };
+                    let e = (q as f64 * s - f).abs();
+                    assert!(
+                        e <= bound,
+                        "stage {si} elem {i}: int {} float {f} err {e} > bound {bound}",
+                        q as f64 * s
+                    );
+                    sum_err += e;
+                }
+                mean_err_lsb[si] += sum_err / got.values.len() as f64 / s / stacks.len() as f64;
+                x = dequant(got);
+            }
+        }
+        // Rounding errors are mostly well below one output step on average.
+        for (si, m) in mean_err_lsb.iter().enumerate().take(4) {
+            assert!(*m < 1.0, "stage {si}: mean error {m} steps");
+        }
+    }
+
+    /// End to end: the integer Q-values track the float network's.
+    #[test]
+    fn random_classic_export_q_values_track_float() {
+        let model = FloatModel::random(&LayerShape::classic(), 12);
+        let calib = synthetic_stacks(48, 6);
+        let ex = export(
+            &model,
+            &calib,
+            &ExportOptions {
+                percentile: 100.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut policy = Policy::from_blob(&ex.blob).unwrap();
+        let s = policy.output_scale() as f64;
+        assert_eq!(s, ex.table[4].out_scale as f32 as f64);
+        let (mut max_err, mut max_q) = (0f64, 0f64);
+        for stack in &calib {
+            let qf = model.forward(stack);
+            let qi = policy.q_values(stack);
+            for a in 0..2 {
+                let e = (qi[a] as f64 * s - qf[a] as f64).abs();
+                // The propagated worst-case bound (loose, but a real bound).
+                assert!(
+                    e <= ex.q_error_bound(),
+                    "err {e} > bound {}",
+                    ex.q_error_bound()
+                );
+                max_err = max_err.max(e);
+                max_q = max_q.max((qf[a] as f64).abs());
+            }
+        }
+        assert!(max_q > 0.0);
+        assert!(
+            max_err <= 0.05 * max_q,
+            "max error {max_err} vs max |q| {max_q}"
+        );
+    }
+
+    #[test]
+    fn float_model_matches_libtorch() {
+        let model = FloatModel::random(&LayerShape::classic(), 13);
+        let fwd = super::super::bench::torch_forward(&model);
+        for stack in synthetic_stacks(4, 9) {
+            let ours = model.forward(&stack);
+            let theirs = fwd(&super::super::bench::torch_input(&stack));
+            for (a, &o) in ours.iter().enumerate() {
+                let t = theirs.double_value(&[0, a as i64]);
+                assert!((o as f64 - t).abs() <= 1e-4 * (1.0 + t.abs()), "{o} vs {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_models_that_can_overflow() {
+        let calib = synthetic_stacks(4, 1);
+        // conv1: bias so large (in units of s_in * s_w) that |bias| + sum|w| > i32::MAX.
+        let mut model = FloatModel::random(&LayerShape::classic(), 14);
+        if let FloatLayer::Conv { weight, bias, .. } = &mut model.layers[0] {
+            let wmax = weight[..256].iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+            bias[0] = ((i32::MAX as f64 - 1000.0) * wmax / 127.0) as f32;
+        }
+        let err = export(&model, &calib, &ExportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("accumulator"), "{err}");
+        // fc1: a bias that does not even fit int32 at its scale.
+        let mut model = FloatModel::random(&LayerShape::classic(), 15);
+        if let FloatLayer::Dense { weight, bias, .. } = &mut model.layers[4] {
+            weight[..1600].iter_mut().for_each(|w| *w = 1e-7);
+            bias[0] = 1e3;
+        }
+        let err = export(&model, &calib, &ExportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not fit int32"), "{err}");
+        assert!(export(
+            &FloatModel::random(&LayerShape::classic(), 15),
+            &[],
+            &ExportOptions::default()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn percentile_calibration_clips_little() {
+        let model = FloatModel::random(&LayerShape::classic(), 16);
+        let calib = synthetic_stacks(32, 7);
+        let ex = export(&model, &calib, &ExportOptions::default()).unwrap();
+        for r in &ex.table[..4] {
+            assert!(r.clip_rate <= 1.5e-4, "{}: clip {}", r.name, r.clip_rate);
+        }
+        let ex100 = export(
+            &model,
+            &calib,
+            &ExportOptions {
+                percentile: 100.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(ex100.table[..4].iter().all(|r| r.clip_rate == 0.0));
+        let t = ex.render_table();
+        assert!(t.contains("| 0: conv 8x8/4 p2 4->32 +pool2 |") && t.contains("fc 512->2"));
+    }
+
+    fn shapes_small() -> Vec<LayerShape> {
+        vec![
+            LayerShape::Conv {
+                in_c: 4,
+                out_c: 16,
+                k: 8,
+                stride: 4,
+                pad: 2,
+                relu: true,
+            },
+            LayerShape::MaxPool { k: 2 },
+            LayerShape::Conv {
+                in_c: 16,
+                out_c: 32,
+                k: 4,
+                stride: 2,
+                pad: 1,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 800,
+                out: 128,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 128,
+                out: 2,
+                relu: false,
+            },
+        ]
+    }
+
+    /// Random small networks of several shapes: the integer Q-values agree with
+    /// the float ones within the export's predicted bound on every stack of the
+    /// calibration set (percentile 100, so nothing clips there).
+    #[test]
+    fn random_small_nets_agree_within_predicted_bound() {
+        let archs: Vec<Vec<LayerShape>> = vec![
+            shapes_small(),
+            vec![
+                LayerShape::Conv {
+                    in_c: 4,
+                    out_c: 8,
+                    k: 8,
+                    stride: 4,
+                    pad: 0,
+                    relu: true,
+                },
+                LayerShape::Dense {
+                    inp: 8 * 19 * 19,
+                    out: 32,
+                    relu: true,
+                },
+                LayerShape::Dense {
+                    inp: 32,
+                    out: 2,
+                    relu: false,
+                },
+            ],
+            vec![
+                LayerShape::Conv {
+                    in_c: 4,
+                    out_c: 8,
+                    k: 4,
+                    stride: 4,
+                    pad: 0,
+                    relu: true,
+                },
+                LayerShape::MaxPool { k: 2 },
+                LayerShape::Conv {
+                    in_c: 8,
+                    out_c: 8,
+                    k: 3,
+                    stride: 1,
+                    pad: 1,
+                    relu: true,
+                },
+                LayerShape::Conv {
+                    in_c: 8,
+                    out_c: 12,
+                    k: 2,
+                    stride: 2,
+                    pad: 0,
+                    relu: true,
+                },
+                LayerShape::Dense {
+                    inp: 12 * 5 * 5,
+                    out: 16,
+                    relu: true,
+                },
+                LayerShape::Dense {
+                    inp: 16,
+                    out: 16,
+                    relu: true,
+                },
+                LayerShape::Dense {
+                    inp: 16,
+                    out: 2,
+                    relu: false,
+                },
+            ],
+        ];
+        for (ai, arch) in archs.iter().enumerate() {
+            for seed in 0..3u64 {
+                let model = FloatModel::random(arch, 100 * ai as u64 + seed);
+                let calib = synthetic_stacks(16, seed + 40);
+                let opts = ExportOptions {
+                    percentile: 100.0,
+                    ..Default::default()
+                };
+                let ex = export(&model, &calib, &opts).unwrap();
+                let mut policy = Policy::from_blob(&ex.blob).unwrap();
+                let s = policy.output_scale() as f64;
+                let bound = ex.q_error_bound();
+                assert!(bound.is_finite() && bound > 0.0);
+                let mut max_err = 0f64;
+                for stack in &calib {
+                    let qf = model.forward(stack);
+                    let qi = policy.q_values(stack);
+                    for a in 0..2 {
+                        let e = (qi[a] as f64 * s - qf[a] as f64).abs();
+                        assert!(e <= bound, "arch {ai} seed {seed}: err {e} > bound {bound}");
+                        max_err = max_err.max(e);
+                    }
+                }
+                assert!(ex
+                    .table
+                    .iter()
+                    .all(|r| r.clip_rate == 0.0 && r.acc_bound <= i32::MAX as i64));
+                assert_eq!(
+                    ex.table.len(),
+                    arch.iter()
+                        .filter(|l| !matches!(l, LayerShape::MaxPool { .. }))
+                        .count()
+                );
+                assert!(max_err <= bound);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_options_and_models_are_rejected() {
+        let model = FloatModel::random(&shapes_small(), 1);
+        let calib = synthetic_stacks(2, 1);
+        for p in [0.0, -1.0, 100.5, f64::NAN, f64::INFINITY] {
+            let o = ExportOptions {
+                percentile: p,
+                ..Default::default()
+            };
+            let e = export(&model, &calib, &o).unwrap_err().to_string();
+            assert!(e.contains("percentile"), "{p}: {e}");
+        }
+        assert!(export(&model, &[], &ExportOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("calibration"));
+        // Wrong parameter size.
+        let mut bad = model.clone();
+        if let FloatLayer::Dense { weight, .. } = &mut bad.layers[3] {
+            weight.pop();
+        }
+        assert!(format!(
+            "{:#}",
+            export(&bad, &calib, &ExportOptions::default()).unwrap_err()
+        )
+        .contains("weight"));
+        // Non-finite parameter.
+        let mut bad = model.clone();
+        if let FloatLayer::Conv { bias, .. } = &mut bad.layers[0] {
+            bias[3] = f32::NAN;
+        }
+        assert!(format!(
+            "{:#}",
+            export(&bad, &calib, &ExportOptions::default()).unwrap_err()
+        )
+        .contains("non-finite"));
+        // Shapes that do not chain, and a wrong number of outputs.
+        let mut arch = shapes_small();
+        arch[3] = LayerShape::Dense {
+            inp: 801,
+            out: 128,
+            relu: true,
+        };
+        let m = FloatModel::random(&arch, 2);
+        assert!(format!(
+            "{:#}",
+            export(&m, &calib, &ExportOptions::default()).unwrap_err()
+        )
+        .contains("801"));
+        let mut arch = shapes_small();
+        arch[4] = LayerShape::Dense {
+            inp: 128,
+            out: 3,
+            relu: false,
+        };
+        let m = FloatModel::random(&arch, 2);
+        assert!(format!(
+            "{:#}",
+            export(&m, &calib, &ExportOptions::default()).unwrap_err()
+        )
+        .contains("per action"));
+        // ReLU on the last layer; a pool that does not follow a conv.
+        let mut arch = shapes_small();
+        arch[4] = LayerShape::Dense {
+            inp: 128,
+            out: 2,
+            relu: true,
+        };
+        assert!(export(
+            &FloatModel::random(&arch, 2),
+            &calib,
+            &ExportOptions::default()
+        )
+        .is_err());
+        let arch = vec![
+            LayerShape::Conv {
+                in_c: 4,
+                out_c: 8,
+                k: 4,
+                stride: 4,
+                pad: 0,
+                relu: true,
+            },
+            LayerShape::MaxPool { k: 2 },
+            LayerShape::MaxPool { k: 2 },
+            LayerShape::Dense {
+                inp: 8 * 5 * 5,
+                out: 2,
+                relu: false,
+            },
+        ];
+        let e = export(
+            &FloatModel::random(&arch, 2),
+            &calib,
+            &ExportOptions::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("MaxPool"), "{e}");
+        // A conv after the capacity of policy-core's buffers is a clean error too.
+        let arch = vec![
+            LayerShape::Conv {
+                in_c: 4,
+                out_c: 8,
+                k: 2,
+                stride: 1,
+                pad: 0,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 8 * 79 * 79,
+                out: 2,
+                relu: false,
+            },
+        ];
+        assert!(export(
+            &FloatModel::random(&arch, 3),
+            &calib,
+            &ExportOptions::default()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn export_to_file_writes_the_blob_atomically() {
+        let dir = std::env::temp_dir().join(format!("quant-export-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.join("sub").join("policy.bin");
+        let model = FloatModel::random(&shapes_small(), 3);
+        let calib = synthetic_stacks(4, 3);
+        let ex = export_to_file(&model, &calib, &ExportOptions::default(), &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), ex.blob);
+        // Overwrites, and leaves no temporary file behind.
+        let ex2 = export_to_file(
+            &FloatModel::random(&shapes_small(), 4),
+            &calib,
+            &ExportOptions::default(),
+            &out,
+        )
+        .unwrap();
+        assert_ne!(ex.blob, ex2.blob);
+        assert_eq!(std::fs::read(&out).unwrap(), ex2.blob);
+        let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("policy.bin")]);
+        // A failed export writes nothing.
+        let out2 = dir.join("none.bin");
+        assert!(export_to_file(&model, &[], &ExportOptions::default(), &out2).is_err());
+        assert!(!out2.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn calibration_subsample_and_threads_are_deterministic() {
+        let model = FloatModel::random(&shapes_small(), 5);
+        let calib = synthetic_stacks(40, 5);
+        let a = export(
+            &model,
+            &calib,
+            &ExportOptions {
+                max_calib_stacks: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let b = export(
+            &model,
+            &calib,
+            &ExportOptions {
+                max_calib_stacks: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.blob, b.blob);
+        let picked: Vec<_> = (0..10).map(|i| calib[i * 4]).collect();
+        let c = export(
+            &model,
+            &picked,
+            &ExportOptions {
+                max_calib_stacks: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.blob, c.blob);
+    }
+}

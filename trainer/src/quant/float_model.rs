@@ -1,0 +1,700 @@
+//! The float reference network in plain Rust (NCHW, PyTorch semantics).
+
+use std::collections::HashMap;
+
+use anyhow::{bail, ensure, Context, Result};
+use flappy::FrameStack;
+use rand_core::{RngCore, SeedableRng};
+
+/// One float layer. Weights use PyTorch layouts: conv OIHW, linear `[out][in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FloatLayer {
+    /// `Conv2d(in_c, out_c, k, stride, pad)` (+ ReLU if `relu`).
+    Conv {
+        /// Input channels.
+        in_c: usize,
+        /// Output channels.
+        out_c: usize,
+        /// Kernel side.
+        k: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding.
+        pad: usize,
+        /// ReLU after the layer.
+        relu: bool,
+        /// OIHW weights, `out_c * in_c * k * k`.
+        weight: Vec<f32>,
+        /// `out_c` biases.
+        bias: Vec<f32>,
+    },
+    /// `MaxPool2d(k)` (window and stride `k`, floor).
+    MaxPool {
+        /// Window side and stride.
+        k: usize,
+    },
+    /// `Linear(inp, out)` (+ ReLU if `relu`); the input is flattened NCHW.
+    Dense {
+        /// Inputs.
+        inp: usize,
+        /// Outputs.
+        out: usize,
+        /// ReLU after the layer.
+        relu: bool,
+        /// `[out][inp]` weights.
+        weight: Vec<f32>,
+        /// `out` biases.
+        bias: Vec<f32>,
+    },
+}
+
+/// A layer's shape without parameters (for [`FloatModel::random`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerShape {
+    /// Conv2d shape.
+    Conv {
+        /// Input channels.
+        in_c: usize,
+        /// Output channels.
+        out_c: usize,
+        /// Kernel side.
+        k: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding.
+        pad: usize,
+        /// ReLU after.
+        relu: bool,
+    },
+    /// MaxPool2d(k).
+    MaxPool {
+        /// Window side and stride.
+        k: usize,
+    },
+    /// Linear shape.
+    Dense {
+        /// Inputs.
+        inp: usize,
+        /// Outputs.
+        out: usize,
+        /// ReLU after.
+        relu: bool,
+    },
+}
+
+impl LayerShape {
+    /// The `classic` architecture (see `docs/ARCHITECTURE.md`).
+    pub fn classic() -> Vec<LayerShape> {
+        vec![
+            LayerShape::Conv {
+                in_c: 4,
+                out_c: 32,
+                k: 8,
+                stride: 4,
+                pad: 2,
+                relu: true,
+            },
+            LayerShape::MaxPool { k: 2 },
+            LayerShape::Conv {
+                in_c: 32,
+                out_c: 64,
+                k: 4,
+                stride: 2,
+                pad: 1,
+                relu: true,
+            },
+            LayerShape::Conv {
+                in_c: 64,
+                out_c: 64,
+                k: 3,
+                stride: 1,
+                pad: 1,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 1600,
+                out: 512,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 512,
+                out: 2,
+                relu: false,
+            },
+        ]
+    }
+}
+
+/// A float activation tensor (`c x h x w`, NCHW with N = 1; dense: `n x 1 x 1`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor3 {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Values, `(c * h + y) * w + x`.
+    pub data: Vec<f32>,
+}
+
+/// The float network: layers applied in order to the 4x80x80 0/1 input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatModel {
+    /// The layers, input to output.
+    pub layers: Vec<FloatLayer>,
+}
+
+/// The network input for a frame stack: channel `i` = `stack.frame(i)`, 0.0 / 1.0.
+pub fn input_tensor(stack: &FrameStack) -> Tensor3 {
+    let mut data = Vec::with_capacity(4 * 6400);
+    for c in 0..4 {
+        let f = stack.frame(c);
+        for y in 0..80 {
+            for x in 0..80 {
+                data.push(if f.get(y, x) { 1.0 } else { 0.0 });
+            }
+        }
+    }
+    Tensor3 {
+        c: 4,
+        h: 80,
+        w: 80,
+        data,
+    }
+}
+
+impl FloatModel {
+    /// Random parameters for `arch` (PyTorch's default init: uniform in
+    /// `±1/sqrt(fan_in)` for weights and biases), deterministic in `seed`.
+    pub fn random(arch: &[LayerShape], seed: u64) -> FloatModel {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        let mut uni = |n: usize, bound: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    let u = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+                    (2.0 * u - 1.0) * bound
+                })
+                .collect()
+        };
+        let layers = arch
+            .iter()
+            .map(|s| match *s {
+                LayerShape::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu,
+                } => {
+                    let b = 1.0 / ((in_c * k * k) as f32).sqrt();
+                    FloatLayer::Conv {
+                        in_c,
+                        out_c,
+                        k,
+                        stride,
+                        pad,
+                        relu,
+                        weight: uni(out_c * in_c * k * k, b),
+                        bias: uni(out_c, b),
+                    }
+                }
+                LayerShape::MaxPool { k } => FloatLayer::MaxPool { k },
+                LayerShape::Dense { inp, out, relu } => {
+                    let b = 1.0 / (inp as f32).sqrt();
+                    FloatLayer::Dense {
+                        inp,
+                        out,
+                        relu,
+                        weight: uni(out * inp, b),
+                        bias: uni(out, b),
+                    }
+                }
+            })
+            .collect();
+        FloatModel { layers }
+    }
+
+    /// A model of architecture `arch` with the given parameters: one
+    /// `(weight, bias)` pair per Conv / Dense layer, input to output, in PyTorch
+    /// layouts (conv OIHW, linear `[out][in]`; the first linear layer's input is
+    /// the NCHW flatten of the previous output). Feed it from tch with
+    /// `Vec::<f32>::try_from(tensor.to_kind(Kind::Float).flatten(0, -1))`.
+    /// Sizes and shape chaining are checked ([`FloatModel::validate`]).
+    pub fn from_params(
+        arch: &[LayerShape],
+        params: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<FloatModel> {
+        let n_params = arch
+            .iter()
+            .filter(|l| !matches!(l, LayerShape::MaxPool { .. }))
+            .count();
+        ensure!(
+            params.len() == n_params,
+            "{} (weight, bias) pairs for {n_params} conv / linear layers",
+            params.len()
+        );
+        let mut params = params.into_iter();
+        let layers = arch
+            .iter()
+            .map(|s| match *s {
+                LayerShape::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu,
+                } => {
+                    let (weight, bias) = params.next().unwrap_or_default();
+                    FloatLayer::Conv {
+                        in_c,
+                        out_c,
+                        k,
+                        stride,
+                        pad,
+                        relu,
+                        weight,
+                        bias,
+                    }
+                }
+                LayerShape::MaxPool { k } => FloatLayer::MaxPool { k },
+                LayerShape::Dense { inp, out, relu } => {
+                    let (weight, bias) = params.next().unwrap_or_default();
+                    FloatLayer::Dense {
+                        inp,
+                        out,
+                        relu,
+                        weight,
+                        bias,
+                    }
+                }
+            })
+            .collect();
+        let m = FloatModel { layers };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Like [`FloatModel::from_params`], with the parameters looked up by name:
+    /// layer `i` of `arch` (counting MaxPool layers too) reads `l{i}.weight` and
+    /// `l{i}.bias` (the trainer's `VarStore` names).
+    pub fn from_named(
+        arch: &[LayerShape],
+        named: &HashMap<String, Vec<f32>>,
+    ) -> Result<FloatModel> {
+        let mut params = Vec::new();
+        for (i, l) in arch.iter().enumerate() {
+            if matches!(l, LayerShape::MaxPool { .. }) {
+                continue;
+            }
+            let get = |what: &str| -> Result<Vec<f32>> {
+                named
+                    .get(&format!("l{i}.{what}"))
+                    .cloned()
+                    .with_context(|| format!("no tensor `l{i}.{what}`"))
+            };
+            params.push((get("weight")?, get("bias")?));
+        }
+        FloatModel::from_params(arch, params)
+    }
+
+    /// The architecture without parameters.
+    pub fn shapes(&self) -> Vec<LayerShape> {
+        self.layers
+            .iter()
+            .map(|l| match *l {
+                FloatLayer::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu,
+                    ..
+                } => LayerShape::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu,
+                },
+                FloatLayer::MaxPool { k } => LayerShape::MaxPool { k },
+                FloatLayer::Dense { inp, out, relu, .. } => LayerShape::Dense { inp, out, relu },
+            })
+            .collect()
+    }
+
+    /// Checks that the model can run on the 4x80x80 input: shapes chain (each
+    /// layer's input is the previous output, the first linear layer takes the
+    /// NCHW flatten), parameter vectors have their layer's sizes, all parameters
+    /// are finite, and the output is one value per action. [`FloatModel::forward`]
+    /// may panic on a model that fails this; the export calls it first.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(!self.layers.is_empty(), "the model has no layers");
+        let (mut c, mut h, mut w) = (4usize, 80usize, 80usize);
+        for (i, l) in self.layers.iter().enumerate() {
+            match l {
+                FloatLayer::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    weight,
+                    bias,
+                    ..
+                } => {
+                    ensure!(
+                        *in_c == c,
+                        "layer {i}: conv expects {in_c} input channels, gets {c}"
+                    );
+                    ensure!(
+                        *out_c > 0 && *k > 0 && *stride > 0,
+                        "layer {i}: zero conv dimension"
+                    );
+                    ensure!(
+                        h + 2 * pad >= *k && w + 2 * pad >= *k,
+                        "layer {i}: kernel {k} larger than the padded {h}x{w} input"
+                    );
+                    ensure!(
+                        weight.len() == out_c * in_c * k * k,
+                        "layer {i}: conv weight has {} values, OIHW {out_c}x{in_c}x{k}x{k} needs {}",
+                        weight.len(),
+                        out_c * in_c * k * k
+                    );
+                    ensure!(
+                        bias.len() == *out_c,
+                        "layer {i}: conv bias has {} values, needs {out_c}",
+                        bias.len()
+                    );
+                    ensure!(
+                        weight.iter().chain(bias).all(|v| v.is_finite()),
+                        "layer {i}: non-finite parameter"
+                    );
+                    (c, h, w) = (
+                        *out_c,
+                        (h + 2 * pad - k) / stride + 1,
+                        (w + 2 * pad - k) / stride + 1,
+                    );
+                }
+                FloatLayer::MaxPool { k } => {
+                    ensure!(
+                        *k > 0 && *k <= h && *k <= w,
+                        "layer {i}: pool {k} on a {h}x{w} input"
+                    );
+                    (h, w) = (h / k, w / k);
+                }
+                FloatLayer::Dense {
+                    inp,
+                    out,
+                    weight,
+                    bias,
+                    ..
+                } => {
+                    ensure!(
+                        *inp == c * h * w,
+                        "layer {i}: linear expects {inp} inputs, gets {}",
+                        c * h * w
+                    );
+                    ensure!(*out > 0, "layer {i}: linear with no outputs");
+                    ensure!(
+                        weight.len() == out * inp,
+                        "layer {i}: linear weight has {} values, [{out}][{inp}] needs {}",
+                        weight.len(),
+                        out * inp
+                    );
+                    ensure!(
+                        bias.len() == *out,
+                        "layer {i}: linear bias has {} values, needs {out}",
+                        bias.len()
+                    );
+                    ensure!(
+                        weight.iter().chain(bias).all(|v| v.is_finite()),
+                        "layer {i}: non-finite parameter"
+                    );
+                    (c, h, w) = (*out, 1, 1);
+                }
+            }
+        }
+        if c * h * w != policy_core::NUM_ACTIONS {
+            bail!(
+                "the model outputs {} values, expected {} (one per action)",
+                c * h * w,
+                policy_core::NUM_ACTIONS
+            );
+        }
+        Ok(())
+    }
+
+    /// The Q-values of `stack`.
+    pub fn forward(&self, stack: &FrameStack) -> Vec<f32> {
+        self.forward_trace(stack).pop().unwrap_or_default()
+    }
+
+    /// Every stage's activations (NCHW, flattened), with the same boundaries as
+    /// `policy_core::Policy::q_values_trace`: one entry per Conv / Dense layer,
+    /// taken after its ReLU and after a MaxPool that directly follows it.
+    pub fn forward_trace(&self, stack: &FrameStack) -> Vec<Vec<f32>> {
+        self.forward_stages(stack)
+            .into_iter()
+            .map(|t| t.data)
+            .collect()
+    }
+
+    /// Like [`FloatModel::forward_trace`], with shapes.
+    pub fn forward_stages(&self, stack: &FrameStack) -> Vec<Tensor3> {
+        let mut x = input_tensor(stack);
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = apply(layer, &x);
+            let next_is_pool = matches!(self.layers.get(i + 1), Some(FloatLayer::MaxPool { .. }));
+            if !next_is_pool {
+                out.push(x.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Applies one layer.
+pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
+    match layer {
+        FloatLayer::Conv {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+            relu,
+            weight,
+            bias,
+        } => {
+            let (ic, oc, k, s, p) = (*in_c, *out_c, *k, *stride, *pad);
+            assert_eq!(x.c, ic, "conv input channels");
+            let oh = (x.h + 2 * p - k) / s + 1;
+            let ow = (x.w + 2 * p - k) / s + 1;
+            let mut data = vec![0f32; oc * oh * ow];
+            for o in 0..oc {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = bias[o];
+                        for c in 0..ic {
+                            for ky in 0..k {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                if iy < 0 || iy as usize >= x.h {
+                                    continue;
+                                }
+                                let xrow = &x.data[(c * x.h + iy as usize) * x.w..][..x.w];
+                                let wrow = &weight[((o * ic + c) * k + ky) * k..][..k];
+                                for (kx, &wv) in wrow.iter().enumerate() {
+                                    let ix = (ox * s + kx) as isize - p as isize;
+                                    if ix >= 0 && (ix as usize) < x.w {
+                                        acc += wv * xrow[ix as usize];
+                                    }
+                                }
+                            }
+                        }
+                        data[(o * oh + oy) * ow + ox] = if *relu { acc.max(0.0) } else { acc };
+                    }
+                }
+            }
+            Tensor3 {
+                c: oc,
+                h: oh,
+                w: ow,
+                data,
+            }
+        }
+        FloatLayer::MaxPool { k } => {
+            let k = *k;
+            let (ph, pw) = (x.h / k, x.w / k);
+            let mut data = vec![0f32; x.c * ph * pw];
+            for c in 0..x.c {
+                for py in 0..ph {
+                    for px in 0..pw {
+                        let mut m = f32::NEG_INFINITY;
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                m = m.max(x.data[(c * x.h + py * k + dy) * x.w + px * k + dx]);
+                            }
+                        }
+                        data[(c * ph + py) * pw + px] = m;
+                    }
+                }
+            }
+            Tensor3 {
+                c: x.c,
+                h: ph,
+                w: pw,
+                data,
+            }
+        }
+        FloatLayer::Dense {
+            inp,
+            out,
+            relu,
+            weight,
+            bias,
+        } => {
+            assert_eq!(x.data.len(), *inp, "dense input size");
+            let data = (0..*out)
+                .map(|o| {
+                    let row = &weight[o * inp..][..*inp];
+                    let acc = bias[o] + row.iter().zip(&x.data).map(|(w, v)| w * v).sum::<f32>();
+                    if *relu {
+                        acc.max(0.0)
+                    } else {
+                        acc
+                    }
+                })
+                .collect();
+            Tensor3 {
+                c: *out,
+                h: 1,
+                w: 1,
+                data,
+            }
+        }
+    }
+}
+
+/// Synthetic frame stacks for tests and benchmarks until recordings exist:
+/// a ground band, pipe columns with a gap, a bird blob and sparse noise, the
+/// scene scrolling left frame by frame. Deterministic in `seed`.
+pub fn synthetic_stacks(n: usize, seed: u64) -> Vec<FrameStack> {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut r = move |m: u32| rng.next_u32() % m;
+    (0..n)
+        .map(|_| {
+            let ground = 62 + r(10) as usize;
+            let pipe_x = r(80) as isize;
+            let gap_y = 10 + r(35) as usize;
+            let bird_y = 5 + r(50) as usize;
+            let noise = r(3);
+            let frame = |t: isize, r: &mut dyn FnMut(u32) -> u32| {
+                let mut f = flappy::Frame::empty();
+                for y in ground..80 {
+                    for x in 0..80 {
+                        f.set(y, x, true);
+                    }
+                }
+                for px in [pipe_x - 2 * t, pipe_x - 2 * t + 40] {
+                    for x in px..px + 8 {
+                        if (0..80).contains(&x) {
+                            for y in (0..ground).filter(|&y| y < gap_y || y >= gap_y + 18) {
+                                f.set(y, x as usize, true);
+                            }
+                        }
+                    }
+                }
+                let by = (bird_y as isize + t).clamp(0, 75) as usize;
+                for y in by..by + 4 {
+                    for x in 14..19 {
+                        f.set(y, x, true);
+                    }
+                }
+                for _ in 0..noise * 20 {
+                    f.set(r(80) as usize, r(80) as usize, true);
+                }
+                f
+            };
+            let mut s = FrameStack::new(&frame(0, &mut r));
+            for t in 1..4 {
+                s.push(&frame(t, &mut r));
+            }
+            s
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params_of(m: &FloatModel) -> Vec<(Vec<f32>, Vec<f32>)> {
+        m.layers
+            .iter()
+            .filter_map(|l| match l {
+                FloatLayer::Conv { weight, bias, .. } | FloatLayer::Dense { weight, bias, .. } => {
+                    Some((weight.clone(), bias.clone()))
+                }
+                FloatLayer::MaxPool { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn from_params_and_from_named_rebuild_the_model() {
+        let m = FloatModel::random(&LayerShape::classic(), 3);
+        let arch = m.shapes();
+        assert_eq!(arch, LayerShape::classic());
+        assert_eq!(FloatModel::from_params(&arch, params_of(&m)).unwrap(), m);
+        let mut named = HashMap::new();
+        let mut p = params_of(&m).into_iter();
+        for (i, l) in arch.iter().enumerate() {
+            if !matches!(l, LayerShape::MaxPool { .. }) {
+                let (w, b) = p.next().unwrap();
+                named.insert(format!("l{i}.weight"), w);
+                named.insert(format!("l{i}.bias"), b);
+            }
+        }
+        assert_eq!(FloatModel::from_named(&arch, &named).unwrap(), m);
+        named.remove("l3.bias");
+        assert!(FloatModel::from_named(&arch, &named)
+            .unwrap_err()
+            .to_string()
+            .contains("l3.bias"));
+        // Wrong count, wrong sizes.
+        let mut p = params_of(&m);
+        p.pop();
+        assert!(FloatModel::from_params(&arch, p).is_err());
+        let mut p = params_of(&m);
+        p[2].0.truncate(10);
+        assert!(FloatModel::from_params(&arch, p)
+            .unwrap_err()
+            .to_string()
+            .contains("OIHW"));
+    }
+
+    #[test]
+    fn conv_and_dense_follow_pytorch_layouts() {
+        // A 1-channel-in-use conv whose only non-zero weight is w[o=0][c=3][ky=1][kx=2]:
+        // output (0, y, x) = input channel 3 at (y*s + 1 - p, x*s + 2 - p).
+        let arch = [
+            LayerShape::Conv {
+                in_c: 4,
+                out_c: 2,
+                k: 3,
+                stride: 2,
+                pad: 1,
+                relu: true,
+            },
+            LayerShape::Dense {
+                inp: 2 * 40 * 40,
+                out: 2,
+                relu: false,
+            },
+        ];
+        let mut w = vec![0f32; 2 * 4 * 3 * 3];
+        w[((3 * 3) + 1) * 3 + 2] = 1.0;
+        let mut dw = vec![0f32; 2 * 3200];
+        // Dense output 1 reads NCHW flat index (c=0, y=5, x=7).
+        dw[3200 + 5 * 40 + 7] = 2.0;
+        let m = FloatModel::from_params(&arch, vec![(w, vec![0.0; 2]), (dw, vec![0.5, -0.25])])
+            .unwrap();
+        let mut f = flappy::Frame::empty();
+        f.set(5 * 2 + 1 - 1, 7 * 2 + 2 - 1, true);
+        let blank = flappy::Frame::empty();
+        let mut s = FrameStack::new(&blank);
+        s.push(&blank);
+        s.push(&blank);
+        s.push(&f);
+        assert_eq!(m.forward(&s), vec![0.5, 1.75]);
+        let st = m.forward_stages(&s);
+        assert_eq!((st[0].c, st[0].h, st[0].w), (2, 40, 40));
+        assert_eq!(st[0].data.iter().filter(|&&v| v != 0.0).count(), 1);
+    }
+}
