@@ -72,12 +72,22 @@ impl Frame {
 
 /// The last [`STACK_LEN`] frames, oldest first: network input channel `i` is
 /// [`FrameStack::frame`]`(i)`, so channel 3 is the newest frame.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+///
+/// Equality compares the frames in channel order, not the ring's layout.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FrameStack {
     frames: [Frame; STACK_LEN],
     /// Index in `frames` of the oldest frame (a ring, so a push copies one frame).
     oldest: usize,
 }
+
+impl PartialEq for FrameStack {
+    fn eq(&self, other: &Self) -> bool {
+        (0..STACK_LEN).all(|i| self.frame(i) == other.frame(i))
+    }
+}
+
+impl Eq for FrameStack {}
 
 impl FrameStack {
     /// A stack holding `first` four times, as at the start of an episode.
