@@ -20,7 +20,12 @@ fn smoke() {
             println!("crash at {i} score {:?}", s.final_score);
         }
         if i % 97 == 0 {
-            assert_eq!(g.frame(), raster::reference::observe(&g.state()), "{:?}", g.state());
+            assert_eq!(
+                g.frame(),
+                raster::reference::observe(&g.state()),
+                "{:?}",
+                g.state()
+            );
         }
     }
     println!("score {}", g.score());
