@@ -73,49 +73,188 @@ fn add_i8(acc: &mut [i32], w: &[u8]) {
     }
 }
 
-/// `acc += x * w` (u8 times i8; the product fits in i16).
-#[inline(always)]
-fn mac_i8(acc: &mut [i32], w: &[u8], x: u8) {
-    let x = x as i32;
-    for (a, &wv) in acc.iter_mut().zip(w) {
-        *a += x * (wv as i8 as i32);
-    }
+/// Capacity of a [`Gather`] list: non-zero inputs collected per pass.
+pub const GATHER_CAP: usize = 256;
+// The binary kernel sums up to GATHER_CAP int8 weights in i16.
+const _: () = assert!(GATHER_CAP * 128 <= 1 << 15);
+// The u8 kernel sums up to GATHER_CAP products |x * w| <= 255 * 128 in i32.
+const _: () = assert!(GATHER_CAP * 255 * 128 < i32::MAX as usize);
+/// Capacity of the all-ones row list of the first conv (`in_c * k <= 4 * MAX_K1`).
+const ROWS_CAP: usize = 4 * crate::MAX_K1;
+/// Output channels per register block of the multiply-accumulate.
+const BLOCK: usize = 16;
+
+/// Working memory of the blocked multiply-accumulate: the non-zero inputs of
+/// one output position (or of a chunk of a dense input), as weight-row offsets
+/// and values, so that each block of [`BLOCK`] accumulators stays in registers
+/// while it walks the list (zero inputs cost nothing but the gather).
+#[derive(Clone)]
+pub struct Gather {
+    offs: [u32; GATHER_CAP],
+    vals: [u8; GATHER_CAP],
+    row_offs: [u32; ROWS_CAP],
 }
 
-/// `acc += x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3`: four inputs per pass over
-/// the accumulators (a quarter of the accumulator loads and stores).
-#[inline(always)]
-fn mac4_i8(acc: &mut [i32], w: [&[u8]; 4], x: [u8; 4]) {
-    let [w0, w1, w2, w3] = w;
-    let [x0, x1, x2, x3] = x.map(|v| v as i32);
-    for ((((a, &p0), &p1), &p2), &p3) in acc.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-        *a += x0 * (p0 as i8 as i32)
-            + x1 * (p1 as i8 as i32)
-            + x2 * (p2 as i8 as i32)
-            + x3 * (p3 as i8 as i32);
-    }
-}
-
-/// `acc += sum_i x[i] * w[i * n ..][..n]`, skipping zero inputs; the non-zero
-/// inputs are gathered four at a time.
-#[inline(always)]
-fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize) {
-    let mut idx = [0usize; 4];
-    let mut cnt = 0;
-    for (i, &a) in x.iter().enumerate() {
-        if a != 0 {
-            idx[cnt] = i;
-            cnt += 1;
-            if cnt == 4 {
-                let rows = idx.map(|j| &w[j * n..][..n]);
-                mac4_i8(acc, rows, idx.map(|j| x[j]));
-                cnt = 0;
-            }
+impl Gather {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Gather {
+            offs: [0; GATHER_CAP],
+            vals: [0; GATHER_CAP],
+            row_offs: [0; ROWS_CAP],
         }
     }
-    for &j in &idx[..cnt] {
-        mac_i8(acc, &w[j * n..][..n], x[j]);
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Self::new()
     }
+}
+
+/// `acc[l] += sum_j vals[j] * w[offs[j] + ob + l]` for `l < N`. Inputs are
+/// taken in pairs, `x0 * w0 + x1 * w1` with 16-bit operands summed into i32:
+/// the shape of SSE2 `pmaddwd` and Cortex-M4 `SMLAD`. Kept out of line so the
+/// compiler vectorises it on its own.
+#[inline(never)]
+fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8], ob: usize) {
+    let mut a = [0i32; N];
+    let quads = offs.len() / 4;
+    for (o, v) in offs[..4 * quads]
+        .chunks_exact(4)
+        .zip(vals[..4 * quads].chunks_exact(4))
+    {
+        let w0 = &w[o[0] as usize + ob..][..N];
+        let w1 = &w[o[1] as usize + ob..][..N];
+        let w2 = &w[o[2] as usize + ob..][..N];
+        let w3 = &w[o[3] as usize + ob..][..N];
+        let x = [v[0], v[1], v[2], v[3]].map(|x| x as i16 as i32);
+        for l in 0..N {
+            a[l] += x[0] * (w0[l] as i8 as i16 as i32)
+                + x[1] * (w1[l] as i8 as i16 as i32)
+                + x[2] * (w2[l] as i8 as i16 as i32)
+                + x[3] * (w3[l] as i8 as i16 as i32);
+        }
+    }
+    for j in 4 * quads..offs.len() {
+        let w0 = &w[offs[j] as usize + ob..][..N];
+        let x0 = vals[j] as i32;
+        for l in 0..N {
+            a[l] += x0 * (w0[l] as i8 as i32);
+        }
+    }
+    // |a| <= GATHER_CAP * 255 * 128 < 2^31.
+    for (d, &v) in acc[ob..ob + N].iter_mut().zip(&a) {
+        *d += v;
+    }
+}
+
+/// [`mac_block`] over all of `acc` (blocks of 16, then 8, 4, 1 channels).
+#[inline(always)]
+fn mac_gathered(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8]) {
+    let n = acc.len();
+    let mut ob = 0;
+    while ob + BLOCK <= n {
+        mac_block::<BLOCK>(acc, w, offs, vals, ob);
+        ob += BLOCK;
+    }
+    if ob + 8 <= n {
+        mac_block::<8>(acc, w, offs, vals, ob);
+        ob += 8;
+    }
+    if ob + 4 <= n {
+        mac_block::<4>(acc, w, offs, vals, ob);
+        ob += 4;
+    }
+    while ob < n {
+        mac_block::<1>(acc, w, offs, vals, ob);
+        ob += 1;
+    }
+}
+
+/// `acc[l] += sum_j w[offs[j] + ob + l]` (binary inputs) plus
+/// `sum_j rowsum[row_offs[j] + ob + l]` (all-ones kernel rows), `l < N`.
+/// Kept out of line so the compiler vectorises it on its own.
+#[inline(never)]
+fn add_block<const N: usize>(
+    acc: &mut [i32],
+    w: &[u8],
+    offs: &[u32],
+    rowsum: &[i32],
+    row_offs: &[u32],
+    ob: usize,
+) {
+    let mut a = [0i32; N];
+    a.copy_from_slice(&acc[ob..ob + N]);
+    for &o in row_offs {
+        let r = &rowsum[o as usize + ob..][..N];
+        for l in 0..N {
+            a[l] += r[l];
+        }
+    }
+    // At most GATHER_CAP = 256 int8 weights are summed per lane: the sum lies in
+    // [-256 * 128, 256 * 127], inside i16, so it is accumulated in i16 (twice
+    // the lanes per vector) and widened once.
+    debug_assert!(offs.len() <= GATHER_CAP);
+    let s16 = sum_rows_i16::<N>(w, offs, ob);
+    for l in 0..N {
+        a[l] += s16[l] as i32;
+    }
+    acc[ob..ob + N].copy_from_slice(&a);
+}
+
+/// `sum_j w[offs[j] + ob + l]` for `l < N`, in i16 (exact for at most
+/// [`GATHER_CAP`] rows). Out of line: vectorised 8 lanes per 128-bit register.
+#[inline(never)]
+fn sum_rows_i16<const N: usize>(w: &[u8], offs: &[u32], ob: usize) -> [i16; N] {
+    let mut s16 = [0i16; N];
+    for &o in offs {
+        let w0 = &w[o as usize + ob..][..N];
+        for l in 0..N {
+            s16[l] = s16[l].wrapping_add(w0[l] as i8 as i16);
+        }
+    }
+    s16
+}
+
+/// [`add_block`] over all of `acc`.
+#[inline(always)]
+fn add_gathered(acc: &mut [i32], w: &[u8], offs: &[u32], rowsum: &[i32], row_offs: &[u32]) {
+    let n = acc.len();
+    let mut ob = 0;
+    while ob + BLOCK <= n {
+        add_block::<BLOCK>(acc, w, offs, rowsum, row_offs, ob);
+        ob += BLOCK;
+    }
+    if ob + 8 <= n {
+        add_block::<8>(acc, w, offs, rowsum, row_offs, ob);
+        ob += 8;
+    }
+    if ob + 4 <= n {
+        add_block::<4>(acc, w, offs, rowsum, row_offs, ob);
+        ob += 4;
+    }
+    while ob < n {
+        add_block::<1>(acc, w, offs, rowsum, row_offs, ob);
+        ob += 1;
+    }
+}
+
+/// `acc += sum_i x[i] * w[i * n ..][..n]` over the non-zero `x[i]`, gathered
+/// in chunks of [`GATHER_CAP`].
+#[inline(always)]
+fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize, g: &mut Gather) {
+    let mut cnt = 0;
+    for (i, &v) in x.iter().enumerate() {
+        g.offs[cnt] = (i * n) as u32;
+        g.vals[cnt] = v;
+        cnt += (v != 0) as usize;
+        if cnt == GATHER_CAP {
+            mac_gathered(acc, w, &g.offs, &g.vals);
+            cnt = 0;
+        }
+    }
+    mac_gathered(acc, w, &g.offs[..cnt], &g.vals[..cnt]);
 }
 
 /// Row sums of the first (binary) conv for the all-ones fast path:
@@ -159,6 +298,8 @@ pub struct Conv1Scratch<'s> {
     pub rows: &'s mut [u128],
     /// Row sums from [`conv1_row_sums`].
     pub rowsum: &'s [i32],
+    /// The set bits' weight rows of one output position.
+    pub gather: &'s mut Gather,
 }
 
 /// First layer: convolution over the 4 binary frames, then max-pool (window and
@@ -209,6 +350,7 @@ pub fn conv1_binary(
                     weights,
                     biases,
                     s.rowsum,
+                    s.gather,
                 );
                 max_into(dst, acc);
             }
@@ -242,9 +384,11 @@ fn conv1_position(
     weights: &[u8],
     biases: &[u8],
     rowsum: &[i32],
+    gather: &mut Gather,
 ) {
     let acc = &mut acc[..oc_n];
     init_bias(acc, biases);
+    let (mut n, mut nr) = (0usize, 0usize);
     for c in 0..in_c {
         for ky in 0..k {
             let bits = ((rows[c * k + ky] << x0) >> (128 - k)) as u32;
@@ -252,29 +396,37 @@ fn conv1_position(
                 continue;
             }
             if bits == full {
-                add_i8_i32(acc, &rowsum[(c * k + ky) * oc_n..][..oc_n]);
+                gather.row_offs[nr] = ((c * k + ky) * oc_n) as u32;
+                nr += 1;
                 continue;
+            }
+            if n + k > GATHER_CAP {
+                add_gathered(acc, weights, &gather.offs[..n], rowsum, &[]);
+                n = 0;
             }
             let mut b = bits;
             while b != 0 {
                 let tz = b.trailing_zeros() as usize;
                 b &= b - 1;
                 let kx = k - 1 - tz;
-                add_i8(acc, &weights[((ky * k + kx) * in_c + c) * oc_n..][..oc_n]);
+                gather.offs[n] = (((ky * k + kx) * in_c + c) * oc_n) as u32;
+                n += 1;
             }
         }
     }
-}
-
-#[inline(always)]
-fn add_i8_i32(acc: &mut [i32], v: &[i32]) {
-    for (a, &x) in acc.iter_mut().zip(v) {
-        *a += x;
-    }
+    add_gathered(
+        acc,
+        weights,
+        &gather.offs[..n],
+        rowsum,
+        &gather.row_offs[..nr],
+    );
 }
 
 /// Convolution over u8 HWC activations, int8 HWIO weights, then requantization
-/// with ReLU to u8 HWC. Zero activations are skipped.
+/// with ReLU to u8 HWC. The non-zero inputs under each window are gathered and
+/// multiplied in register blocks of output channels.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_u8(
     input: &[u8],
     g: &ConvGeom,
@@ -282,6 +434,7 @@ pub fn conv_u8(
     biases: &[u8],
     rq: Requant,
     acc: &mut [i32],
+    gather: &mut Gather,
     out: &mut [u8],
 ) {
     let (oh, ow, oc_n, ic_n, k) = (g.out_h(), g.out_w(), g.out_c, g.in_c, g.k);
@@ -289,6 +442,7 @@ pub fn conv_u8(
     for oy in 0..oh {
         for ox in 0..ow {
             init_bias(acc, biases);
+            let mut n = 0;
             for ky in 0..k {
                 let iy = (oy * g.stride + ky) as isize - g.pad as isize;
                 if iy < 0 || iy as usize >= g.in_h {
@@ -300,10 +454,20 @@ pub fn conv_u8(
                         continue;
                     }
                     let px = &input[(iy as usize * g.in_w + ix as usize) * ic_n..][..ic_n];
-                    let wbase = &weights[(ky * k + kx) * ic_n * oc_n..][..ic_n * oc_n];
-                    mac_rows(acc, px, wbase, oc_n);
+                    let mut off = (ky * k + kx) * ic_n * oc_n;
+                    for &v in px {
+                        gather.offs[n] = off as u32;
+                        gather.vals[n] = v;
+                        n += (v != 0) as usize;
+                        off += oc_n;
+                        if n == GATHER_CAP {
+                            mac_gathered(acc, weights, &gather.offs, &gather.vals);
+                            n = 0;
+                        }
+                    }
                 }
             }
+            mac_gathered(acc, weights, &gather.offs[..n], &gather.vals[..n]);
             rq.apply(acc, &mut out[(oy * ow + ox) * oc_n..][..oc_n]);
         }
     }
@@ -311,13 +475,21 @@ pub fn conv_u8(
 
 /// Dense layer, int8 input-major weights (`w[i * out + o]`): accumulates into
 /// `acc[..out]` (bias included), skipping zero inputs. No requantization.
-pub fn dense_acc(input: &[u8], out_n: usize, weights: &[u8], biases: &[u8], acc: &mut [i32]) {
+pub fn dense_acc(
+    input: &[u8],
+    out_n: usize,
+    weights: &[u8],
+    biases: &[u8],
+    acc: &mut [i32],
+    gather: &mut Gather,
+) {
     let acc = &mut acc[..out_n];
     init_bias(acc, biases);
-    mac_rows(acc, input, &weights[..input.len() * out_n], out_n);
+    mac_rows(acc, input, &weights[..input.len() * out_n], out_n, gather);
 }
 
 /// Dense layer with requantization and ReLU to u8.
+#[allow(clippy::too_many_arguments)]
 pub fn dense_u8(
     input: &[u8],
     out_n: usize,
@@ -325,8 +497,9 @@ pub fn dense_u8(
     biases: &[u8],
     rq: Requant,
     acc: &mut [i32],
+    gather: &mut Gather,
     out: &mut [u8],
 ) {
-    dense_acc(input, out_n, weights, biases, acc);
+    dense_acc(input, out_n, weights, biases, acc, gather);
     rq.apply(&acc[..out_n], &mut out[..out_n]);
 }

@@ -1,7 +1,7 @@
 //! A loaded policy: the validated blob plus its working buffers.
 
 use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
-use crate::kernels::{self, Conv1Scratch, ConvGeom, Requant};
+use crate::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
 use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
 use flappy::{Action, FrameStack};
 
@@ -14,6 +14,7 @@ pub struct Scratch {
     pool_row: [i32; POOL_ROW_CAP],
     rowsum: [i32; ROWSUM_CAP],
     rows: [u128; 4 * MAX_K1],
+    gather: Gather,
 }
 
 impl Scratch {
@@ -24,6 +25,7 @@ impl Scratch {
             pool_row: [0; POOL_ROW_CAP],
             rowsum: [0; ROWSUM_CAP],
             rows: [0; 4 * MAX_K1],
+            gather: Gather::new(),
         }
     }
 }
@@ -133,6 +135,7 @@ impl<'a> Policy<'a> {
             pool_row,
             rowsum,
             rows,
+            gather,
         } = &mut self.scratch;
         let [buf_a, buf_b] = act;
         let (mut cur, mut nxt): (&mut [u8; ACT_CAP], &mut [u8; ACT_CAP]) = (buf_a, buf_b);
@@ -162,6 +165,7 @@ impl<'a> Policy<'a> {
                             pool_row: &mut pool_row[..],
                             rows: &mut rows[..],
                             rowsum: &rowsum[..],
+                            gather,
                         };
                         kernels::conv1_binary(frames, &g, st.pool, w, b, rq, s, &mut nxt[..]);
                     } else {
@@ -172,13 +176,21 @@ impl<'a> Policy<'a> {
                             b,
                             rq,
                             &mut acc[..],
+                            gather,
                             &mut nxt[..],
                         );
                     }
                 }
                 LayerKind::Dense { .. } => {
                     if st.last {
-                        kernels::dense_acc(&cur[..st.input.len()], n_out, w, b, &mut acc[..]);
+                        kernels::dense_acc(
+                            &cur[..st.input.len()],
+                            n_out,
+                            w,
+                            b,
+                            &mut acc[..],
+                            gather,
+                        );
                         for (qv, &a) in q.iter_mut().zip(acc.iter()) {
                             *qv = a;
                         }
@@ -192,6 +204,7 @@ impl<'a> Policy<'a> {
                         b,
                         rq,
                         &mut acc[..],
+                        gather,
                         &mut nxt[..],
                     );
                 }

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use policy_core::blob::LayerKind;
-use policy_core::kernels::{self, Conv1Scratch, ConvGeom, Requant};
+use policy_core::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
 use policy_core::requant::requantize_u8;
 use policy_core::{FrameStack, Policy, Scratch, PEAK_RAM_BYTES};
 
@@ -101,6 +101,7 @@ fn conv1_binary_matches_naive_for_many_geometries() {
             pool_row: &mut pool_row,
             rows: &mut rows,
             rowsum: &rowsum,
+            gather: &mut Gather::new(),
         };
         kernels::conv1_binary(
             frames,
@@ -184,6 +185,7 @@ fn conv_u8_matches_naive_for_many_geometries() {
                 shifts: &s,
             },
             &mut acc,
+            &mut Gather::new(),
             &mut out,
         );
         let accs = naive_conv(
@@ -222,7 +224,7 @@ fn dense_matches_naive() {
             .flat_map(|_| (rng.next() as i32 >> 12).to_le_bytes())
             .collect();
         let mut acc = vec![0i32; 512];
-        kernels::dense_acc(&input, out_n, &w, &b, &mut acc);
+        kernels::dense_acc(&input, out_n, &w, &b, &mut acc, &mut Gather::new());
         for o in 0..out_n {
             let want: i64 = le(&b, o) as i64
                 + (0..inp)
@@ -242,6 +244,7 @@ fn dense_matches_naive() {
                 shifts: &s,
             },
             &mut acc,
+            &mut Gather::new(),
             &mut q,
         );
         for o in 0..out_n {
@@ -265,4 +268,114 @@ fn peak_ram_of_one_decision_fits_64k() {
     let biggest = p.stages().iter().map(|s| s.output.len()).max().unwrap();
     assert!(biggest <= policy_core::ACT_CAP);
     assert!(matches!(layers[0].kind, LayerKind::Conv2d { .. }));
+}
+
+/// Extreme values: int8 weights at -128 / 127, u8 inputs at 255, and long
+/// gather lists (binary windows never all-zero or all-ones), against naive.
+#[test]
+fn extreme_values_match_naive() {
+    let mut rng = Rng(4242);
+    // conv1: k 16, every 16-column window has exactly one clear bit.
+    let g = ConvGeom {
+        in_c: 4,
+        in_h: 80,
+        in_w: 80,
+        out_c: 16,
+        k: 16,
+        stride: 4,
+        pad: 0,
+    };
+    let w: Vec<u8> = (0..16 * 16 * 4 * 16)
+        .map(|_| if rng.below(4) == 0 { 127u8 } else { 0x80 })
+        .collect();
+    let b: Vec<u8> = (0..16).flat_map(|_| 200_000i32.to_le_bytes()).collect();
+    let (m, s) = (
+        (0..16)
+            .flat_map(|_| (1i32 << 30).to_le_bytes())
+            .collect::<Vec<u8>>(),
+        vec![10u8; 16],
+    );
+    let mut f = flappy::Frame::empty();
+    for y in 0..80 {
+        for x in 0..80 {
+            f.set(y, x, (x + y) % 16 != 0);
+        }
+    }
+    let stack = FrameStack::new(&f);
+    let mut rowsum = vec![0i32; 1024];
+    kernels::conv1_row_sums(&g, &w, &mut rowsum);
+    let (mut acc, mut pool_row, mut rows) = (vec![0i32; 512], vec![0i32; 1024], vec![0u128; 64]);
+    let mut out = vec![0u8; g.out_h() * g.out_w() * 16];
+    let rq = Requant {
+        multipliers: &m,
+        shifts: &s,
+    };
+    let scr = Conv1Scratch {
+        acc: &mut acc,
+        pool_row: &mut pool_row,
+        rows: &mut rows,
+        rowsum: &rowsum,
+        gather: &mut Gather::new(),
+    };
+    kernels::conv1_binary([&f; 4], &g, 1, &w, &b, rq, scr, &mut out);
+    let accs = naive_conv(&|y, x, c| stack.frame(c).get(y, x) as i64, &g, &w, &b);
+    for (i, &a) in accs.iter().enumerate() {
+        let want = requantize_u8(a as i32, le(&m, i % 16), 10);
+        assert!(want > 0 && want < 255, "test scaling: {a} -> {want}");
+        assert_eq!(out[i], want, "conv1 at {i}");
+    }
+    // conv_u8 and dense: inputs 255 and weights at the int8 extremes.
+    let g = ConvGeom {
+        in_c: 64,
+        in_h: 5,
+        in_w: 5,
+        out_c: 40,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    let input = vec![255u8; 5 * 5 * 64];
+    let w: Vec<u8> = (0..9 * 64 * 40)
+        .map(|_| if rng.below(2) == 0 { 127u8 } else { 0x80 })
+        .collect();
+    let b = vec![0u8; 40 * 4];
+    let (m, s) = (
+        (0..40)
+            .flat_map(|_| (1i32 << 30).to_le_bytes())
+            .collect::<Vec<u8>>(),
+        vec![0u8; 40],
+    );
+    let rq = Requant {
+        multipliers: &m,
+        shifts: &s,
+    };
+    let mut out = vec![0u8; 25 * 40];
+    kernels::conv_u8(
+        &input,
+        &g,
+        &w,
+        &b,
+        rq,
+        &mut acc,
+        &mut Gather::new(),
+        &mut out,
+    );
+    let accs = naive_conv(&|y, x, c| input[(y * 5 + x) * 64 + c] as i64, &g, &w, &b);
+    for (i, &a) in accs.iter().enumerate() {
+        assert_eq!(
+            out[i],
+            requantize_u8(a as i32, 1 << 30, 0),
+            "conv_u8 at {i}"
+        );
+    }
+    let (inp, out_n) = (1600, 40);
+    let input = vec![255u8; inp];
+    let w: Vec<u8> = (0..inp * out_n)
+        .map(|_| if rng.below(2) == 0 { 127u8 } else { 0x80 })
+        .collect();
+    kernels::dense_acc(&input, out_n, &w, &b, &mut acc, &mut Gather::new());
+    for o in 0..out_n {
+        let want: i64 = (0..inp).map(|i| 255 * w[i * out_n + o] as i8 as i64).sum();
+        assert_eq!(acc[o] as i64, want, "dense output {o}");
+    }
 }

@@ -20,6 +20,8 @@ pub struct LatencyRow {
     pub mean: Duration,
     /// Median time per decision.
     pub median: Duration,
+    /// 10th percentile time per decision (the least disturbed by other load).
+    pub p10: Duration,
 }
 
 /// The latency comparison.
@@ -27,26 +29,30 @@ pub struct LatencyRow {
 pub struct LatencyReport {
     /// int8 policy-core, libtorch float, pure-Rust float.
     pub rows: Vec<LatencyRow>,
-    /// int8 mean / libtorch mean (goal: <= 0.5).
+    /// int8 median / libtorch median (goal: <= 0.5).
     pub ratio: f64,
+    /// int8 mean / libtorch mean.
+    pub ratio_mean: f64,
 }
 
 impl LatencyReport {
     /// Markdown / terminal table.
     pub fn render(&self) -> String {
-        let mut s = String::from("| path | decisions | mean | median |\n|---|---|---|---|\n");
+        let mut s =
+            String::from("| path | decisions | mean | median | p10 |\n|---|---|---|---|---|\n");
         for r in &self.rows {
             s += &format!(
-                "| {} | {} | {:.1} us | {:.1} us |\n",
+                "| {} | {} | {:.1} us | {:.1} us | {:.1} us |\n",
                 r.name,
                 r.iters,
                 us(r.mean),
-                us(r.median)
+                us(r.median),
+                us(r.p10)
             );
         }
         s += &format!(
-            "\nint8 / libtorch (mean): {:.3}x (goal <= 0.5x)\n",
-            self.ratio
+            "\nint8 / libtorch: {:.3}x median, {:.3}x mean (goal <= 0.5x)\n",
+            self.ratio, self.ratio_mean
         );
         s
     }
@@ -56,24 +62,25 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn time_it(name: &str, iters: usize, mut f: impl FnMut(usize)) -> LatencyRow {
-    for i in 0..iters.min(20) {
-        f(i); // warm-up
-    }
-    let mut t: Vec<Duration> = (0..iters)
-        .map(|i| {
-            let s = Instant::now();
-            f(i);
-            s.elapsed()
-        })
-        .collect();
+fn row(name: &str, mut t: Vec<Duration>) -> LatencyRow {
+    let iters = t.len();
     let mean = t.iter().sum::<Duration>() / iters.max(1) as u32;
     t.sort();
     LatencyRow {
         name: name.into(),
         iters,
         mean,
-        median: t[t.len() / 2],
+        median: t[iters / 2],
+        p10: t[iters / 10],
+    }
+}
+
+/// Times `f(i)` for `i` in `range`, one duration per call.
+fn time_calls(range: std::ops::Range<usize>, out: &mut Vec<Duration>, mut f: impl FnMut(usize)) {
+    for i in range {
+        let s = Instant::now();
+        f(i);
+        out.push(s.elapsed());
     }
 }
 
@@ -163,11 +170,13 @@ pub fn torch_input(stack: &FrameStack) -> Tensor {
         .to_device(Device::Cpu)
 }
 
-/// Times `iters` decisions of the int8 policy loaded from `blob`, of libtorch's
-/// float forward of `model` at batch 1 on the CPU (`tch::set_num_threads(1)`),
-/// and of the pure-Rust float forward (a tenth of the iterations), cycling
-/// through `stacks`; prints the table ([`LatencyReport::render`]) and returns it.
-/// Note: it leaves libtorch's intra-op thread count at 1.
+/// Times `iters` decisions of the int8 policy loaded from `blob` and of
+/// libtorch's float forward of `model` at batch 1 on the CPU
+/// (`tch::set_num_threads(1)`), interleaved in 20 rounds so that load from
+/// other processes hits both alike, plus the pure-Rust float forward (a tenth
+/// of the iterations), cycling through `stacks`. Prints the table
+/// ([`LatencyReport::render`]) and returns it. Leaves libtorch's intra-op
+/// thread count at 1.
 pub fn compare_latency(
     model: &FloatModel,
     blob: &[u8],
@@ -184,26 +193,39 @@ pub fn compare_latency(
     let inputs: Vec<Tensor> = stacks.iter().map(torch_input).collect();
     let fwd = torch_forward(model);
     let mut sink = 0i64;
-    let int8 = time_it("int8 policy-core (1 thread)", iters, |i| {
+    let mut int8_call = |i: usize| {
         let q = policy.q_values(&stacks[i % stacks.len()]);
         sink = sink.wrapping_add(q[0] as i64);
-    });
-    let torch = time_it("libtorch f32 forward, batch 1, 1 thread", iters, |i| {
+    };
+    let mut torch_sink = 0f64;
+    let mut torch_call = |i: usize| {
         let q = fwd(&inputs[i % inputs.len()]);
-        sink = sink.wrapping_add(q.double_value(&[0, 0]) as i64);
+        torch_sink += q.double_value(&[0, 0]);
+    };
+    // Warm-up.
+    for i in 0..iters.min(20) {
+        int8_call(i);
+        torch_call(i);
+    }
+    let rounds = 20.min(iters);
+    let (mut t_int8, mut t_torch) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for r in 0..rounds {
+        let range = r * iters / rounds..(r + 1) * iters / rounds;
+        time_calls(range.clone(), &mut t_int8, &mut int8_call);
+        time_calls(range, &mut t_torch, &mut torch_call);
+    }
+    let mut t_rust = Vec::new();
+    time_calls(0..(iters / 10).max(1), &mut t_rust, |i| {
+        sink = sink.wrapping_add(model.forward(&stacks[i % stacks.len()])[0] as i64);
     });
-    let rust = time_it(
-        "pure-Rust f32 reference (FloatModel)",
-        (iters / 10).max(1),
-        |i| {
-            sink = sink.wrapping_add(model.forward(&stacks[i % stacks.len()])[0] as i64);
-        },
-    );
-    std::hint::black_box(sink);
-    let ratio = int8.mean.as_secs_f64() / torch.mean.as_secs_f64();
+    std::hint::black_box((sink, torch_sink));
+    let int8 = row("int8 policy-core (1 thread)", t_int8);
+    let torch = row("libtorch f32 forward, batch 1, 1 thread", t_torch);
+    let rust = row("pure-Rust f32 reference (FloatModel)", t_rust);
     let report = LatencyReport {
+        ratio: int8.median.as_secs_f64() / torch.median.as_secs_f64(),
+        ratio_mean: int8.mean.as_secs_f64() / torch.mean.as_secs_f64(),
         rows: vec![int8, torch, rust],
-        ratio,
     };
     println!("{}", report.render());
     Ok(report)
