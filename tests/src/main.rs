@@ -1,1 +1,113 @@
-fn main() {}
+//! `parity`: compares the int8 policy blob with the float checkpoint it came
+//! from, on recorded frames (layer by layer) and in closed-loop play.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use parity::{closed_loop, frame_parity, report, Verdict};
+use policy_core::Policy;
+use std::path::PathBuf;
+use trainer::checkpoint::{load_network, write_atomic};
+use trainer::recording::Recording;
+
+/// Quantized (policy-core) vs float (tch) network: action agreement, Q
+/// errors, per-layer cosine similarity, and closed-loop scores.
+#[derive(Parser)]
+#[command(name = "parity", version)]
+struct Cli {
+    /// Float checkpoint: a run folder, checkpoint folder or .safetensors weights.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The int8 blob exported from it.
+    #[arg(long)]
+    blob: PathBuf,
+    /// Recorded frame stacks (`trainer record`).
+    #[arg(long)]
+    frames: PathBuf,
+    /// Closed-loop episodes per policy (0 = skip closed loop).
+    #[arg(long, default_value_t = 10)]
+    episodes: usize,
+    /// First game seed of the closed loop.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Score cap of a closed-loop episode.
+    #[arg(long, default_value_t = 200)]
+    max_score: u32,
+    /// Frames whose float margin |Q0 - Q1| is below this fraction of the Q range count as ties.
+    #[arg(long, default_value_t = 0.02)]
+    margin_frac: f64,
+    /// Write a Markdown report here (and a histogram PNG next to it).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Exit non-zero when a criterion fails.
+    #[arg(long)]
+    strict: bool,
+}
+
+fn main() {
+    match run() {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run() -> Result<bool> {
+    let cli = Cli::parse();
+    let net = load_network(&cli.checkpoint, tch::Device::Cpu)?;
+    let model = net.to_float_model();
+    let bytes =
+        std::fs::read(&cli.blob).with_context(|| format!("reading blob {}", cli.blob.display()))?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let mut policy = Policy::from_blob(bytes)
+        .map_err(|e| anyhow::anyhow!("bad blob {}: {e:?}", cli.blob.display()))?;
+    let rec = Recording::load(&cli.frames)?;
+    let f = frame_parity(&net, &model, &mut policy, &rec.stacks, cli.margin_frac)?;
+    let c = if cli.episodes > 0 {
+        Some(closed_loop(
+            &net,
+            &mut policy,
+            cli.episodes,
+            cli.seed,
+            cli.max_score,
+        )?)
+    } else {
+        None
+    };
+    let v = Verdict::judge(&f, c.as_ref());
+    if let Some(path) = &cli.report {
+        let hist = path.with_extension("png");
+        let hist_name = hist.file_name().map(|n| n.to_string_lossy().into_owned());
+        report::histogram(&f, &hist)?;
+        write_atomic(
+            path,
+            report::markdown(&f, c.as_ref(), &v, hist_name.as_deref()).as_bytes(),
+        )?;
+    }
+    if cli.json {
+        let j = serde_json::json!({
+            "frames": f.frames,
+            "agreement": f.agreement,
+            "agreement_above_margin": f.agreement_above_margin,
+            "frames_above_margin": f.frames_above_margin,
+            "margin": f.margin,
+            "max_q_err_rel": f.max_q_err_rel,
+            "mean_q_err_rel": f.mean_q_err_rel,
+            "layers": f.layers,
+            "float_mean_score": c.as_ref().map(|c| c.float_mean_score),
+            "int_mean_score": c.as_ref().map(|c| c.int_mean_score),
+            "first_divergence": c.as_ref().and_then(|c| c.first_divergence),
+            "pass": v.pass(),
+            "failures": v.failures,
+        });
+        println!("{j}");
+    } else {
+        print!("{}", report::markdown(&f, c.as_ref(), &v, None));
+    }
+    Ok(v.pass() || !cli.strict)
+}

@@ -1,4 +1,21 @@
 //! DQN trainer for Flappy Bird from pixels, the seed's tabular methods, and
 //! the host side of quantization (float reference network, PTQ export).
+//!
+//! Data flows one way: `flappy` frames → [`replay`] → [`agent`] (tch) →
+//! checkpoints ([`checkpoint`]) → recordings ([`recording`]) and the
+//! quantized blob ([`quant`]) that `policy-core` runs.
 
+pub mod agent;
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod env;
+pub mod eval;
+pub mod metrics;
+pub mod net;
 pub mod quant;
+pub mod recording;
+pub mod replay;
+pub mod report;
+pub mod tabular;
+pub mod train;

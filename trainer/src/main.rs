@@ -1,4 +1,330 @@
+//! `trainer`: trains the Flappy Bird DQN (the default with no subcommand),
+//! evaluates, records observations, exports the int8 blob, runs the seed's
+//! tabular methods and benchmarks. `trainer --help` lists everything.
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use trainer::config::Config;
+use trainer::{bench, checkpoint, eval, quant, recording, report, tabular, train};
+
+/// Learns Flappy Bird from pixels with a Deep Q-Network (tch / libtorch, CUDA
+/// when present), then evaluates, records frames and exports the int8 blob.
+///
+/// With no subcommand it runs `train` with its defaults.
+#[derive(Parser)]
+#[command(name = "trainer", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a DQN into runs/<name>/, then evaluate, record, export and report.
+    Train(TrainArgs),
+    /// Greedy play of a checkpoint; prints mean/median/max score.
+    Eval(EvalArgs),
+    /// Record the frame stacks a checkpoint meets while playing (calibration, parity).
+    Record(RecordArgs),
+    /// Quantize a checkpoint to the int8 policy-core blob, calibrated on a recording.
+    Export(ExportArgs),
+    /// The seed's tabular methods on its 6-room graph (value iteration, MC, TD(0), Q-learning).
+    Tabular,
+    /// Environment steps/s and updates/s (CPU, and CUDA when present); int8 vs libtorch latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Run name: files go to <runs-dir>/<name>/ (default: a timestamp).
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder holding the runs.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// TOML file with hyperparameters (flags given here override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in this folder after a crash or Ctrl-C.
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+    /// Only train: skip the final evaluation, recording, export and report.
+    #[arg(long)]
+    no_finish: bool,
+    /// Episodes of the final greedy evaluation (game seeds 0..N).
+    #[arg(long, default_value_t = 20)]
+    final_episodes: usize,
+    /// Score cap of the final evaluation (0 = 1000 on CUDA, 200 on CPU).
+    #[arg(long, default_value_t = 0)]
+    final_max_score: u32,
+    /// Frame stacks to record at the end (calibration and parity data).
+    #[arg(long, default_value_t = 2000)]
+    record_frames: usize,
+    #[command(flatten)]
+    hp: Config,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A run folder, checkpoint folder or .safetensors weights file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Episodes (game seeds seed..seed+N).
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// First game seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop an episode at this score.
+    #[arg(long, default_value_t = 1000)]
+    max_score: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write an animated GIF of the best episode.
+    #[arg(long)]
+    gif: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// A run folder, checkpoint folder or .safetensors weights file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Number of frame stacks to record.
+    #[arg(long, default_value_t = 2000)]
+    frames: usize,
+    /// First game seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Exploration while recording (random actions flap 15 %), so near-crash states appear.
+    #[arg(long, default_value_t = 0.03)]
+    eps: f64,
+    /// Output file (format: docs/recording-format.md).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A run folder, checkpoint folder or .safetensors weights file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Recording whose frame stacks calibrate the activation scales.
+    #[arg(long)]
+    calib: PathBuf,
+    /// Output blob.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the per-layer table as Markdown here.
+    #[arg(long)]
+    table: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Network: classic or small.
+    #[arg(long, default_value = "classic")]
+    net: String,
+}
+
 fn main() {
-    let t = tch::Tensor::from_slice(&[1.0f32, 2.0]).sum(tch::Kind::Float);
-    println!("{t} cuda={}", tch::Cuda::is_available());
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    match cli.cmd {
+        None => cmd_train(cli.train, &matches),
+        Some(Cmd::Train(a)) => {
+            let sub = matches
+                .subcommand_matches("train")
+                .cloned()
+                .unwrap_or_default();
+            cmd_train(a, &sub)
+        }
+        Some(Cmd::Eval(a)) => cmd_eval(a),
+        Some(Cmd::Record(a)) => cmd_record(a),
+        Some(Cmd::Export(a)) => cmd_export(a),
+        Some(Cmd::Tabular) => {
+            print!("{}", tabular::report());
+            Ok(())
+        }
+        Some(Cmd::Bench(a)) => cmd_bench(a),
+    }
+}
+
+fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond Ctrl-C: exiting without saving");
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: saving a checkpoint and stopping (again to abort)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let (run_dir, cfg, resume) = match &a.resume {
+        Some(dir) => {
+            // The saved config, with the flags given now on top (e.g. a longer budget).
+            let saved = checkpoint::load_config(dir)?;
+            (dir.clone(), Config::merge_cli(saved, &a.hp, matches)?, true)
+        }
+        None => {
+            let base = match &a.config {
+                Some(p) => Config::from_toml_file(p)?,
+                None => Config::default(),
+            };
+            let cfg = Config::merge_cli(base, &a.hp, matches)?;
+            let name = a.name.clone().unwrap_or_else(timestamp);
+            (a.runs_dir.join(name), cfg, false)
+        }
+    };
+    let device = train::pick_device();
+    eprintln!(
+        "training `{}` net on {:?} for {:.0} min into {}/",
+        cfg.net,
+        device,
+        cfg.budget_minutes(device),
+        run_dir.display()
+    );
+    let trained = train::train(cfg, &run_dir, resume, &stop)?;
+    eprintln!(
+        "trained {} env steps, {} updates, {} episodes in {:.1} min; best eval mean {:.1}",
+        trained.state.env_steps,
+        trained.state.updates,
+        trained.state.episodes,
+        trained.state.elapsed_s / 60.0,
+        trained.state.best_eval
+    );
+    if trained.reason == train::StopReason::Interrupted {
+        eprintln!(
+            "stopped; continue with: trainer train --resume {}",
+            run_dir.display()
+        );
+        return Ok(());
+    }
+    if a.no_finish {
+        return Ok(());
+    }
+    let cap = match (a.final_max_score, device.is_cuda()) {
+        (0, true) => 1000,
+        (0, false) => 200,
+        (m, _) => m,
+    };
+    report::finish(&run_dir, &trained, a.final_episodes, cap, a.record_frames)
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    if a.episodes == 0 {
+        bail!("--episodes must be at least 1");
+    }
+    let net = checkpoint::load_network(&a.checkpoint, train::pick_device())?;
+    let r = eval::evaluate(&net, a.episodes, a.seed, a.max_score)?;
+    if let Some(gif) = &a.gif {
+        report::write_gif(&net, a.seed + r.best as u64, a.max_score, gif)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} episodes (seeds {}..{}), cap {}: mean {:.2}, median {:.1}, max {}",
+            r.episodes,
+            a.seed,
+            a.seed + a.episodes as u64,
+            a.max_score,
+            r.mean_score,
+            r.median_score,
+            r.max_score
+        );
+        println!("scores: {:?}", r.scores);
+    }
+    Ok(())
+}
+
+fn cmd_record(a: RecordArgs) -> Result<()> {
+    if a.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    let net = checkpoint::load_network(&a.checkpoint, train::pick_device())?;
+    let rec = report::record(&net, a.frames, a.seed, a.eps)?;
+    rec.save(&a.out)?;
+    println!(
+        "recorded {} frame stacks (seed {}) into {}",
+        rec.stacks.len(),
+        a.seed,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    let net = checkpoint::load_network(&a.checkpoint, tch::Device::Cpu)?;
+    let rec = recording::Recording::load(&a.calib)?;
+    let table = report::export_blob(&net, &rec, &a.out)?;
+    println!("{table}");
+    if let Some(t) = &a.table {
+        checkpoint::write_atomic(t, table.as_bytes())?;
+    }
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let arch = trainer::net::Arch::parse(&a.net)?;
+    let cfg = Config::default();
+    let mut rows = vec![bench::measure(arch, tch::Device::Cpu, &cfg, a.seconds)?];
+    if tch::Cuda::is_available() {
+        rows.push(bench::measure(arch, tch::Device::Cuda(0), &cfg, a.seconds)?);
+    }
+    println!("{}", bench::format_rows(&rows, tch::get_num_threads()));
+    tch::manual_seed(0);
+    let net = trainer::net::QNetwork::new(arch, tch::Device::Cpu);
+    let model = net.to_float_model();
+    let stacks = report::sample_stacks(64, 7)?;
+    let exp = quant::export(&model, &stacks, &quant::ExportOptions::default())?;
+    tch::set_num_threads(1);
+    let lat = quant::bench::compare_latency(&model, &exp.blob, &stacks, 200)?;
+    println!("{}", lat.render());
+    Ok(())
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) for default run names.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -1,0 +1,335 @@
+//! Parity harness: the integer policy (`policy-core`) against the float
+//! network it was exported from, on recorded frame stacks (Q-values, actions,
+//! every layer) and in closed-loop play.
+//!
+//! * [`frame_parity`]: per-frame comparison, per-layer cosine and error.
+//! * [`closed_loop`]: both policies play the same seeded games.
+//! * [`Verdict`]: the pass/fail criteria, so the harness can fail.
+//! * [`report`]: Markdown and a histogram of the Q errors.
+
+pub mod report;
+
+use anyhow::{bail, Result};
+use flappy::{Action, FrameStack, Game};
+use policy_core::Policy;
+use serde::Serialize;
+use trainer::net::QNetwork;
+use trainer::quant::FloatModel;
+
+/// Float Q-values of a batch of stacks from the tch network.
+pub fn float_q(net: &QNetwork, stacks: &[FrameStack]) -> Vec<[f32; 2]> {
+    let mut out = Vec::with_capacity(stacks.len());
+    for chunk in stacks.chunks(256) {
+        let refs: Vec<&FrameStack> = chunk.iter().collect();
+        out.extend(net.act(&refs).1);
+    }
+    out
+}
+
+/// Checks that the blob and the float model describe the same architecture.
+pub fn check_same_arch(model: &FloatModel, policy: &Policy) -> Result<()> {
+    let stages = policy.stages();
+    let float_stages = model.forward_stages(&FrameStack::default());
+    let int: Vec<(usize, usize, usize)> = stages
+        .iter()
+        .map(|s| (s.output.c, s.output.h, s.output.w))
+        .collect();
+    let flt: Vec<(usize, usize, usize)> = float_stages.iter().map(|t| (t.c, t.h, t.w)).collect();
+    if int != flt {
+        bail!("the blob's architecture (stage outputs {int:?}) is not the checkpoint's ({flt:?})");
+    }
+    Ok(())
+}
+
+/// One layer's float-vs-integer agreement over all frames.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerParity {
+    /// Stage index (conv / dense, max-pool fused).
+    pub stage: usize,
+    /// Shape `c x h x w`.
+    pub shape: (usize, usize, usize),
+    /// Cosine similarity of float and dequantized integer activations (all frames concatenated).
+    pub cosine: f64,
+    /// Largest absolute difference.
+    pub max_abs_err: f64,
+    /// Largest absolute float activation (for scale).
+    pub max_abs_float: f64,
+    /// One integer step in real units.
+    pub scale: f64,
+}
+
+/// The per-frame comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrameParity {
+    /// Frame stacks compared.
+    pub frames: usize,
+    /// Fraction of frames whose greedy action matches.
+    pub agreement: f64,
+    /// Frames whose float margin `|Q0 - Q1|` exceeds the threshold.
+    pub frames_above_margin: usize,
+    /// Agreement on those frames.
+    pub agreement_above_margin: f64,
+    /// The margin threshold used (float Q units).
+    pub margin: f64,
+    /// Float Q range over all frames (max - min of every Q-value).
+    pub q_range: f64,
+    /// Max |Q_int - Q_float| / q_range.
+    pub max_q_err_rel: f64,
+    /// Mean |Q_int - Q_float| / q_range.
+    pub mean_q_err_rel: f64,
+    /// Per layer.
+    pub layers: Vec<LayerParity>,
+    /// Every signed error `Q_int - Q_float` (both actions), for the histogram.
+    #[serde(skip)]
+    pub q_errors: Vec<f64>,
+}
+
+/// Compares the float network (`net`, tch; `model`, its plain-Rust copy for
+/// per-layer activations) with the integer `policy` on `stacks`. The margin
+/// threshold is `margin_frac` of the float Q range.
+pub fn frame_parity(
+    net: &QNetwork,
+    model: &FloatModel,
+    policy: &mut Policy,
+    stacks: &[FrameStack],
+    margin_frac: f64,
+) -> Result<FrameParity> {
+    if stacks.is_empty() {
+        bail!("no frame stacks to compare");
+    }
+    check_same_arch(model, policy)?;
+    let fq = float_q(net, stacks);
+    let out_scale = policy.output_scale() as f64;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for q in &fq {
+        for &v in q {
+            lo = lo.min(v as f64);
+            hi = hi.max(v as f64);
+        }
+    }
+    let q_range = (hi - lo).max(1e-9);
+    let margin = margin_frac * q_range;
+    let n_stages = policy.stages().len();
+    // Per-layer accumulators: dot, |f|^2, |i|^2, max err, max |f|.
+    let mut acc = vec![[0f64; 5]; n_stages];
+    let mut shapes = vec![(0, 0, 0); n_stages];
+    let mut scales = vec![0f64; n_stages];
+    let (mut agree, mut above, mut agree_above) = (0usize, 0usize, 0usize);
+    let mut q_errors = Vec::with_capacity(stacks.len() * 2);
+    for (stack, f) in stacks.iter().zip(&fq) {
+        let trace = policy.q_values_trace(stack);
+        let float_stages = model.forward_trace(stack);
+        for (k, (st, fl)) in trace.stages.iter().zip(&float_stages).enumerate() {
+            shapes[k] = st.shape;
+            scales[k] = st.scale as f64;
+            let a = &mut acc[k];
+            for (&iv, &fv) in st.values.iter().zip(fl) {
+                let (x, y) = (iv as f64 * st.scale as f64, fv as f64);
+                a[0] += x * y;
+                a[1] += y * y;
+                a[2] += x * x;
+                a[3] = a[3].max((x - y).abs());
+                a[4] = a[4].max(y.abs());
+            }
+        }
+        let float_act = usize::from(f[1] > f[0]);
+        let int_act = policy_core::action_of(&trace.q).index();
+        agree += usize::from(float_act == int_act);
+        if ((f[0] - f[1]).abs() as f64) > margin {
+            above += 1;
+            agree_above += usize::from(float_act == int_act);
+        }
+        for (qi, qf) in trace.q.iter().zip(f) {
+            q_errors.push(*qi as f64 * out_scale - *qf as f64);
+        }
+    }
+    let n = stacks.len();
+    let abs: Vec<f64> = q_errors.iter().map(|e| e.abs() / q_range).collect();
+    let layers = acc
+        .iter()
+        .enumerate()
+        .map(|(k, a)| LayerParity {
+            stage: k,
+            shape: shapes[k],
+            cosine: if a[1] > 0.0 && a[2] > 0.0 {
+                a[0] / (a[1].sqrt() * a[2].sqrt())
+            } else {
+                f64::from(u8::from(a[1] == a[2]))
+            },
+            max_abs_err: a[3],
+            max_abs_float: a[4],
+            scale: scales[k],
+        })
+        .collect();
+    Ok(FrameParity {
+        frames: n,
+        agreement: agree as f64 / n as f64,
+        frames_above_margin: above,
+        agreement_above_margin: if above == 0 {
+            1.0
+        } else {
+            agree_above as f64 / above as f64
+        },
+        margin,
+        q_range,
+        max_q_err_rel: abs.iter().copied().fold(0.0, f64::max),
+        mean_q_err_rel: abs.iter().sum::<f64>() / abs.len() as f64,
+        layers,
+        q_errors,
+    })
+}
+
+/// Closed-loop play of both policies on the same games.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClosedLoop {
+    /// Episodes per policy (game seeds `seed..seed + episodes`).
+    pub episodes: usize,
+    /// Score cap.
+    pub max_score: u32,
+    /// Float policy's scores.
+    pub float_scores: Vec<u32>,
+    /// Integer policy's scores.
+    pub int_scores: Vec<u32>,
+    /// Float mean.
+    pub float_mean_score: f64,
+    /// Integer mean.
+    pub int_mean_score: f64,
+    /// First (episode, step) where the two chose different actions, if any.
+    pub first_divergence: Option<(usize, u64)>,
+}
+
+/// Plays `episodes` games (seeds `seed + i`) with the float and the integer
+/// policy, each episode until a crash or `max_score`. The two are run in
+/// lockstep while their actions agree, so the first divergence is exact.
+pub fn closed_loop(
+    net: &QNetwork,
+    policy: &mut Policy,
+    episodes: usize,
+    seed: u64,
+    max_score: u32,
+) -> Result<ClosedLoop> {
+    let mut float_scores = Vec::new();
+    let mut int_scores = Vec::new();
+    let mut first_divergence = None;
+    for e in 0..episodes {
+        let game_seed = seed + e as u64;
+        let mut games = [Game::new(game_seed), Game::new(game_seed)];
+        let mut stacks = games.clone().map(|g| FrameStack::new(&g.frame()));
+        let mut frames = [flappy::Frame::empty(); 2];
+        let mut done = [None::<u32>; 2];
+        let mut step = 0u64;
+        while done.iter().any(|d| d.is_none()) {
+            let fa = if done[0].is_none() {
+                Some(u8::from(net.act(&[&stacks[0]]).0[0] == 1))
+            } else {
+                None
+            };
+            let ia = if done[1].is_none() {
+                Some(policy.act(&stacks[1]) as u8)
+            } else {
+                None
+            };
+            if first_divergence.is_none() {
+                if let (Some(a), Some(b)) = (fa, ia) {
+                    if a != b {
+                        first_divergence = Some((e, step));
+                    }
+                }
+            }
+            for (k, a) in [fa, ia].into_iter().enumerate() {
+                let Some(a) = a else { continue };
+                let act = if a == 1 { Action::Flap } else { Action::Idle };
+                let s = games[k].step(act).map_err(|e| anyhow::anyhow!("{e}"))?;
+                games[k].observe(&mut frames[k]);
+                stacks[k].push(&frames[k]);
+                if let Some(f) = s.final_score {
+                    done[k] = Some(f);
+                } else if games[k].score() >= max_score {
+                    done[k] = Some(games[k].score());
+                }
+            }
+            step += 1;
+        }
+        float_scores.push(done[0].unwrap_or(0));
+        int_scores.push(done[1].unwrap_or(0));
+    }
+    let mean = |v: &[u32]| v.iter().map(|&s| s as f64).sum::<f64>() / v.len().max(1) as f64;
+    Ok(ClosedLoop {
+        episodes,
+        max_score,
+        float_mean_score: mean(&float_scores),
+        int_mean_score: mean(&int_scores),
+        float_scores,
+        int_scores,
+        first_divergence,
+    })
+}
+
+/// The acceptance criteria of issue "parity", applied to a result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// Human-readable failures (empty = pass).
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    /// Minimum action agreement.
+    pub const MIN_AGREEMENT: f64 = 0.995;
+    /// Minimum per-layer cosine similarity.
+    pub const MIN_COSINE: f64 = 0.99;
+    /// Maximum relative Q error (of the float Q range).
+    pub const MAX_Q_ERR_REL: f64 = 0.05;
+    /// Minimum integer closed-loop mean as a fraction of the float mean.
+    pub const MIN_SCORE_RATIO: f64 = 0.95;
+
+    /// Judges a frame comparison and optionally a closed-loop run.
+    pub fn judge(f: &FrameParity, c: Option<&ClosedLoop>) -> Verdict {
+        let mut failures = Vec::new();
+        if f.agreement < Self::MIN_AGREEMENT {
+            failures.push(format!(
+                "action agreement {:.4} < {}",
+                f.agreement,
+                Self::MIN_AGREEMENT
+            ));
+        }
+        if f.agreement_above_margin < 1.0 {
+            failures.push(format!(
+                "agreement above margin {:.4} < 1",
+                f.agreement_above_margin
+            ));
+        }
+        if f.max_q_err_rel > Self::MAX_Q_ERR_REL {
+            failures.push(format!(
+                "max Q error {:.4} of the Q range > {}",
+                f.max_q_err_rel,
+                Self::MAX_Q_ERR_REL
+            ));
+        }
+        for l in &f.layers {
+            if l.cosine < Self::MIN_COSINE {
+                failures.push(format!(
+                    "layer {} cosine {:.4} < {}",
+                    l.stage,
+                    l.cosine,
+                    Self::MIN_COSINE
+                ));
+            }
+        }
+        if let Some(c) = c {
+            if c.int_mean_score < Self::MIN_SCORE_RATIO * c.float_mean_score {
+                failures.push(format!(
+                    "closed-loop int mean {:.2} < {} x float mean {:.2}",
+                    c.int_mean_score,
+                    Self::MIN_SCORE_RATIO,
+                    c.float_mean_score
+                ));
+            }
+        }
+        Verdict { failures }
+    }
+
+    /// Whether every criterion holds.
+    pub fn pass(&self) -> bool {
+        self.failures.is_empty()
+    }
+}

@@ -1,0 +1,120 @@
+//! The parity report: Markdown tables and a histogram of the Q errors.
+
+use crate::{ClosedLoop, FrameParity, Verdict};
+use anyhow::Result;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// The Markdown report (the histogram is referenced as `hist_name` next to it).
+pub fn markdown(
+    f: &FrameParity,
+    c: Option<&ClosedLoop>,
+    v: &Verdict,
+    hist_name: Option<&str>,
+) -> String {
+    let mut s = String::from("# Parity: int8 policy-core vs float network\n\n");
+    s.push_str(&format!(
+        "**{}**\n\n",
+        if v.pass() { "PASS" } else { "FAIL" }
+    ));
+    for fail in &v.failures {
+        s.push_str(&format!("- {fail}\n"));
+    }
+    s.push_str("\n## Recorded frames\n\n| measure | value |\n|---|---:|\n");
+    s.push_str(&format!("| frame stacks | {} |\n", f.frames));
+    s.push_str(&format!(
+        "| action agreement | {:.4}% |\n",
+        100.0 * f.agreement
+    ));
+    s.push_str(&format!(
+        "| agreement where float margin > {:.4} ({} frames) | {:.4}% |\n",
+        f.margin,
+        f.frames_above_margin,
+        100.0 * f.agreement_above_margin
+    ));
+    s.push_str(&format!("| float Q range | {:.4} |\n", f.q_range));
+    s.push_str(&format!(
+        "| max abs Q error / range | {:.5} |\n",
+        f.max_q_err_rel
+    ));
+    s.push_str(&format!(
+        "| mean abs Q error / range | {:.5} |\n",
+        f.mean_q_err_rel
+    ));
+    s.push_str("\n## Layer by layer\n\n| stage | shape | cosine | max abs error | max abs float | int step |\n|---:|---|---:|---:|---:|---:|\n");
+    for l in &f.layers {
+        s.push_str(&format!(
+            "| {} | {}x{}x{} | {:.6} | {:.4} | {:.4} | {:.3e} |\n",
+            l.stage,
+            l.shape.0,
+            l.shape.1,
+            l.shape.2,
+            l.cosine,
+            l.max_abs_err,
+            l.max_abs_float,
+            l.scale
+        ));
+    }
+    if let Some(c) = c {
+        s.push_str(&format!(
+            "\n## Closed loop\n\n{} episodes per policy, score cap {}.\n\n| policy | mean score | scores |\n|---|---:|---|\n",
+            c.episodes, c.max_score
+        ));
+        s.push_str(&format!(
+            "| float (tch) | {:.2} | {:?} |\n",
+            c.float_mean_score, c.float_scores
+        ));
+        s.push_str(&format!(
+            "| int8 (policy-core) | {:.2} | {:?} |\n",
+            c.int_mean_score, c.int_scores
+        ));
+        match c.first_divergence {
+            Some((e, st)) => s.push_str(&format!(
+                "\nFirst differing action: episode {e}, step {st}.\n"
+            )),
+            None => s.push_str("\nThe two policies never chose differently.\n"),
+        }
+    }
+    if let Some(h) = hist_name {
+        s.push_str(&format!("\n## Q error histogram\n\n![Q errors]({h})\n"));
+    }
+    s
+}
+
+/// Draws a histogram of `Q_int - Q_float` to `path`.
+pub fn histogram(f: &FrameParity, path: &Path) -> Result<()> {
+    trainer::metrics::ensure_font()?;
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting {}: {e}", path.display());
+    let m = f.q_errors.iter().map(|e| e.abs()).fold(1e-9, f64::max);
+    const BINS: usize = 41;
+    let mut counts = [0u32; BINS];
+    for e in &f.q_errors {
+        let b = (((e / m) + 1.0) / 2.0 * (BINS - 1) as f64).round() as usize;
+        counts[b.min(BINS - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1);
+    let root = BitMapBackend::new(path, (800, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("int8 - float Q-value error", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-m * 1.05..m * 1.05, 0u32..top + top / 10 + 1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("Q_int * scale - Q_float")
+        .y_desc("count")
+        .draw()
+        .map_err(|e| err(&e))?;
+    let w = 2.0 * m / (BINS - 1) as f64;
+    chart
+        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+            let x = -m + i as f64 * w;
+            Rectangle::new([(x - w / 2.0, 0), (x + w / 2.0, c)], BLUE.mix(0.6).filled())
+        }))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The parity criteria on the committed reference model, a property test over
+//! random networks, and proof that the harness catches a broken export.
+
+use parity::{closed_loop, frame_parity, Verdict};
+use policy_core::blob::{Bytes, Model};
+use policy_core::Policy;
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::Device;
+use trainer::checkpoint::load_network;
+use trainer::net::{Arch, QNetwork};
+use trainer::quant::{export, ExportOptions};
+use trainer::recording::Recording;
+
+fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference")
+}
+
+fn leak(v: Vec<u8>) -> &'static [u8] {
+    Box::leak(v.into_boxed_slice())
+}
+
+fn reference_parts() -> (QNetwork, &'static [u8], Recording) {
+    let dir = reference();
+    let net =
+        load_network(&dir.join("model.safetensors"), Device::Cpu).expect("reference checkpoint");
+    let blob = leak(std::fs::read(dir.join("policy.bin")).expect("reference blob"));
+    let rec = Recording::load(&dir.join("frames.rec")).expect("reference recording");
+    (net, blob, rec)
+}
+
+#[test]
+fn reference_model_meets_the_parity_bars() {
+    let (net, blob, rec) = reference_parts();
+    assert!(rec.stacks.len() >= 1000, "a few thousand frames expected");
+    let model = net.to_float_model();
+    let mut policy = Policy::from_blob(blob).unwrap();
+    let f = frame_parity(&net, &model, &mut policy, &rec.stacks, 0.02).unwrap();
+    let c = closed_loop(&net, &mut policy, 10, 0, 50).unwrap();
+    println!(
+        "{}",
+        parity::report::markdown(&f, Some(&c), &Verdict::judge(&f, Some(&c)), None)
+    );
+    assert!(f.agreement >= 0.995, "agreement {}", f.agreement);
+    assert_eq!(f.agreement_above_margin, 1.0);
+    assert!(
+        f.frames_above_margin > f.frames / 2,
+        "the margin threshold must leave most frames in"
+    );
+    assert!(c.int_mean_score >= 0.95 * c.float_mean_score, "{c:?}");
+    assert!(
+        c.float_mean_score > 1.0,
+        "the reference model must actually play: {c:?}"
+    );
+    assert!(Verdict::judge(&f, Some(&c)).pass());
+}
+
+/// A copy of `blob` with one more right shift on every channel of compute layer
+/// `layer`: that layer's outputs are halved, as if its scale were wrong.
+fn break_scale(blob: &[u8], layer: usize) -> &'static [u8] {
+    let (model, _) = Model::from_bytes(blob).unwrap();
+    let mut m: Model = model.clone();
+    let shifts: Vec<u8> = m.layers[layer].shifts.0.iter().map(|s| s + 1).collect();
+    let shifts = leak(shifts);
+    m.layers[layer].shifts = Bytes(shifts);
+    let mut buf = vec![0u8; blob.len() + 64];
+    let n = m.encode_into(&mut buf).unwrap();
+    buf.truncate(n);
+    leak(buf)
+}
+
+#[test]
+fn a_broken_export_is_caught() {
+    let (net, blob, rec) = reference_parts();
+    let model = net.to_float_model();
+    let stacks = &rec.stacks[..rec.stacks.len().min(600)];
+    let bad = break_scale(blob, 2);
+    let mut policy = Policy::from_blob(bad).unwrap();
+    let f = frame_parity(&net, &model, &mut policy, stacks, 0.02).unwrap();
+    let v = Verdict::judge(&f, None);
+    assert!(!v.pass(), "a halved layer went unnoticed: {f:?}");
+    // ... while the untouched blob passes on the same frames.
+    let mut good = Policy::from_blob(blob).unwrap();
+    let f = frame_parity(&net, &model, &mut good, stacks, 0.02).unwrap();
+    assert!(
+        Verdict::judge(&f, None).pass(),
+        "{:?}",
+        Verdict::judge(&f, None)
+    );
+}
+
+#[test]
+fn cli_reports_json_and_rejects_bad_inputs() {
+    let dir = reference();
+    let bin = env!("CARGO_BIN_EXE_parity");
+    let ck = dir.join("model.safetensors");
+    let (blob, frames) = (dir.join("policy.bin"), dir.join("frames.rec"));
+    let tmp = std::env::temp_dir().join(format!("parity-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let report = tmp.join("parity.md");
+    let o = Command::new(bin)
+        .args([
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--blob",
+            blob.to_str().unwrap(),
+        ])
+        .args([
+            "--frames",
+            frames.to_str().unwrap(),
+            "--episodes",
+            "2",
+            "--max-score",
+            "5",
+            "--json",
+        ])
+        .args(["--report", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in [
+        "frames",
+        "agreement",
+        "agreement_above_margin",
+        "float_mean_score",
+        "int_mean_score",
+    ] {
+        assert!(!j[k].is_null(), "missing {k}: {j}");
+    }
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("Layer by layer"));
+    assert_eq!(
+        &std::fs::read(report.with_extension("png")).unwrap()[1..4],
+        b"PNG"
+    );
+
+    let run = |args: &[&str]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Missing file.
+    let (code, err) = run(&[
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--blob",
+        "/nonexistent.bin",
+        "--frames",
+        frames.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: ") && err.contains("nonexistent"),
+        "{err}"
+    );
+    // Truncated recording.
+    let trunc = tmp.join("t.rec");
+    let full = std::fs::read(&frames).unwrap();
+    std::fs::write(&trunc, &full[..full.len() - 100]).unwrap();
+    let (code, err) = run(&[
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--blob",
+        blob.to_str().unwrap(),
+        "--frames",
+        trunc.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("truncated"), "{err}");
+    // A blob of another architecture than the checkpoint.
+    tch::manual_seed(5);
+    let small = QNetwork::new(Arch::Small, Device::Cpu);
+    let rec = Recording::load(&frames).unwrap();
+    let e = export(
+        &small.to_float_model(),
+        &rec.stacks[..64],
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let other = tmp.join("small.bin");
+    std::fs::write(&other, &e.blob).unwrap();
+    let (code, err) = run(&[
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--blob",
+        other.to_str().unwrap(),
+        "--frames",
+        frames.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("architecture"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Random small networks of the same family: the integer Q-values stay
+    /// within the error bound the export predicts (on unclipped inputs, which
+    /// the calibration set is when calibrated at the maximum).
+    #[test]
+    fn random_networks_agree_within_the_predicted_bound(seed in 0i64..1_000_000) {
+        tch::manual_seed(seed);
+        let net = QNetwork::new(Arch::Small, Device::Cpu);
+        let model = net.to_float_model();
+        let stacks = trainer::report::sample_stacks(48, seed as u64).unwrap();
+        let opts = ExportOptions { percentile: 100.0, ..ExportOptions::default() };
+        let e = export(&model, &stacks, &opts).unwrap();
+        let bound = e.q_error_bound();
+        let mut policy = Policy::from_blob(leak(e.blob.clone())).unwrap();
+        let f = frame_parity(&net, &model, &mut policy, &stacks, 0.02).unwrap();
+        let worst = f.q_errors.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        // The float side is libtorch here; allow float rounding on top of the bound.
+        prop_assert!(worst <= bound + 1e-4, "error {} > bound {}", worst, bound);
+        for l in &f.layers {
+            prop_assert!(l.cosine > 0.999, "layer {} cosine {}", l.stage, l.cosine);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Checkpoints: a folder with the online weights (`model.safetensors`, what
+//! `eval`/`record`/`export` load), the target weights, Adam's moments
+//! (`adam.safetensors`) and the counters, exploration RNG and config
+//! (`state.json`). The folder is written as `checkpoint.tmp/` and renamed into
+//! place, so a crash mid-write leaves the previous checkpoint intact.
+
+use crate::agent::Learner;
+use crate::config::Config;
+use crate::net::{Arch, QNetwork};
+use anyhow::{bail, Context, Result};
+use rand_pcg::Pcg32;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// Counters and everything else that is not a tensor.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Environment steps taken (summed over environments).
+    pub env_steps: u64,
+    /// Gradient updates done.
+    pub updates: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Adam's step counter.
+    pub adam_t: u64,
+    /// Training seconds so far (over all sessions).
+    pub elapsed_s: f64,
+    /// Best greedy evaluation mean so far.
+    pub best_eval: f64,
+    /// Scores of the most recent episodes (for the running mean).
+    pub recent_scores: Vec<u32>,
+    /// The exploration / sampling RNG.
+    pub rng: Pcg32,
+    /// Number of resumes so far (the environments restart fresh with a new seed offset).
+    pub sessions: u64,
+    /// The run's config.
+    pub config: Config,
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same folder + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Saves a checkpoint into `dir` (replacing it atomically).
+pub fn save(dir: &Path, learner: &Learner, state: &TrainState) -> Result<()> {
+    let tmp = tmp_path(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    learner
+        .online
+        .vs
+        .save(tmp.join("model.safetensors"))
+        .context("saving model")?;
+    learner
+        .target
+        .vs
+        .save(tmp.join("target.safetensors"))
+        .context("saving target")?;
+    let mut adam: Vec<(String, Tensor)> = Vec::new();
+    for (n, t) in &learner.adam.m {
+        adam.push((format!("m.{n}"), t.shallow_clone()));
+    }
+    for (n, t) in &learner.adam.v {
+        adam.push((format!("v.{n}"), t.shallow_clone()));
+    }
+    Tensor::write_safetensors(&adam, tmp.join("adam.safetensors")).context("saving adam")?;
+    std::fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(state)?)?;
+    let old = dir.with_extension("old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(dir, &old)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+/// Finds the checkpoint folder for a run folder, a checkpoint folder or a
+/// `model.safetensors` path (falls back to `checkpoint.old` after a crash mid-save).
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    }
+    for cand in [
+        path.join("checkpoint"),
+        path.join("checkpoint.old"),
+        path.to_path_buf(),
+    ] {
+        if cand.join("model.safetensors").is_file() {
+            return Ok(cand);
+        }
+    }
+    bail!("no checkpoint found at {} (expected a run folder, a checkpoint folder or model.safetensors)", path.display())
+}
+
+/// Reads a weights file into a new network (architecture inferred from the shapes).
+pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
+    let file = if path.is_dir() {
+        resolve(path)?.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let tensors = Tensor::read_safetensors(&file)
+        .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", file.display()))?;
+    let arch = QNetwork::arch_of(&tensors)?;
+    let mut net = QNetwork::new(arch, device);
+    load_into(&mut net, &tensors, &file)?;
+    Ok(net)
+}
+
+fn load_into(net: &mut QNetwork, tensors: &[(String, Tensor)], file: &Path) -> Result<()> {
+    let mut vars = net.vs.variables();
+    if tensors.len() != vars.len() {
+        bail!(
+            "checkpoint {} has {} tensors, the network {}",
+            file.display(),
+            tensors.len(),
+            vars.len()
+        );
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (name, t) in tensors {
+            let Some(v) = vars.get_mut(name) else {
+                bail!("unexpected tensor `{name}` in {}", file.display())
+            };
+            if v.size() != t.size() {
+                bail!(
+                    "tensor `{name}` in {} has shape {:?}, expected {:?}",
+                    file.display(),
+                    t.size(),
+                    v.size()
+                );
+            }
+            v.copy_(t);
+        }
+        Ok(())
+    })
+}
+
+/// The config saved with a checkpoint.
+pub fn load_config(dir: &Path) -> Result<Config> {
+    let dir = resolve(dir)?;
+    let text = std::fs::read(dir.join("state.json"))
+        .with_context(|| format!("reading {}/state.json", dir.display()))?;
+    let state: TrainState = serde_json::from_slice(&text)
+        .with_context(|| format!("bad {}/state.json", dir.display()))?;
+    Ok(state.config)
+}
+
+/// Loads a full checkpoint (networks, Adam, counters) for resuming.
+pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
+    let dir = resolve(dir)?;
+    let text = std::fs::read(dir.join("state.json"))
+        .with_context(|| format!("reading {}/state.json", dir.display()))?;
+    let state: TrainState = serde_json::from_slice(&text)
+        .with_context(|| format!("bad {}/state.json", dir.display()))?;
+    let arch = Arch::parse(&state.config.net)?;
+    let mut learner = Learner::new(arch, device)?;
+    for (file, net) in [
+        ("model.safetensors", &mut learner.online),
+        ("target.safetensors", &mut learner.target),
+    ] {
+        let p = dir.join(file);
+        let t = Tensor::read_safetensors(&p)
+            .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
+        load_into(net, &t, &p)?;
+    }
+    let p = dir.join("adam.safetensors");
+    let t = Tensor::read_safetensors(&p)
+        .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
+    tch::no_grad(|| -> Result<()> {
+        for (name, t) in t {
+            let (kind, var) = name.split_at(2);
+            let map = if kind == "m." {
+                &mut learner.adam.m
+            } else {
+                &mut learner.adam.v
+            };
+            let Some(dst) = map.get_mut(var) else {
+                bail!("unexpected Adam tensor `{name}`")
+            };
+            dst.copy_(&t.to_device(device));
+        }
+        Ok(())
+    })?;
+    learner.adam.t = state.adam_t;
+    learner.updates = state.updates;
+    Ok((learner, state))
+}

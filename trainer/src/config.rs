@@ -1,0 +1,275 @@
+//! Every training hyperparameter in one struct ([`Config`]): defaults, a TOML
+//! file (`--config f.toml`, unknown keys rejected) and command-line flags
+//! (which win over the file).
+
+use anyhow::{bail, Context, Result};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use serde::{Deserialize, Serialize};
+
+/// Training hyperparameters. Every field is a `train` flag (`--lr 1e-4`) and a
+/// key of the TOML config file.
+#[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Network architecture: `classic` (default) or `small` (for small MCUs).
+    #[arg(long, default_value_t = Config::default().net)]
+    pub net: String,
+    /// Master seed (torch init, environments, exploration and replay sampling).
+    #[arg(long, default_value_t = Config::default().seed)]
+    pub seed: u64,
+    /// Environments stepped together (one batched forward picks all their actions).
+    #[arg(long, default_value_t = Config::default().num_envs)]
+    pub num_envs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    pub lr: f64,
+    /// Adam epsilon.
+    #[arg(long, default_value_t = Config::default().adam_eps)]
+    pub adam_eps: f64,
+    /// Discount factor.
+    #[arg(long, default_value_t = Config::default().gamma)]
+    pub gamma: f64,
+    /// Steps of the n-step return (1 = plain one-step Q-learning).
+    #[arg(long, default_value_t = Config::default().n_step)]
+    pub n_step: usize,
+    /// Minibatch size of a gradient update.
+    #[arg(long, default_value_t = Config::default().batch_size)]
+    pub batch_size: usize,
+    /// Replay memory capacity in transitions (one 800-byte frame each; 1M ≈ 0.8 GB).
+    #[arg(long, default_value_t = Config::default().replay_capacity)]
+    pub replay_capacity: usize,
+    /// Environment steps (summed over environments) collected before learning starts.
+    #[arg(long, default_value_t = Config::default().learning_starts)]
+    pub learning_starts: u64,
+    /// Environment steps (summed over environments) per gradient update.
+    #[arg(long, default_value_t = Config::default().steps_per_update)]
+    pub steps_per_update: u64,
+    /// Gradient updates between hard target-network copies (ignored when `tau` > 0).
+    #[arg(long, default_value_t = Config::default().target_update)]
+    pub target_update: u64,
+    /// Polyak coefficient for a soft target update after every gradient update (0 = hard updates).
+    #[arg(long, default_value_t = Config::default().tau)]
+    pub tau: f64,
+    /// Double DQN target (online argmax, target value); false = max of the target network.
+    #[arg(long, default_value_t = Config::default().double_dqn, action = clap::ArgAction::Set)]
+    pub double_dqn: bool,
+    /// Huber loss threshold.
+    #[arg(long, default_value_t = Config::default().huber_delta)]
+    pub huber_delta: f64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = Config::default().grad_clip)]
+    pub grad_clip: f64,
+    /// Exploration rate when learning starts (before that the policy is the biased random one).
+    #[arg(long, default_value_t = Config::default().eps_start)]
+    pub eps_start: f64,
+    /// Final exploration rate.
+    #[arg(long, default_value_t = Config::default().eps_end)]
+    pub eps_end: f64,
+    /// Environment steps after `learning_starts` over which epsilon decays linearly.
+    #[arg(long, default_value_t = Config::default().eps_decay_steps)]
+    pub eps_decay_steps: u64,
+    /// Probability that a random (exploration) action is a flap. Uniform (0.5) pins the bird
+    /// to the ceiling; about 1 flap in 19 frames holds its height, 0.08 drifts gently up.
+    #[arg(long, default_value_t = Config::default().flap_prob)]
+    pub flap_prob: f64,
+    /// Environment steps between greedy evaluations (0 = none during training).
+    #[arg(long, default_value_t = Config::default().eval_every)]
+    pub eval_every: u64,
+    /// Episodes per greedy evaluation.
+    #[arg(long, default_value_t = Config::default().eval_episodes)]
+    pub eval_episodes: usize,
+    /// Score at which an evaluation episode is stopped (so evaluation terminates).
+    #[arg(long, default_value_t = Config::default().eval_max_score)]
+    pub eval_max_score: u32,
+    /// Minutes between checkpoints (a SIGKILL loses at most this much).
+    #[arg(long, default_value_t = Config::default().checkpoint_min)]
+    pub checkpoint_min: f64,
+    /// Environment steps between metrics rows.
+    #[arg(long, default_value_t = Config::default().log_every)]
+    pub log_every: u64,
+    /// Stop after this many environment steps (0 = no step limit).
+    #[arg(long, default_value_t = Config::default().total_steps)]
+    pub total_steps: u64,
+    /// Training time budget in minutes (0 = automatic: 55 on CPU, 14 on CUDA).
+    #[arg(long, default_value_t = Config::default().minutes)]
+    pub minutes: f64,
+    /// CPU threads for libtorch (0 = all cores).
+    #[arg(long, default_value_t = Config::default().threads)]
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            net: "classic".into(),
+            seed: 1,
+            num_envs: 8,
+            lr: 5e-4,
+            adam_eps: 1e-4,
+            gamma: 0.99,
+            n_step: 3,
+            batch_size: 32,
+            replay_capacity: 100_000,
+            learning_starts: 5_000,
+            steps_per_update: 4,
+            target_update: 500,
+            tau: 0.0,
+            double_dqn: true,
+            huber_delta: 1.0,
+            grad_clip: 10.0,
+            eps_start: 0.1,
+            eps_end: 0.001,
+            eps_decay_steps: 150_000,
+            flap_prob: 0.08,
+            eval_every: 50_000,
+            eval_episodes: 5,
+            eval_max_score: 200,
+            checkpoint_min: 3.0,
+            log_every: 5_000,
+            total_steps: 0,
+            minutes: 0.0,
+            threads: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file (missing keys keep their defaults).
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Config::from_toml(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parses TOML text (missing keys keep their defaults; unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let c: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("bad config: {}", e.message()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks ranges and names.
+    pub fn validate(&self) -> Result<()> {
+        crate::net::Arch::parse(&self.net)?;
+        let checks = [
+            (self.num_envs >= 1, "num_envs must be >= 1"),
+            (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),
+            (
+                self.gamma > 0.0 && self.gamma <= 1.0,
+                "gamma must be in (0, 1]",
+            ),
+            (self.n_step >= 1, "n_step must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (
+                self.replay_capacity >= 16 * self.num_envs,
+                "replay_capacity too small for num_envs",
+            ),
+            (self.steps_per_update >= 1, "steps_per_update must be >= 1"),
+            (self.target_update >= 1, "target_update must be >= 1"),
+            ((0.0..=1.0).contains(&self.tau), "tau must be in [0, 1]"),
+            (
+                (0.0..=1.0).contains(&self.eps_start),
+                "eps_start must be in [0, 1]",
+            ),
+            (
+                (0.0..=1.0).contains(&self.eps_end),
+                "eps_end must be in [0, 1]",
+            ),
+            (
+                (0.0..=1.0).contains(&self.flap_prob),
+                "flap_prob must be in [0, 1]",
+            ),
+            (self.grad_clip > 0.0, "grad_clip must be > 0"),
+            (self.checkpoint_min > 0.0, "checkpoint_min must be > 0"),
+            (
+                self.minutes >= 0.0 && self.minutes.is_finite(),
+                "minutes must be >= 0",
+            ),
+            (self.eval_episodes >= 1, "eval_episodes must be >= 1"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+        ];
+        for (ok, msg) in checks {
+            if !ok {
+                bail!("bad config: {msg}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The time budget in minutes on `device` (see [`Config::minutes`]).
+    pub fn budget_minutes(&self, device: tch::Device) -> f64 {
+        match (self.minutes > 0.0, device.is_cuda()) {
+            (true, _) => self.minutes,
+            (false, true) => 14.0,
+            (false, false) => 55.0,
+        }
+    }
+
+    /// Exploration rate after `env_steps` total environment steps.
+    pub fn epsilon(&self, env_steps: u64) -> f64 {
+        if env_steps < self.learning_starts {
+            return 1.0;
+        }
+        let t = (env_steps - self.learning_starts) as f64 / self.eps_decay_steps.max(1) as f64;
+        self.eps_start + (self.eps_end - self.eps_start) * t.min(1.0)
+    }
+
+    /// Combines `base` (defaults or a file) with the flags given explicitly on
+    /// the command line (`matches` are the `train` subcommand's).
+    pub fn merge_cli(base: Config, cli: &Config, matches: &ArgMatches) -> Result<Config> {
+        let mut table = toml::Value::try_from(&base)?;
+        let cli_table = toml::Value::try_from(cli)?;
+        if let (Some(t), Some(c)) = (table.as_table_mut(), cli_table.as_table()) {
+            for (k, v) in c {
+                if matches.value_source(k) == Some(ValueSource::CommandLine) {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let merged: Config = table.try_into()?;
+        merged.validate()?;
+        Ok(merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_partial_files() {
+        let c = Config::default();
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        let p = Config::from_toml("lr = 0.001\nnet = \"small\"").unwrap();
+        assert_eq!((p.lr, p.net.as_str(), p.gamma), (0.001, "small", 0.99));
+    }
+
+    #[test]
+    fn bad_configs_are_clear_errors() {
+        let e = Config::from_toml("learning_rate = 0.1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `learning_rate`"), "{e}");
+        let e = Config::from_toml("lr = \"fast\"").unwrap_err().to_string();
+        assert!(e.contains("invalid type"), "{e}");
+        let e = Config::from_toml("gamma = 1.5").unwrap_err().to_string();
+        assert!(e.contains("gamma"), "{e}");
+        let e = Config::from_toml("net = \"huge\"").unwrap_err().to_string();
+        assert!(e.contains("unknown network"), "{e}");
+    }
+
+    #[test]
+    fn epsilon_schedule() {
+        let c = Config::default();
+        assert_eq!(c.epsilon(0), 1.0);
+        assert!((c.epsilon(c.learning_starts) - c.eps_start).abs() < 1e-12);
+        assert!((c.epsilon(c.learning_starts + c.eps_decay_steps * 10) - c.eps_end).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,273 @@
+//! Replay memory that stores each bit-packed frame once.
+//!
+//! Every environment has its own ring (so an environment's steps are
+//! contiguous). Entry `i` of a ring holds the observation `o_i` the agent saw,
+//! the action it took, the reward it got and whether that step ended the
+//! episode. The 4-stack of entry `i` is rebuilt from entries `i-3..=i`; when an
+//! episode started inside that window (or the window reaches past the oldest
+//! entry still stored), the earlier channels repeat the episode's first frame,
+//! exactly as `FrameStack` does at a reset, so stacks never mix episodes.
+//!
+//! Memory: 800 bytes + 6 bytes per transition (1M transitions ≈ 0.8 GB).
+
+use flappy::{Frame, FRAME_BYTES, STACK_LEN};
+use rand_core::RngCore;
+use rand_pcg::Pcg32;
+
+/// One environment's ring.
+#[derive(Clone)]
+struct Ring {
+    frames: Vec<[u8; FRAME_BYTES]>,
+    actions: Vec<u8>,
+    rewards: Vec<f32>,
+    /// Bit 0: the step ended the episode; bit 1: this entry is an episode's first frame.
+    flags: Vec<u8>,
+    /// Total entries ever written (the next logical index).
+    written: u64,
+}
+
+const DONE: u8 = 1;
+const FIRST: u8 = 2;
+
+impl Ring {
+    fn cap(&self) -> u64 {
+        self.frames.len() as u64
+    }
+    fn oldest(&self) -> u64 {
+        self.written.saturating_sub(self.cap())
+    }
+    fn slot(&self, logical: u64) -> usize {
+        (logical % self.cap()) as usize
+    }
+}
+
+/// A sampled n-step transition, as indices into the memory (see [`Replay::stack`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Environment (ring) index.
+    pub env: usize,
+    /// Logical index of the state's newest frame.
+    pub index: u64,
+    /// Action taken.
+    pub action: u8,
+    /// Discounted sum of the `steps` rewards.
+    pub ret: f32,
+    /// Number of rewards summed (1..=n).
+    pub steps: u32,
+    /// The episode ended within those steps (no bootstrap).
+    pub done: bool,
+    /// Logical index of the bootstrap state's newest frame.
+    pub next_index: u64,
+}
+
+/// The replay memory (see the module docs).
+pub struct Replay {
+    rings: Vec<Ring>,
+}
+
+impl Replay {
+    /// `capacity` transitions in total, split evenly over `envs` environments.
+    pub fn new(capacity: usize, envs: usize) -> Replay {
+        let per = (capacity / envs.max(1)).max(STACK_LEN + 2);
+        let ring = Ring {
+            frames: vec![[0u8; FRAME_BYTES]; per],
+            actions: vec![0; per],
+            rewards: vec![0.0; per],
+            flags: vec![0; per],
+            written: 0,
+        };
+        Replay {
+            rings: vec![ring; envs.max(1)],
+        }
+    }
+
+    /// Stores environment `env`'s step: it observed `obs` (the first frame of an
+    /// episode if `first`), took `action`, got `reward`, and `done` tells
+    /// whether the episode ended there.
+    pub fn push(
+        &mut self,
+        env: usize,
+        obs: &Frame,
+        first: bool,
+        action: u8,
+        reward: f32,
+        done: bool,
+    ) {
+        let r = &mut self.rings[env];
+        let s = r.slot(r.written);
+        r.frames[s] = obs.0;
+        r.actions[s] = action;
+        r.rewards[s] = reward;
+        r.flags[s] = (u8::from(done) * DONE) | (u8::from(first) * FIRST);
+        r.written += 1;
+    }
+
+    /// Transitions stored (over all environments).
+    pub fn len(&self) -> usize {
+        self.rings
+            .iter()
+            .map(|r| (r.written - r.oldest()) as usize)
+            .sum()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The four frames (oldest first) of the stack whose newest frame is entry `index`.
+    pub fn stack(&self, env: usize, index: u64) -> [&[u8; FRAME_BYTES]; STACK_LEN] {
+        let r = &self.rings[env];
+        let mut idx = [index; STACK_LEN];
+        let mut cur = index;
+        for c in (0..STACK_LEN - 1).rev() {
+            let at_start = r.flags[r.slot(cur)] & FIRST != 0 || cur == r.oldest();
+            if !at_start {
+                cur -= 1;
+            }
+            idx[c] = cur;
+        }
+        idx.map(|i| &r.frames[r.slot(i)])
+    }
+
+    /// The n-step transition starting at entry `index` of ring `env`: rewards
+    /// are summed until a terminal step, `n` steps, or the newest entry
+    /// (whose successor is not stored yet), whichever comes first. `None` if
+    /// `index` is the newest entry or no longer stored.
+    pub fn transition(&self, env: usize, index: u64, n: usize, gamma: f32) -> Option<Sample> {
+        let r = &self.rings[env];
+        if index < r.oldest() || index + 1 >= r.written {
+            return None;
+        }
+        let mut ret = 0.0;
+        let mut disc = 1.0;
+        let mut steps = 0;
+        let mut done = false;
+        let mut i = index;
+        while steps < n as u32 && i + 1 < r.written {
+            let s = r.slot(i);
+            ret += disc * r.rewards[s];
+            disc *= gamma;
+            steps += 1;
+            i += 1;
+            if r.flags[s] & DONE != 0 {
+                done = true;
+                break;
+            }
+        }
+        Some(Sample {
+            env,
+            index,
+            action: r.actions[r.slot(index)],
+            ret,
+            steps,
+            done,
+            next_index: i,
+        })
+    }
+
+    /// Samples `batch` transitions uniformly (environment, then entry).
+    pub fn sample(&self, rng: &mut Pcg32, batch: usize, n: usize, gamma: f32) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(batch);
+        let mut tries = 0;
+        while out.len() < batch && tries < batch * 100 {
+            tries += 1;
+            let env = (rng.next_u32() as usize) % self.rings.len();
+            let r = &self.rings[env];
+            let avail = r.written - r.oldest();
+            if avail < 2 {
+                continue;
+            }
+            let span = avail - 1;
+            let idx = r.oldest() + ((rng.next_u64()) % span);
+            if let Some(s) = self.transition(env, idx, n, gamma) {
+                out.push(s);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    fn frame(n: u8) -> Frame {
+        Frame([n; FRAME_BYTES])
+    }
+    fn ids(st: [&[u8; FRAME_BYTES]; 4]) -> [u8; 4] {
+        st.map(|f| f[0])
+    }
+
+    #[test]
+    fn stacks_never_cross_episode_starts() {
+        let mut r = Replay::new(100, 1);
+        // episode A: frames 1,2,3 (3 ends it); episode B: 10, 11, 12, 13, 14
+        r.push(0, &frame(1), true, 0, 0.1, false);
+        r.push(0, &frame(2), false, 0, 0.1, false);
+        r.push(0, &frame(3), false, 1, -1.0, true);
+        for (k, n) in [10u8, 11, 12, 13, 14].iter().enumerate() {
+            r.push(0, &frame(*n), k == 0, 0, 0.1, false);
+        }
+        assert_eq!(ids(r.stack(0, 0)), [1, 1, 1, 1]);
+        assert_eq!(ids(r.stack(0, 2)), [1, 1, 2, 3]);
+        assert_eq!(ids(r.stack(0, 3)), [10, 10, 10, 10]);
+        assert_eq!(ids(r.stack(0, 4)), [10, 10, 10, 11]);
+        assert_eq!(ids(r.stack(0, 7)), [11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn wrap_around_keeps_order_and_oldest_is_a_start() {
+        let mut r = Replay::new(6, 1);
+        for n in 0..10u8 {
+            r.push(0, &frame(n), n == 0, 0, 0.1, false);
+        }
+        assert_eq!(r.len(), 6);
+        // entries 4..=9 survive; 4 is the oldest and acts as a start
+        assert_eq!(ids(r.stack(0, 9)), [6, 7, 8, 9]);
+        assert_eq!(ids(r.stack(0, 5)), [4, 4, 4, 5]);
+        assert!(r.transition(0, 3, 1, 0.9).is_none(), "overwritten");
+        assert!(
+            r.transition(0, 9, 1, 0.9).is_none(),
+            "newest has no successor"
+        );
+        let t = r.transition(0, 8, 3, 0.5).unwrap();
+        assert_eq!((t.steps, t.next_index, t.done), (1, 9, false));
+    }
+
+    #[test]
+    fn n_step_truncates_at_terminal_and_write_head() {
+        let mut r = Replay::new(100, 1);
+        let rw = [0.1f32, 1.0, 0.1, -1.0, 0.1, 0.1];
+        for (i, rew) in rw.iter().enumerate() {
+            r.push(0, &frame(i as u8), i == 0 || i == 4, 0, *rew, i == 3);
+        }
+        let t = r.transition(0, 0, 3, 0.5).unwrap();
+        assert_eq!((t.steps, t.done, t.next_index), (3, false, 3));
+        assert!((t.ret - (0.1 + 0.5 * 1.0 + 0.25 * 0.1)).abs() < 1e-6);
+        let t = r.transition(0, 2, 3, 0.5).unwrap();
+        assert_eq!((t.steps, t.done), (2, true));
+        assert!((t.ret - (0.1 - 0.5)).abs() < 1e-6);
+        // at the write head: entries 4, 5 stored, 5 is newest
+        let t = r.transition(0, 4, 3, 0.5).unwrap();
+        assert_eq!((t.steps, t.done, t.next_index), (1, false, 5));
+    }
+
+    #[test]
+    fn envs_are_separate_and_sampling_is_valid() {
+        let mut r = Replay::new(40, 2);
+        for n in 0..30u8 {
+            r.push(0, &frame(n), n == 0, 1, 0.1, false);
+            r.push(1, &frame(100 + n), n == 0, 0, 0.1, n % 7 == 6);
+        }
+        let mut rng = Pcg32::seed_from_u64(3);
+        let s = r.sample(&mut rng, 64, 3, 0.99);
+        assert_eq!(s.len(), 64);
+        for t in s {
+            let st = ids(r.stack(t.env, t.index));
+            assert!(st.iter().all(|&v| (v >= 100) == (t.env == 1)));
+            assert!(t.next_index > t.index && t.steps >= 1);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The end of a run: final greedy evaluation, `best.gif`, a recording of the
+//! states the agent meets, the quantized blob, and `report.md` tying them together.
+
+use crate::checkpoint::write_atomic;
+use crate::eval::{self, EvalResult};
+use crate::net::QNetwork;
+use crate::recording::Recording;
+use crate::train::{self, Trained};
+use anyhow::{Context, Result};
+use flappy::render::{GifOptions, GifRecorder};
+use flappy::{agent, FrameStack, Game};
+use std::path::Path;
+use tch::Device;
+
+/// Exploration used when recording at the end of a run.
+pub const RECORD_EPS: f64 = 0.03;
+/// Game seed of the end-of-run recording.
+pub const RECORD_SEED: u64 = 424_242;
+/// Most frames in a GIF (longer episodes are cut; every second state is kept).
+pub const GIF_MAX_FRAMES: usize = 600;
+
+/// Runs the end-of-training pipeline for `run_dir`.
+pub fn finish(
+    run_dir: &Path,
+    trained: &Trained,
+    episodes: usize,
+    cap: u32,
+    record_frames: usize,
+) -> Result<()> {
+    let device = train::pick_device();
+    let net = train::load_best(run_dir, device)?;
+    eprintln!(
+        "final evaluation: {episodes} greedy episodes (seeds 0..{episodes}), capped at {cap} pipes"
+    );
+    let r = eval::evaluate(&net, episodes, 0, cap)?;
+    let gif = run_dir.join("best.gif");
+    write_gif(&net, r.best as u64, cap, &gif)?;
+    let rec = record(&net, record_frames, RECORD_SEED, RECORD_EPS)?;
+    let rec_path = run_dir.join("frames.rec");
+    rec.save(&rec_path)?;
+    let cpu_net = train::load_best(run_dir, Device::Cpu)?;
+    let blob_path = run_dir.join("policy.bin");
+    let table = export_blob(&cpu_net, &rec, &blob_path)?;
+    let md = render(trained, &r, cap, &table, rec.stacks.len());
+    write_atomic(&run_dir.join("report.md"), md.as_bytes())?;
+    println!(
+        "final greedy score over {} episodes: mean {:.2}, median {:.1}, max {} (cap {cap})",
+        r.episodes, r.mean_score, r.median_score, r.max_score
+    );
+    println!("{table}");
+    println!(
+        "wrote {}/{{report.md, curve.png, best.gif, frames.rec, policy.bin, best.safetensors}}",
+        run_dir.display()
+    );
+    Ok(())
+}
+
+/// The report's Markdown.
+pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usize) -> String {
+    let s = &t.state;
+    let last = t.metrics.rows.last();
+    let mut md = String::from(
+        "# Training report\n\n![learning curve](curve.png)\n\n![best episode](best.gif)\n\n",
+    );
+    md.push_str("## Run\n\n| | |\n|---|---|\n");
+    md.push_str(&format!("| network | `{}` |\n", s.config.net));
+    md.push_str(&format!("| environment steps | {} |\n", s.env_steps));
+    md.push_str(&format!("| gradient updates | {} |\n", s.updates));
+    md.push_str(&format!("| episodes | {} |\n", s.episodes));
+    md.push_str(&format!(
+        "| training minutes | {:.1} |\n",
+        s.elapsed_s / 60.0
+    ));
+    md.push_str(&format!(
+        "| best periodic eval mean | {:.2} |\n",
+        s.best_eval
+    ));
+    if let Some(l) = last {
+        md.push_str(&format!(
+            "| throughput (last interval) | {:.0} env steps/s, {:.1} updates/s |\n",
+            l.env_steps_per_s, l.updates_per_s
+        ));
+    }
+    md.push_str(&format!(
+        "\n## Greedy evaluation of the best network\n\n{} episodes, game seeds 0..{}, capped at {cap} pipes.\n\n",
+        r.episodes, r.episodes
+    ));
+    md.push_str("| mean | median | max |\n|---:|---:|---:|\n");
+    md.push_str(&format!(
+        "| {:.2} | {:.1} | {} |\n\nScores by seed: {:?}\n",
+        r.mean_score, r.median_score, r.max_score, r.scores
+    ));
+    md.push_str(&format!(
+        "\n## Quantized export\n\nCalibrated on {recorded} recorded frame stacks (`frames.rec`); blob `policy.bin`.\n\n{table}\n"
+    ));
+    md.push_str(&format!(
+        "\n## Config\n\n```toml\n{}```\n",
+        s.config.to_toml()
+    ));
+    md
+}
+
+/// Writes an animated GIF of one greedy episode of game seed `seed`.
+pub fn write_gif(net: &QNetwork, seed: u64, cap: u32, path: &Path) -> Result<()> {
+    let states = eval::episode_games(net, seed, cap, 2 * GIF_MAX_FRAMES)?;
+    let tmp = path.with_extension("tmp.gif");
+    let opts = GifOptions {
+        stride: 2,
+        half: true,
+        max_frames: GIF_MAX_FRAMES as u32,
+        delay_cs: 0,
+    };
+    let mut gif =
+        GifRecorder::create(&tmp, opts).with_context(|| format!("creating {}", tmp.display()))?;
+    for s in &states {
+        gif.push(s)?;
+    }
+    gif.finish()
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Records `frames` frame stacks met while playing with exploration `eps`
+/// (four games at a time, seeds `seed..`).
+pub fn record(net: &QNetwork, frames: usize, seed: u64, eps: f64) -> Result<Recording> {
+    let mut stacks = Vec::with_capacity(frames);
+    let mut next_seed = seed;
+    while stacks.len() < frames {
+        eval::play(net, 4, next_seed, 1_000_000, eps, 0.15, |_, s| {
+            if stacks.len() < frames {
+                stacks.push(*s);
+            }
+            stacks.len() < frames
+        })?;
+        next_seed += 4;
+    }
+    Ok(Recording { seed, stacks })
+}
+
+/// Quantizes `net` calibrated on `rec`, writes the blob to `out` and returns
+/// the per-layer table as Markdown.
+pub fn export_blob(net: &QNetwork, rec: &Recording, out: &Path) -> Result<String> {
+    let model = net.to_float_model();
+    let e = crate::quant::export::export_to_file(
+        &model,
+        &rec.stacks,
+        &crate::quant::ExportOptions::default(),
+        out,
+    )?;
+    Ok(e.render_table())
+}
+
+/// `n` frame stacks from the heuristic controller's play (seed `seed`): a
+/// stand-in calibration set when no recording is at hand (benchmarks, tests).
+pub fn sample_stacks(n: usize, seed: u64) -> Result<Vec<FrameStack>> {
+    let mut g = Game::new(seed);
+    let mut f = g.frame();
+    let mut s = FrameStack::new(&f);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(s);
+        let st = g
+            .step(agent::heuristic_action(&g))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        g.observe(&mut f);
+        if st.terminal {
+            s.reset(&f);
+        } else {
+            s.push(&f);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,361 @@
+//! The training loop, in one readable function ([`train`]): several games
+//! stepped together, biased epsilon-greedy exploration, replay, Double-DQN
+//! n-step updates, periodic greedy evaluation, metrics, checkpoints, resume.
+
+use crate::agent::Learner;
+use crate::checkpoint::{self, write_atomic, TrainState};
+use crate::config::Config;
+use crate::env::VecEnv;
+use crate::eval::{evaluate, unit};
+use crate::metrics::{MetricRow, Metrics};
+use crate::net::{Arch, QNetwork};
+use crate::replay::Replay;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand_core::SeedableRng;
+use rand_pcg::Pcg32;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::Device;
+
+/// Episodes in the running training-score mean.
+pub const RECENT_EPISODES: usize = 100;
+/// First game seed of the periodic evaluations (apart from training seeds).
+pub const EVAL_SEED: u64 = 1_000_000;
+
+/// Why training stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The step or time budget was used up.
+    Budget,
+    /// Ctrl-C (a checkpoint was saved).
+    Interrupted,
+}
+
+/// What [`train`] hands back.
+pub struct Trained {
+    /// The networks and optimizer at the end.
+    pub learner: Learner,
+    /// Counters at the end.
+    pub state: TrainState,
+    /// Why the loop ended.
+    pub reason: StopReason,
+    /// The metrics rows of the whole run.
+    pub metrics: Metrics,
+}
+
+/// The device to train on: CUDA when libtorch sees a GPU, else the CPU.
+pub fn pick_device() -> Device {
+    if tch::Cuda::is_available() {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    }
+}
+
+/// The run's best network so far (by periodic greedy evaluation).
+pub fn best_model_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("best.safetensors")
+}
+
+/// Trains into `run_dir` (created if needed). With `resume`, continues from
+/// the checkpoint there (the config comes from the checkpoint). Returns when
+/// the budget (`cfg.total_steps` / `cfg.minutes`) is used up or `stop` is set.
+pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Result<Trained> {
+    let device = pick_device();
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let (mut learner, mut state, mut metrics) = if resume {
+        let (learner, mut state) = checkpoint::load(run_dir, device)?;
+        state.sessions += 1;
+        // Budget and bookkeeping flags may change on resume; the learning ones may not.
+        let mut cfg_new = cfg.clone();
+        cfg_new.net = state.config.net.clone();
+        state.config = cfg_new;
+        let metrics = Metrics::load(&run_dir.join("metrics.csv"))?;
+        eprintln!(
+            "resuming {} at {} env steps, {} updates ({:.1} min trained)",
+            run_dir.display(),
+            state.env_steps,
+            state.updates,
+            state.elapsed_s / 60.0
+        );
+        (learner, state, metrics)
+    } else {
+        if checkpoint::resolve(run_dir).is_ok() {
+            anyhow::bail!(
+                "{} already holds a checkpoint: continue it with `train --resume {}` or pick another --name",
+                run_dir.display(),
+                run_dir.display()
+            );
+        }
+        tch::manual_seed(cfg.seed as i64);
+        let learner = Learner::new(Arch::parse(&cfg.net)?, device)?;
+        let state = TrainState {
+            env_steps: 0,
+            updates: 0,
+            episodes: 0,
+            adam_t: 0,
+            elapsed_s: 0.0,
+            best_eval: f64::NEG_INFINITY,
+            recent_scores: Vec::new(),
+            rng: Pcg32::seed_from_u64(cfg.seed ^ 0x005E_ED0F_D0E5),
+            sessions: 0,
+            config: cfg.clone(),
+        };
+        (learner, state, Metrics::default())
+    };
+    let cfg = state.config.clone();
+    write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let budget_s = cfg.budget_minutes(device) * 60.0;
+    let gamma = cfg.gamma;
+
+    // Environments restart fresh in every session (a resume refills the replay first).
+    let env_seed = cfg
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(state.sessions * 10_007);
+    let mut envs = VecEnv::new(cfg.num_envs, env_seed);
+    let mut replay = Replay::new(cfg.replay_capacity, cfg.num_envs);
+    let mut rng = state.rng.clone();
+    let mut recent: VecDeque<u32> = state.recent_scores.iter().copied().collect();
+    // A fresh run learns after `learning_starts` steps of biased random play; a
+    // resumed one refills its (empty) replay with that many steps of its policy.
+    let warmup_until = state.env_steps + cfg.learning_starts;
+    let mut update_credit = 0u64;
+
+    let bar = progress_bar(budget_s, cfg.total_steps);
+    let session_start = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let mut window = Window::new(state.env_steps, state.updates);
+    let mut last_ckpt = Instant::now();
+    let mut next_log = state.env_steps + cfg.log_every;
+    let mut next_eval = if cfg.eval_every > 0 {
+        state.env_steps + cfg.eval_every
+    } else {
+        u64::MAX
+    };
+    let mut last_loss = f64::NAN;
+    let mut last_eval = metrics.rows.last().map(|r| r.eval_mean).unwrap_or(f64::NAN);
+    let mut actions = vec![0u8; cfg.num_envs];
+    let reason;
+
+    loop {
+        let elapsed = elapsed_before + session_start.elapsed().as_secs_f64();
+        if stop.load(Ordering::SeqCst) {
+            reason = StopReason::Interrupted;
+            break;
+        }
+        if elapsed >= budget_s || (cfg.total_steps > 0 && state.env_steps >= cfg.total_steps) {
+            reason = StopReason::Budget;
+            break;
+        }
+
+        // Act: biased epsilon-greedy, one batched forward for all games.
+        let eps = cfg.epsilon(state.env_steps);
+        let explore: Vec<bool> = (0..cfg.num_envs).map(|_| unit(&mut rng) < eps).collect();
+        if explore.iter().any(|e| !e) {
+            let stacks: Vec<&flappy::FrameStack> = envs.stacks.iter().collect();
+            let (greedy, _) = learner.online.act(&stacks);
+            actions.copy_from_slice(&greedy);
+        }
+        for (i, a) in actions.iter_mut().enumerate() {
+            if explore[i] {
+                *a = u8::from(unit(&mut rng) < cfg.flap_prob);
+            }
+        }
+
+        // Step every game; store what each saw, did and got.
+        for (i, &a) in actions.iter().enumerate() {
+            let obs = envs.frames[i];
+            let first = envs.first[i];
+            let s = envs.step(i, a)?;
+            replay.push(i, &obs, first, a, s.reward, s.terminal);
+            if let Some(score) = s.final_score {
+                state.episodes += 1;
+                recent.push_back(score);
+                if recent.len() > RECENT_EPISODES {
+                    recent.pop_front();
+                }
+            }
+        }
+        state.env_steps += cfg.num_envs as u64;
+
+        // Learn.
+        if state.env_steps >= warmup_until {
+            update_credit += cfg.num_envs as u64;
+            while update_credit >= cfg.steps_per_update {
+                update_credit -= cfg.steps_per_update;
+                let samples = replay.sample(&mut rng, cfg.batch_size, cfg.n_step, gamma as f32);
+                let batch = learner.make_batch(&replay, &samples, gamma);
+                last_loss = learner.update(&batch, &cfg)?;
+                state.updates = learner.updates;
+            }
+        }
+
+        // Evaluate, log, checkpoint.
+        if state.env_steps >= next_eval {
+            next_eval += cfg.eval_every;
+            let r = evaluate(
+                &learner.online,
+                cfg.eval_episodes,
+                EVAL_SEED,
+                cfg.eval_max_score,
+            )?;
+            last_eval = r.mean_score;
+            if r.mean_score > state.best_eval {
+                state.best_eval = r.mean_score;
+                // tch picks the file format from the extension: keep `.safetensors`.
+                let tmp = run_dir.join("best.tmp.safetensors");
+                learner.online.vs.save(&tmp)?;
+                std::fs::rename(&tmp, best_model_path(run_dir))?;
+            }
+        }
+        let mean_score = mean(&recent);
+        if state.env_steps >= next_log {
+            next_log += cfg.log_every;
+            let (sps, ups) = window.rates(state.env_steps, state.updates);
+            metrics.rows.push(MetricRow {
+                step: state.env_steps,
+                episodes: state.episodes,
+                mean_score,
+                eval_mean: last_eval,
+                loss: last_loss,
+                epsilon: eps,
+                env_steps_per_s: sps,
+                updates_per_s: ups,
+                minutes: elapsed / 60.0,
+            });
+            metrics.save(run_dir)?;
+            bar.set_message(format!(
+                "step {} | score {:.1} | eval {:.1} | eps {:.3} | {:.0} steps/s {:.0} upd/s | loss {:.4}",
+                human(state.env_steps),
+                mean_score,
+                last_eval,
+                eps,
+                sps,
+                ups,
+                last_loss
+            ));
+        }
+        bar.set_position(progress_pos(elapsed, &state, &cfg));
+        if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint_min * 60.0 {
+            state.elapsed_s = elapsed;
+            save_checkpoint(run_dir, &learner, &mut state, &rng, &recent)?;
+            last_ckpt = Instant::now();
+        }
+    }
+    state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
+    save_checkpoint(run_dir, &learner, &mut state, &rng, &recent)?;
+    metrics.save(run_dir)?;
+    bar.finish_and_clear();
+    if !best_model_path(run_dir).exists() {
+        learner.online.vs.save(best_model_path(run_dir))?;
+    }
+    learner.updates = state.updates;
+    Ok(Trained {
+        learner,
+        state,
+        reason,
+        metrics,
+    })
+}
+
+fn save_checkpoint(
+    run_dir: &Path,
+    learner: &Learner,
+    state: &mut TrainState,
+    rng: &Pcg32,
+    recent: &VecDeque<u32>,
+) -> Result<()> {
+    state.updates = learner.updates;
+    state.adam_t = learner.adam.t;
+    state.rng = rng.clone();
+    state.recent_scores = recent.iter().copied().collect();
+    checkpoint::save(&run_dir.join("checkpoint"), learner, state)
+}
+
+fn mean(v: &VecDeque<u32>) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|&s| s as f64).sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Throughput over the interval since the last call.
+struct Window {
+    t: Instant,
+    steps: u64,
+    updates: u64,
+}
+
+impl Window {
+    fn new(steps: u64, updates: u64) -> Window {
+        Window {
+            t: Instant::now(),
+            steps,
+            updates,
+        }
+    }
+    fn rates(&mut self, steps: u64, updates: u64) -> (f64, f64) {
+        let dt = self.t.elapsed().as_secs_f64().max(1e-9);
+        let r = (
+            (steps - self.steps) as f64 / dt,
+            (updates - self.updates) as f64 / dt,
+        );
+        *self = Window::new(steps, updates);
+        r
+    }
+}
+
+fn progress_bar(budget_s: f64, total_steps: u64) -> ProgressBar {
+    let (len, tmpl) = if total_steps > 0 {
+        (
+            total_steps,
+            "{spinner} [{elapsed_precise}] {bar:30} {percent}% {msg}",
+        )
+    } else {
+        (
+            budget_s.ceil() as u64,
+            "{spinner} [{elapsed_precise}/{duration_precise}] {bar:30} {msg}",
+        )
+    };
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(tmpl) {
+        bar.set_style(style);
+    }
+    bar.set_message("filling the replay memory with biased random play");
+    bar
+}
+
+fn progress_pos(elapsed: f64, state: &TrainState, cfg: &Config) -> u64 {
+    if cfg.total_steps > 0 {
+        state.env_steps
+    } else {
+        elapsed as u64
+    }
+}
+
+/// `1234567` as `1.23M`.
+pub fn human(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+/// Loads the best (or, failing that, the final) weights of a run.
+pub fn load_best(run_dir: &Path, device: Device) -> Result<QNetwork> {
+    let best = best_model_path(run_dir);
+    if best.exists() {
+        checkpoint::load_network(&best, device)
+    } else {
+        checkpoint::load_network(run_dir, device)
+    }
+}

@@ -1,0 +1,241 @@
+//! End-to-end checks of the `trainer` binary: a tiny run, resume, eval,
+//! record, export, tabular, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("running trainer")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trainer-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TINY: &[&str] = &[
+    "--net",
+    "small",
+    "--num-envs",
+    "4",
+    "--learning-starts",
+    "400",
+    "--steps-per-update",
+    "8",
+    "--batch-size",
+    "8",
+    "--replay-capacity",
+    "4000",
+    "--eval-every",
+    "800",
+    "--eval-episodes",
+    "2",
+    "--eval-max-score",
+    "3",
+    "--log-every",
+    "400",
+    "--threads",
+    "1",
+];
+
+#[test]
+fn tiny_run_resume_eval_record_export() {
+    let dir = tmpdir("run");
+    let run = dir.join("runs/tiny");
+    let mut args = vec!["train", "--runs-dir"];
+    let runs = dir.join("runs");
+    args.push(s(&runs));
+    args.extend_from_slice(&["--name", "tiny", "--total-steps", "1600", "--no-finish"]);
+    args.extend_from_slice(TINY);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "checkpoint/model.safetensors",
+        "checkpoint/adam.safetensors",
+        "best.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let state = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p.join("checkpoint/state.json")).unwrap()).unwrap()
+    };
+    let st = state(&run);
+    assert_eq!(st["env_steps"], 1600);
+    let updates = st["updates"].as_u64().unwrap();
+    assert!(updates > 0);
+
+    // Starting the same run again without --resume is refused (nothing is overwritten).
+    let o = trainer(&args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+
+    // Resume continues the counters and the metrics.
+    let o = trainer(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--total-steps",
+        "2400",
+        "--no-finish",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st2 = state(&run);
+    assert_eq!(st2["env_steps"], 2400);
+    assert_eq!(st2["sessions"], 1);
+    assert!(st2["updates"].as_u64().unwrap() > updates);
+    assert_eq!(st2["config"]["net"], "small");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let steps: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]) && *steps.last().unwrap() == 2400,
+        "{steps:?}"
+    );
+
+    // Eval prints the JSON keys.
+    let o = trainer(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--episodes",
+        "3",
+        "--seed",
+        "5",
+        "--max-score",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["mean_score", "median_score", "max_score", "episodes"] {
+        assert!(!j[k].is_null(), "missing {k} in {j}");
+    }
+    assert_eq!(j["episodes"], 3);
+
+    // Record, then export calibrated on it; policy-core loads the blob.
+    let rec = dir.join("f.rec");
+    let o = trainer(&[
+        "record",
+        "--checkpoint",
+        s(&run),
+        "--frames",
+        "120",
+        "--seed",
+        "1",
+        "--out",
+        s(&rec),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let blob = dir.join("p.bin");
+    let o = trainer(&[
+        "export",
+        "--checkpoint",
+        s(&run),
+        "--calib",
+        s(&rec),
+        "--out",
+        s(&blob),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes: &'static [u8] = Box::leak(std::fs::read(&blob).unwrap().into_boxed_slice());
+    assert!(policy_core::Policy::from_blob(bytes).is_ok());
+
+    // A truncated recording is a clear error.
+    let bad = dir.join("bad.rec");
+    let full = std::fs::read(&rec).unwrap();
+    std::fs::write(&bad, &full[..full.len() / 2]).unwrap();
+    let o = trainer(&[
+        "export",
+        "--checkpoint",
+        s(&run),
+        "--calib",
+        s(&bad),
+        "--out",
+        s(&dir.join("x.bin")),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    assert!(!dir.join("x.bin").exists(), "no output on error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_one_clear_error() {
+    let dir = tmpdir("bad");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "learning_rate = 0.1\n").unwrap();
+    let o = trainer(&["train", "--config", s(&cfg), "--runs-dir", s(&dir)]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown field `learning_rate`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = trainer(&["train", "--gamma", "2", "--runs-dir", s(&dir)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("gamma"), "{}", stderr(&o));
+
+    let o = trainer(&["eval", "--checkpoint", s(&dir.join("nope"))]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
+
+    let junk = dir.join("model.safetensors");
+    std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let o = trainer(&["eval", "--checkpoint", s(&junk)]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bad or truncated checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = trainer(&["train", "--resume", s(&dir.join("nope"))]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
+    for o in [&o] {
+        assert_eq!(
+            stderr(o).lines().filter(|l| l.starts_with("error")).count(),
+            1
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tabular_prints_the_known_table() {
+    let o = trainer(&["tabular"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("  1   |    0    0    0  320    0  500"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  3   |    0  400  256    0  400    0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  3   |    0   80   51    0   80    0"),
+        "{out}"
+    );
+}
