@@ -20,6 +20,7 @@ export PATH := $(VENV)/bin:$(PATH)
 help:
 	@echo "make train   set up libtorch, train the DQN, evaluate, export the int8 blob"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
+	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 
 setup: torch mcu-tools
 torch: $(TORCH_STAMP)
@@ -45,8 +46,47 @@ check: torch
 test: setup check
 	cargo test --workspace --release
 	$(MAKE) cross
+	$(MAKE) mcu
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
 	$(MCU_CARGO) build -Zbuild-std=core --release -p policy-core --target thumbv7em-none-eabihf
 	$(MCU_CARGO) build -Zbuild-std=core --release -p policy-core --target thumbv6m-none-eabi
+
+# The Cortex-M4 image (firmware-sim/mcu): game + integer policy in a closed loop
+# under QEMU (mps2-an386, -icount shift=0: 1 instruction = 1 ns), checked
+# bit for bit against the host simulator on the same blob, seeds, episodes and
+# max score, and against the budgets (flash <= 1 MiB, RAM static + stack <=
+# 64 KiB; instructions/decision <= 3 000 000 is reported). The link fails if
+# the image does not fit memory.x (1 MiB flash, 128 KiB RAM).
+# MCU_BLOB defaults to the exported reference model; without one, a random
+# classic-architecture blob stands in (written to target/mcu/).
+MCU_BLOB      ?= models/reference/policy.bin
+MCU_SEED      ?= 0
+MCU_EPISODES  ?= 2
+MCU_MAX_SCORE ?= 3
+MCU_TIMEOUT   ?= 300
+MCU_OUT       := $(CURDIR)/target/mcu
+MCU_HOST_SIM  := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/firmware-sim
+MCU_ELF       := $(MCU_OUT)/thumbv7em-none-eabihf/release/firmware-mcu
+MCU_QEMU      := qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
+                 -semihosting-config enable=on,target=native -nographic -monitor none -serial none
+mcu: mcu-tools
+	@mkdir -p $(MCU_OUT)
+	cargo build --release -q -p firmware-sim
+	@set -euo pipefail; \
+	blob="$(MCU_BLOB)"; \
+	if [ ! -f "$$blob" ]; then \
+	  blob="$(MCU_OUT)/random-policy.bin"; \
+	  echo "mcu: no $(MCU_BLOB); using a random classic blob ($$blob)"; \
+	  $(MCU_HOST_SIM) --write-random-blob "$$blob" --seed 1; \
+	fi; \
+	blob="$$(realpath "$$blob")"; \
+	( cd firmware-sim/mcu && CARGO_TARGET_DIR=$(MCU_OUT) FIRMWARE_BLOB="$$blob" FIRMWARE_SEED=$(MCU_SEED) \
+	  FIRMWARE_EPISODES=$(MCU_EPISODES) FIRMWARE_MAX_SCORE=$(MCU_MAX_SCORE) \
+	  $(MCU_CARGO) build -Zbuild-std=core --release -q ); \
+	timeout $(MCU_TIMEOUT) $(MCU_QEMU) -kernel $(MCU_ELF) > $(MCU_OUT)/mcu.json \
+	  || { cat $(MCU_OUT)/mcu.json; echo "mcu: QEMU run failed or timed out"; exit 1; }; \
+	$(MCU_HOST_SIM) --blob "$$blob" --seed $(MCU_SEED) --episodes $(MCU_EPISODES) \
+	  --max-score $(MCU_MAX_SCORE) --json > $(MCU_OUT)/host.json; \
+	python3 firmware-sim/mcu/check.py $(MCU_OUT)/mcu.json $(MCU_OUT)/host.json $(MCU_ELF)

@@ -22,3 +22,31 @@ pub trait Env: Sized {
     /// Plays action `action` (0 = Idle, 1 = Flap).
     fn step(&mut self, action: usize) -> Result<Outcome, Self::Error>;
 }
+
+/// The real game, seeded ([`flappy::Game::new`]).
+pub type Game = flappy::Game;
+
+impl Env for flappy::Game {
+    type Error = flappy::GameError;
+
+    fn start(seed: u64) -> Self {
+        flappy::Game::new(seed)
+    }
+
+    fn observe(&self, frame: &mut Frame) {
+        flappy::Game::observe(self, frame)
+    }
+
+    fn step(&mut self, action: usize) -> Result<Outcome, Self::Error> {
+        let a = if action == 0 {
+            flappy::Action::Idle
+        } else {
+            flappy::Action::Flap
+        };
+        let s = flappy::Game::step(self, a)?;
+        Ok(Outcome {
+            crashed: s.terminal,
+            score: s.episode_score(),
+        })
+    }
+}

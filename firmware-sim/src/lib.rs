@@ -19,10 +19,13 @@
 pub mod env;
 #[cfg(feature = "std")]
 pub mod random_blob;
+pub mod stages;
 
-pub use env::Env;
+pub use env::{Env, Game, Outcome};
 pub use flappy::{Frame, FrameStack};
+pub use policy_core;
 pub use policy_core::{BlobError, Policy, NUM_ACTIONS};
+pub use stages::{StageScratch, Staged};
 
 /// Anything that maps a frame stack to integer Q-values (the policy; fakes in tests).
 pub trait QFunction {

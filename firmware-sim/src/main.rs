@@ -1,1 +1,166 @@
-fn main() {}
+//! Host simulator: plays the integer policy of a blob against the game with
+//! the device loop ([`firmware_sim::run_episodes`]), reports scores, latency
+//! and memory, and prints the checksum the Cortex-M4 image must reproduce.
+use clap::Parser;
+use firmware_sim::{
+    random_blob, run_episodes, Episode, Frame, FrameStack, Game, Observer, Plan, Policy,
+    NUM_ACTIONS,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Plays a quantized policy blob against Flappy Bird with the integer-only
+/// firmware loop, on the host.
+///
+/// Episode i plays the game seeded with SEED + i and ends at the first crash,
+/// at MAX_SCORE, or after MAX_STEPS decisions. The checksum is FNV-1a 64 over
+/// the little-endian bytes of every i32 Q-value, in order, printed as 16 hex
+/// digits; the Cortex-M4 image (`make mcu`) must print the same.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Policy blob (from `trainer export`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "write_random_blob"
+    )]
+    blob: Option<PathBuf>,
+    /// Episodes to play.
+    #[arg(long, default_value_t = 10)]
+    episodes: u32,
+    /// Seed of episode 0 (episode i uses SEED + i).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// An episode stops once its score reaches this.
+    #[arg(long, default_value_t = 1000)]
+    max_score: u32,
+    /// An episode stops after this many decisions.
+    #[arg(long, default_value_t = Plan::DEFAULT_MAX_STEPS)]
+    max_steps: u32,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Write a blob of the classic architecture with random weights
+    /// (seeded by --seed) to FILE and exit (a stand-in for a trained blob).
+    #[arg(long, value_name = "FILE", conflicts_with = "blob")]
+    write_random_blob: Option<PathBuf>,
+}
+
+/// Decision timing and scores.
+struct HostObserver {
+    t0: Option<Instant>,
+    busy: Duration,
+    scores: Vec<u32>,
+}
+
+impl Observer<Game> for HostObserver {
+    fn before_decision(&mut self) {
+        self.t0 = Some(Instant::now());
+    }
+    fn after_decision(&mut self, _q: &[i32; NUM_ACTIONS], _action: usize) {
+        if let Some(t0) = self.t0.take() {
+            self.busy += t0.elapsed();
+        }
+    }
+    fn episode_end(&mut self, e: &Episode) {
+        self.scores.push(e.score);
+    }
+}
+
+fn median(sorted: &[u32]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2] as f64,
+        n => (sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0,
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if let Some(out) = &args.write_random_blob {
+        let blob = random_blob::classic(args.seed);
+        return std::fs::write(out, &blob)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()));
+    }
+    let path = args.blob.as_ref().ok_or("--blob is required")?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut policy =
+        Policy::from_blob(&bytes).map_err(|e| format!("bad blob {}: {e}", path.display()))?;
+    let plan = Plan {
+        base_seed: args.seed,
+        episodes: args.episodes,
+        max_score: args.max_score,
+        max_steps: args.max_steps,
+    };
+    let mut obs = HostObserver {
+        t0: None,
+        busy: Duration::ZERO,
+        scores: Vec::new(),
+    };
+    let sum = run_episodes::<Game, _, _>(&mut policy, &plan, &mut obs)
+        .map_err(|e| format!("game error: {e:?}"))?;
+
+    let mut sorted = obs.scores.clone();
+    sorted.sort_unstable();
+    let mean = sum.total_score as f64 / sum.episodes.max(1) as f64;
+    let med = median(&sorted);
+    let latency_ns = obs.busy.as_nanos() as f64 / sum.decisions.max(1) as f64;
+    let policy_bytes = std::mem::size_of::<Policy>();
+    let buffers = std::mem::size_of::<FrameStack>() + std::mem::size_of::<Frame>();
+    let game_bytes = std::mem::size_of::<Game>();
+    let checksum = format!("{:016x}", sum.checksum);
+    if args.json {
+        let j = serde_json::json!({
+            "episodes": sum.episodes,
+            "seed": args.seed,
+            "max_score": args.max_score,
+            "scores": obs.scores,
+            "mean_score": mean,
+            "median_score": med,
+            "best_score": sum.max_score,
+            "decisions": sum.decisions,
+            "latency_ns_per_decision": latency_ns,
+            "policy_state_bytes": policy_bytes,
+            "frame_buffers_bytes": buffers,
+            "game_state_bytes": game_bytes,
+            "blob_bytes": bytes.len(),
+            "checksum": checksum,
+        });
+        println!("{j}");
+    } else {
+        println!(
+            "episodes {}  seeds {}..{}  max score {}",
+            sum.episodes,
+            args.seed,
+            plan.seed(sum.episodes.saturating_sub(1)),
+            args.max_score
+        );
+        println!(
+            "score    mean {mean:.2}  median {med}  max {}",
+            sum.max_score
+        );
+        println!(
+            "decisions {}  host latency {:.1} us/decision (mean)",
+            sum.decisions,
+            latency_ns / 1e3
+        );
+        println!(
+            "memory   policy state {policy_bytes} B + frame stack/frame {buffers} B + game {game_bytes} B = {} B static; blob {} B",
+            policy_bytes + buffers + game_bytes,
+            bytes.len()
+        );
+        println!("checksum {checksum}  (FNV-1a 64 over all i32 Q-values, LE)");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

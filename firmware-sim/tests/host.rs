@@ -1,0 +1,236 @@
+//! The device loop on the real game and a real (random, classic-architecture)
+//! policy: determinism of the checksum, agreement with a loop written directly
+//! against `flappy` and `policy-core`, the per-stage replica, bad blobs, and
+//! the simulator binary's JSON.
+
+use firmware_sim::{
+    random_blob, run_episodes, BlobError, Episode, Fnv64, Frame, FrameStack, Game, NoObserver,
+    Observer, Plan, Policy, QFunction, StageScratch, Staged,
+};
+use flappy::Action;
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn blob() -> &'static [u8] {
+    static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
+    BLOB.get_or_init(|| random_blob::classic(1))
+}
+
+fn plan(base_seed: u64, episodes: u32) -> Plan {
+    Plan {
+        base_seed,
+        episodes,
+        max_score: 1000,
+        max_steps: 400,
+    }
+}
+
+#[test]
+fn checksum_is_deterministic_and_depends_on_the_seeds() {
+    let run = |seed| {
+        let mut p = Policy::from_blob(blob()).unwrap();
+        run_episodes::<Game, _, _>(&mut p, &plan(seed, 3), &mut NoObserver).unwrap()
+    };
+    let a = run(5);
+    assert!(a.decisions > 0);
+    assert_eq!(a, run(5));
+    // A policy reused across runs (its buffers already dirty) gives the same.
+    let mut p = Policy::from_blob(blob()).unwrap();
+    let first = run_episodes::<Game, _, _>(&mut p, &plan(5, 3), &mut NoObserver).unwrap();
+    let second = run_episodes::<Game, _, _>(&mut p, &plan(5, 3), &mut NoObserver).unwrap();
+    assert_eq!((first, second), (a, a));
+    assert_ne!(run(6).checksum, a.checksum);
+}
+
+/// The episode plan written out by hand with `flappy::Game`, `FrameStack`
+/// and `Policy::q_values` / `Policy::act`.
+fn direct_loop(blob: &'static [u8], plan: &Plan) -> (Vec<(u32, u32)>, u64, u64) {
+    let mut policy = Policy::from_blob(blob).unwrap();
+    let mut hash = Fnv64::new();
+    let mut episodes = Vec::new();
+    let mut total = 0u64;
+    for i in 0..plan.episodes {
+        let mut game = Game::new(plan.base_seed + i as u64);
+        let mut frame = Frame::empty();
+        game.observe(&mut frame);
+        let mut stack = FrameStack::new(&frame);
+        let (mut score, mut decisions) = (0u32, 0u32);
+        while score < plan.max_score && decisions < plan.max_steps {
+            let q = policy.q_values(&stack);
+            let action = policy.act(&stack);
+            assert_eq!(action, policy_core::action_of(&q));
+            for v in q {
+                hash.write(&v.to_le_bytes());
+            }
+            decisions += 1;
+            let step = game.step(action).unwrap();
+            score = step.episode_score();
+            if step.terminal {
+                break;
+            }
+            game.observe(&mut frame);
+            stack.push(&frame);
+        }
+        total += decisions as u64;
+        episodes.push((score, decisions));
+    }
+    (episodes, total, hash.0)
+}
+
+struct Scores(Vec<(u32, u32)>);
+impl Observer<Game> for Scores {
+    fn episode_end(&mut self, e: &Episode) {
+        self.0.push((e.score, e.decisions));
+    }
+}
+
+#[test]
+fn device_loop_equals_a_direct_game_and_policy_loop() {
+    for (seed, max_score) in [(0, 1000), (40, 1)] {
+        let plan = Plan {
+            max_score,
+            ..plan(seed, 4)
+        };
+        let mut p = Policy::from_blob(blob()).unwrap();
+        let mut scores = Scores(Vec::new());
+        let sum = run_episodes::<Game, _, _>(&mut p, &plan, &mut scores).unwrap();
+        let (episodes, decisions, checksum) = direct_loop(blob(), &plan);
+        assert_eq!(scores.0, episodes);
+        assert_eq!((sum.decisions, sum.checksum), (decisions, checksum));
+        assert_eq!(sum.episodes, 4);
+    }
+}
+
+#[test]
+fn staged_replica_computes_the_policy_q_values() {
+    let mut p = Policy::from_blob(blob()).unwrap();
+    let reference = run_episodes::<Game, _, _>(&mut p, &plan(3, 2), &mut NoObserver).unwrap();
+    let p = Policy::from_blob(blob()).unwrap();
+    let mut scratch = Box::new(StageScratch::new());
+    let mut marks = Vec::new();
+    let mut staged = Staged::new(&p, &mut scratch, |i| marks.push(i));
+    assert_eq!(staged.stages(), 5); // conv1+pool, conv2, conv3, fc1, fc2
+    let sum = run_episodes::<Game, _, _>(&mut staged, &plan(3, 2), &mut NoObserver).unwrap();
+    assert_eq!(sum, reference);
+    let per: Vec<usize> = (0..=5).collect();
+    assert_eq!(marks.len(), 6 * sum.decisions as usize);
+    assert!(marks.chunks(6).all(|c| c == per.as_slice()));
+
+    // And on stacks with many set bits (all-ones kernel rows), frame by frame.
+    let mut p2 = Policy::from_blob(blob()).unwrap();
+    let mut scratch = Box::new(StageScratch::new());
+    let mut staged = Staged::new(&p, &mut scratch, |_| {});
+    for fill in [0x00u8, 0xFF, 0xF0, 0x5A] {
+        let mut f = Frame::empty();
+        f.0.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = fill ^ (i as u8 & 0x11));
+        let stack = FrameStack::new(&f);
+        assert_eq!(staged.q_values(&stack), p2.q_values(&stack));
+    }
+}
+
+#[test]
+fn bad_blobs_are_typed_errors() {
+    assert_eq!(
+        Policy::from_blob(b"not a blob").unwrap_err(),
+        BlobError::BadMagic
+    );
+    assert!(Policy::from_blob(&[]).is_err());
+    let mut corrupt = blob().to_vec();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    let corrupt: &'static [u8] = Box::leak(corrupt.into_boxed_slice());
+    assert!(Policy::from_blob(corrupt).is_err());
+    assert!(Policy::from_blob(&blob()[..blob().len() - 1]).is_err());
+}
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+}
+
+#[test]
+fn binary_prints_json_and_rejects_bad_blobs() {
+    let dir = std::env::temp_dir().join(format!("fwsim-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("random.bin");
+    let st = sim()
+        .args(["--write-random-blob", good.to_str().unwrap(), "--seed", "1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::read(&good).unwrap(), blob());
+
+    let out = sim()
+        .args(["--blob", good.to_str().unwrap()])
+        .args([
+            "--episodes",
+            "2",
+            "--seed",
+            "7",
+            "--max-score",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut p = Policy::from_blob(blob()).unwrap();
+    let plan = Plan {
+        base_seed: 7,
+        episodes: 2,
+        max_score: 3,
+        max_steps: Plan::DEFAULT_MAX_STEPS,
+    };
+    let sum = run_episodes::<Game, _, _>(&mut p, &plan, &mut NoObserver).unwrap();
+    assert_eq!(j["episodes"], 2);
+    assert_eq!(j["decisions"], sum.decisions);
+    assert_eq!(j["checksum"], format!("{:016x}", sum.checksum));
+    assert_eq!(
+        j["mean_score"].as_f64().unwrap(),
+        sum.total_score as f64 / 2.0
+    );
+    assert_eq!(j["blob_bytes"], blob().len());
+    for key in [
+        "median_score",
+        "best_score",
+        "latency_ns_per_decision",
+        "policy_state_bytes",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+
+    let bad = dir.join("bad.bin");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let out = sim()
+        .args(["--blob", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&BlobError::BadMagic.to_string()), "{err}");
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn action_indices_match_flappy_actions() {
+    use firmware_sim::Env;
+    // Env::step(0) is Idle, Env::step(1) is Flap: same game as flappy's own.
+    let (mut a, mut b) = (Game::new(9), Game::new(9));
+    for t in 0..60 {
+        let (idx, act) = if t % 7 == 0 {
+            (1, Action::Flap)
+        } else {
+            (0, Action::Idle)
+        };
+        let o = Env::step(&mut a, idx).unwrap();
+        let s = b.step(act).unwrap();
+        assert_eq!((o.crashed, o.score), (s.terminal, s.episode_score()));
+    }
+}
