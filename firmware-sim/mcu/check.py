@@ -9,7 +9,8 @@ image) and static RAM (allocated sections at 0x2000_0000+) from the section
 headers and checks them against what the firmware read from the linker's
 symbols; prints one JSON summary line and a short report; exits 1 if the
 checksums, decisions or scores differ, if the per-layer pass did not
-reproduce the checksum, or if flash > 1 MiB or RAM (static + measured stack
+reproduce the checksum, if the SysTick calibration is not 40 instructions
+per tick (1%), or if flash > 1 MiB or RAM (static + measured stack
 high water) > 64 KiB. Instructions per decision are reported against their
 3 000 000 bar but do not fail the check.
 """
@@ -71,6 +72,9 @@ def main():
               and mcu["episodes"] == host["episodes"])
     ok_elf = mcu["flash_bytes"] == flash and mcu["ram_static_bytes"] == ram_static
     ok_split = bool(split.get("checksum_matches"))
+    # Under -icount shift=0 SysTick (25 MHz) advances once per 40 instructions;
+    # anything else means QEMU did not count instructions.
+    ok_cal = abs(cal["instructions_per_tick_x1000"] - 40_000) <= 400
     ok_flash = flash <= FLASH_BAR
     ok_ram = ram <= RAM_BAR
     out = dict(mcu)
@@ -91,12 +95,12 @@ def main():
     print(f"instructions  {ipd['mean']} mean, {ipd['max']} max per decision  (bar {INSTR_BAR}: "
           f"{'ok' if ipd['max'] <= INSTR_BAR else 'OVER, reported only'})")
     print(f"systick scale {cal['instructions_per_tick_x1000'] / 1000:.3f} instructions/tick "
-          f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected 40 at 25 MHz, -icount shift=0)")
+          f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected 40 at 25 MHz, -icount shift=0)  {mark(ok_cal)}")
     for st in split.get("stages", []):
         print(f"  {st['stage']:<24} {st['instructions_mean']:>9} instructions/decision (mean)")
     print(f"layer split   second pass through the kernels stage by stage: checksum {mark(ok_split)}")
     print(f"host latency  {host['latency_ns_per_decision'] / 1e3:.1f} us/decision")
-    if not (ok_sum and ok_dec and ok_elf and ok_split and ok_flash and ok_ram):
+    if not (ok_sum and ok_dec and ok_elf and ok_split and ok_cal and ok_flash and ok_ram):
         sys.exit(1)
 
 

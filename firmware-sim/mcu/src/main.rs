@@ -246,7 +246,11 @@ fn main() -> ! {
     // `from_blob` builds the policy (~22 KiB) by value: on this target it
     // leaves two copies in the caller's frame (see the README). Borrowing it in
     // place from the `Result` avoids a third.
-    let mut loaded = Policy::from_blob(BLOB);
+    // Opaque to the optimizer, like a blob flashed separately: otherwise it
+    // may fold the parsing of an invalid blob and drop the bytes from flash
+    // (and a blob that does not fit would link).
+    let blob: &'static [u8] = core::hint::black_box(BLOB);
+    let mut loaded = Policy::from_blob(blob);
     match &mut loaded {
         Ok(policy) => play(policy, per_tick_x1000, cal_instr, cal_ticks),
         Err(e) => fail("blob", e),
