@@ -144,7 +144,8 @@ pub trait Observer<E: Env> {
     fn before_decision(&mut self) {}
     /// Right after a policy evaluation, with its result and the chosen action.
     fn after_decision(&mut self, _q: &[i32; NUM_ACTIONS], _action: usize) {}
-    /// After every game step (and once at episode start, before any step).
+    /// Once at episode start (before any step) and after every step that did
+    /// not crash (a crash resets the game, so there is nothing left to show).
     fn frame(&mut self, _env: &E) {}
     /// When an episode ends.
     fn episode_end(&mut self, _episode: &Episode) {}
@@ -212,10 +213,10 @@ pub fn run_episodes<E: Env, Q: QFunction, O: Observer<E>>(
             decisions += 1;
             let out = env.step(action)?;
             score = out.score;
-            observer.frame(&env);
             if out.crashed {
                 break EpisodeEnd::Crash;
             }
+            observer.frame(&env);
             env.observe(&mut frame);
             stack.push(&frame);
         };

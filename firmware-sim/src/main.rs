@@ -6,6 +6,7 @@ use firmware_sim::{
     random_blob, run_episodes, Episode, Frame, FrameStack, Game, Observer, Plan, Policy,
     NUM_ACTIONS,
 };
+use flappy::render::{GifOptions, GifRecorder};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,6 +40,10 @@ struct Args {
     /// An episode stops after this many decisions.
     #[arg(long, default_value_t = Plan::DEFAULT_MAX_STEPS)]
     max_steps: u32,
+    /// Record the first episode as an animated GIF (flappy's renderer: every
+    /// 2nd frame, half size, at most 900 frames).
+    #[arg(long, value_name = "FILE")]
+    gif: Option<PathBuf>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -48,11 +53,13 @@ struct Args {
     write_random_blob: Option<PathBuf>,
 }
 
-/// Decision timing and scores.
+/// Decision timing, scores and the GIF of the first episode.
 struct HostObserver {
     t0: Option<Instant>,
     busy: Duration,
     scores: Vec<u32>,
+    gif: Option<GifRecorder>,
+    gif_error: Option<std::io::Error>,
 }
 
 impl Observer<Game> for HostObserver {
@@ -62,6 +69,16 @@ impl Observer<Game> for HostObserver {
     fn after_decision(&mut self, _q: &[i32; NUM_ACTIONS], _action: usize) {
         if let Some(t0) = self.t0.take() {
             self.busy += t0.elapsed();
+        }
+    }
+    fn frame(&mut self, env: &Game) {
+        if !self.scores.is_empty() || self.gif_error.is_some() {
+            return;
+        }
+        if let Some(gif) = &mut self.gif {
+            if let Err(e) = gif.push(&env.state()) {
+                self.gif_error = Some(e);
+            }
         }
     }
     fn episode_end(&mut self, e: &Episode) {
@@ -93,13 +110,29 @@ fn run(args: Args) -> Result<(), String> {
         max_score: args.max_score,
         max_steps: args.max_steps,
     };
+    let gif = match &args.gif {
+        Some(p) => Some(
+            GifRecorder::create(p, GifOptions::default())
+                .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     let mut obs = HostObserver {
         t0: None,
         busy: Duration::ZERO,
         scores: Vec::new(),
+        gif,
+        gif_error: None,
     };
     let sum = run_episodes::<Game, _, _>(&mut policy, &plan, &mut obs)
         .map_err(|e| format!("game error: {e:?}"))?;
+    if let (Some(p), Some(gif)) = (&args.gif, obs.gif.take()) {
+        let res = match obs.gif_error.take() {
+            Some(e) => Err(e),
+            None => gif.finish(),
+        };
+        res.map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
 
     let mut sorted = obs.scores.clone();
     sorted.sort_unstable();

@@ -205,6 +205,21 @@ fn binary_prints_json_and_rejects_bad_blobs() {
         assert!(j.get(key).is_some(), "missing {key}");
     }
 
+    let gif = dir.join("first.gif");
+    let out = sim()
+        .args(["--blob", good.to_str().unwrap(), "--episodes", "2"])
+        .args(["--gif", gif.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&gif).unwrap();
+    assert!(bytes.starts_with(b"GIF89a") && bytes.ends_with(b";"));
+    assert!(bytes.len() > 1000);
+
     let bad = dir.join("bad.bin");
     std::fs::write(&bad, b"garbage").unwrap();
     let out = sim()
