@@ -404,14 +404,18 @@ fn conv1_position(
                 add_gathered(acc, weights, &gather.offs[..n], rowsum, &[]);
                 n = 0;
             }
-            let mut b = bits;
-            while b != 0 {
-                let tz = b.trailing_zeros() as usize;
-                b &= b - 1;
-                let kx = k - 1 - tz;
-                gather.offs[n] = (((ky * k + kx) * in_c + c) * oc_n) as u32;
-                n += 1;
+            // Branch-free expansion of the set bits (a data-dependent loop
+            // exit would be mispredicted on most rows): every column writes
+            // its weight-row offset, only the set ones advance `n`.
+            let (base, step) = ((ky * k * in_c + c) * oc_n, in_c * oc_n);
+            let dst = &mut gather.offs[n..n + k];
+            let mut m = 0;
+            for kx in 0..k {
+                // m <= kx < k: in bounds.
+                dst[m] = (base + kx * step) as u32;
+                m += ((bits >> (k - 1 - kx)) & 1) as usize;
             }
+            n += m;
         }
     }
     add_gathered(
