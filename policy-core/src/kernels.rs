@@ -240,20 +240,46 @@ fn add_gathered(acc: &mut [i32], w: &[u8], offs: &[u32], rowsum: &[i32], row_off
     }
 }
 
+/// Appends the non-zero values of `x` to the gather list at `*n` (flushing
+/// the list into `acc` first when it could overflow), with weight-row offsets
+/// `off0 + i * stride`. Branch-free per value: every value is written, only
+/// the non-zero ones advance the list.
+#[inline(always)]
+fn gather_nonzero(
+    acc: &mut [i32],
+    w: &[u8],
+    g: &mut Gather,
+    n: &mut usize,
+    x: &[u8],
+    off0: usize,
+    stride: usize,
+) {
+    let mut off = off0;
+    for part in x.chunks(GATHER_CAP) {
+        if *n + part.len() > GATHER_CAP {
+            mac_gathered(acc, w, &g.offs[..*n], &g.vals[..*n]);
+            *n = 0;
+        }
+        let offs = &mut g.offs[*n..*n + part.len()];
+        let vals = &mut g.vals[*n..*n + part.len()];
+        let mut m = 0;
+        for &v in part {
+            // m <= index of v < part.len(): in bounds.
+            offs[m] = off as u32;
+            vals[m] = v;
+            m += (v != 0) as usize;
+            off += stride;
+        }
+        *n += m;
+    }
+}
+
 /// `acc += sum_i x[i] * w[i * n ..][..n]` over the non-zero `x[i]`, gathered
 /// in chunks of [`GATHER_CAP`].
 #[inline(always)]
 fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize, g: &mut Gather) {
     let mut cnt = 0;
-    for (i, &v) in x.iter().enumerate() {
-        g.offs[cnt] = (i * n) as u32;
-        g.vals[cnt] = v;
-        cnt += (v != 0) as usize;
-        if cnt == GATHER_CAP {
-            mac_gathered(acc, w, &g.offs, &g.vals);
-            cnt = 0;
-        }
-    }
+    gather_nonzero(acc, w, g, &mut cnt, x, 0, n);
     mac_gathered(acc, w, &g.offs[..cnt], &g.vals[..cnt]);
 }
 
@@ -389,9 +415,12 @@ fn conv1_position(
     let acc = &mut acc[..oc_n];
     init_bias(acc, biases);
     let (mut n, mut nr) = (0usize, 0usize);
+    // Window bits: padded columns x0..x0 + k of a row are bits
+    // 127 - x0 ..= 128 - k - x0; x0 + k <= padded width <= 128 (validated).
+    let sh = 128 - k - x0;
     for c in 0..in_c {
         for ky in 0..k {
-            let bits = ((rows[c * k + ky] << x0) >> (128 - k)) as u32;
+            let bits = (rows[c * k + ky] >> sh) as u32 & full;
             if bits == 0 {
                 continue;
             }
@@ -458,17 +487,8 @@ pub fn conv_u8(
                         continue;
                     }
                     let px = &input[(iy as usize * g.in_w + ix as usize) * ic_n..][..ic_n];
-                    let mut off = (ky * k + kx) * ic_n * oc_n;
-                    for &v in px {
-                        gather.offs[n] = off as u32;
-                        gather.vals[n] = v;
-                        n += (v != 0) as usize;
-                        off += oc_n;
-                        if n == GATHER_CAP {
-                            mac_gathered(acc, weights, &gather.offs, &gather.vals);
-                            n = 0;
-                        }
-                    }
+                    let off = (ky * k + kx) * ic_n * oc_n;
+                    gather_nonzero(acc, weights, gather, &mut n, px, off, oc_n);
                 }
             }
             mac_gathered(acc, weights, &gather.offs[..n], &gather.vals[..n]);
