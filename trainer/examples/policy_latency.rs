@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
     let ex = export(&model, &calib, &ExportOptions::default())?;
     println!("{}", ex.render_table());
     let stacks = float_model::synthetic_stacks(256, 3);
-    bench::compare_latency(&model, &ex.blob, &stacks, iters)?;
+    let report = bench::compare_latency(&model, &ex.blob, &stacks, iters)?;
+    println!("{}", report.render());
     Ok(())
 }

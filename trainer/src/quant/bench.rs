@@ -174,9 +174,9 @@ pub fn torch_input(stack: &FrameStack) -> Tensor {
 /// libtorch's float forward of `model` at batch 1 on the CPU
 /// (`tch::set_num_threads(1)`), interleaved in 20 rounds so that load from
 /// other processes hits both alike, plus the pure-Rust float forward (a tenth
-/// of the iterations), cycling through `stacks`. Prints the table
-/// ([`LatencyReport::render`]) and returns it. Leaves libtorch's intra-op
-/// thread count at 1.
+/// of the iterations), cycling through `stacks`. Returns the report; print
+/// [`LatencyReport::render`] for the table. Leaves libtorch's intra-op thread
+/// count at 1.
 pub fn compare_latency(
     model: &FloatModel,
     blob: &[u8],
@@ -227,6 +227,5 @@ pub fn compare_latency(
         ratio_mean: int8.mean.as_secs_f64() / torch.mean.as_secs_f64(),
         rows: vec![int8, torch, rust],
     };
-    println!("{}", report.render());
     Ok(report)
 }
