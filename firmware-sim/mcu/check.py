@@ -68,8 +68,10 @@ def main():
     cal = mcu["systick_calibration"]
     split = mcu.get("layer_split", {})
     ok_sum = mcu["checksum"] == host["checksum"]
-    ok_dec = (mcu["decisions"] == host["decisions"] and mcu["scores"] == host["scores"]
-              and mcu["episodes"] == host["episodes"])
+    # The firmware lists the first 64 episodes' scores; `score` is the sum of all.
+    ok_dec = (mcu["decisions"] == host["decisions"] and mcu["episodes"] == host["episodes"]
+              and mcu["scores"] == host["scores"][:len(mcu["scores"])]
+              and mcu["score"] == sum(host["scores"]))
     ok_elf = mcu["flash_bytes"] == flash and mcu["ram_static_bytes"] == ram_static
     ok_split = bool(split.get("checksum_matches"))
     # Under -icount shift=0 SysTick (25 MHz) advances once per 40 instructions;
