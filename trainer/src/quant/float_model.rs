@@ -561,6 +561,30 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
     }
 }
 
+/// `n` frame stacks from real play: the game seeded with `seed`, driven by
+/// `flappy`'s heuristic controller, one stack per step (episodes restart on a
+/// crash). A calibration / benchmark set when no recording is at hand.
+pub fn played_stacks(n: usize, seed: u64) -> Vec<FrameStack> {
+    let mut game = flappy::Game::new(seed);
+    let mut frame = game.frame();
+    let mut stack = FrameStack::new(&frame);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(stack);
+        let terminal = match game.step(flappy::agent::heuristic_action(&game)) {
+            Ok(step) => step.terminal,
+            Err(_) => true,
+        };
+        game.observe(&mut frame);
+        if terminal {
+            stack.reset(&frame);
+        } else {
+            stack.push(&frame);
+        }
+    }
+    out
+}
+
 /// Synthetic frame stacks for tests and benchmarks until recordings exist:
 /// a ground band, pipe columns with a gap, a bird blob and sparse noise, the
 /// scene scrolling left frame by frame. Deterministic in `seed`.
@@ -657,6 +681,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("OIHW"));
+    }
+
+    #[test]
+    fn played_stacks_are_real_varied_frames() {
+        let s = played_stacks(300, 1);
+        assert_eq!(s.len(), 300);
+        assert_eq!(s, played_stacks(300, 1));
+        let ones: Vec<u32> = s.iter().map(|st| st.newest().count_ones()).collect();
+        assert!(ones.iter().all(|&n| n > 0 && n < 6400));
+        assert!(s.windows(2).filter(|w| w[0] != w[1]).count() > 250);
     }
 
     #[test]
