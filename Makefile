@@ -9,7 +9,7 @@ TORCH_STAMP := $(VENV)/.torch-$(TORCH_VER)
 MCU_STAMP   := $(VENV)/.mcu-tools
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian's toolchain for the Cortex-M builds (-Zbuild-std needs rust-src).
-MCU_PKGS    := rustc-web rust-web-src lld-19 qemu-system-arm
+MCU_PKGS    := rustc-web rust-web-src lld-19 qemu-system-arm fonts-dejavu-core
 MCU_CARGO   := RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc /usr/bin/cargo
 
 export LIBTORCH_USE_PYTORCH := 1
@@ -18,7 +18,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: help setup torch mcu-tools train test check cross mcu bench
 help:
-	@echo "make train   set up libtorch, train the DQN, evaluate, export the int8 blob"
+	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 
@@ -36,8 +36,20 @@ $(MCU_STAMP): | $(TORCH_STAMP)
 	fi
 	touch $@
 
-train: torch
-	cargo run --release -p trainer -- $(ARGS)
+# The main job: train (CUDA when present, else CPU), evaluate, record, export
+# the int8 blob (all by `trainer train`), then check the blob against the
+# float network (parity) and play it in the firmware loop on the host.
+# ARGS are passed to `trainer train` (see `target/release/trainer train --help`).
+NAME ?= $(shell date -u +%Y%m%d-%H%M%S)
+RUN  := runs/$(NAME)
+train: setup
+	cargo build --release -p trainer -p parity -p firmware-sim
+	target/release/trainer train --name $(NAME) $(ARGS)
+	@if [ -f $(RUN)/policy.bin ]; then \
+	  target/release/parity --checkpoint $(RUN)/best.safetensors --blob $(RUN)/policy.bin \
+	    --frames $(RUN)/frames.rec --episodes 10 --max-score 200 --report $(RUN)/parity.md && \
+	  target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 10 --seed 0 --max-score 200; \
+	fi
 
 check: torch
 	cargo fmt --all -- --check
