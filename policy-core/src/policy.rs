@@ -78,6 +78,38 @@ impl<'a> Policy<'a> {
         Ok(p)
     }
 
+    /// A policy with no model: [`Policy::q_values`] returns zeros until
+    /// [`Policy::load`] succeeds. `const`, so it can be placed once (in a
+    /// `static`, or in `main`'s frame) and loaded in place, without the
+    /// temporaries of returning a ~22 KiB value from [`Policy::from_blob`].
+    pub const fn empty() -> Policy<'a> {
+        Policy {
+            model: Model {
+                input: crate::blob::InputDesc::FLAPPY,
+                num_actions: NUM_ACTIONS as u8,
+                layers: heapless::Vec::new(),
+            },
+            stages: Stages::new(),
+            scratch: Scratch::new(),
+        }
+    }
+
+    /// Decodes and validates `bytes` like [`Policy::from_blob`], into this
+    /// policy, reusing its buffers. On error the policy is left unchanged.
+    pub fn load(&mut self, bytes: &'a [u8]) -> Result<(), BlobError> {
+        let (model, stages) = Model::from_bytes(bytes)?;
+        self.model = model;
+        self.stages = stages;
+        let first = self.stages[0];
+        let g = self.geom(&first);
+        kernels::conv1_row_sums(
+            &g,
+            self.model.layers[first.layer].weights.0,
+            &mut self.scratch.rowsum,
+        );
+        Ok(())
+    }
+
     /// The decoded model (descriptor, quantization parameters, borrowed tensors).
     pub fn model(&self) -> &Model<'a> {
         &self.model

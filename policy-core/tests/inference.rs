@@ -55,3 +55,29 @@ fn act_is_argmax_with_ties_to_idle() {
         assert_eq!(p.act_index(&s), (want == Action::Flap) as usize);
     }
 }
+
+#[test]
+fn empty_then_load_in_place_matches_from_blob() {
+    let layers = classic(5);
+    let blob = encode(&layers);
+    let other = encode(&classic(6));
+    let mut a = Policy::from_blob(&blob).unwrap();
+    let mut b = Policy::empty();
+    let mut rng = Rng(9);
+    let s = rand_stack(&mut rng);
+    assert_eq!(b.q_values(&s), [0, 0]);
+    assert!(b.stages().is_empty());
+    // A bad blob leaves it unchanged; a good one loads.
+    assert!(b.load(&blob[..blob.len() - 1]).is_err());
+    assert!(b.stages().is_empty());
+    b.load(&blob).unwrap();
+    for _ in 0..4 {
+        let s = rand_stack(&mut rng);
+        assert_eq!(a.q_values(&s), b.q_values(&s));
+    }
+    // Reloading another model replaces it.
+    b.load(&other).unwrap();
+    let mut c = Policy::from_blob(&other).unwrap();
+    let s = rand_stack(&mut rng);
+    assert_eq!(b.q_values(&s), c.q_values(&s));
+}
