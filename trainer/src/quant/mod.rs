@@ -10,5 +10,5 @@ pub mod bench;
 pub mod export;
 pub mod float_model;
 
-pub use export::{export, Export, ExportOptions, LayerReport};
+pub use export::{export, export_to_file, Export, ExportOptions, LayerReport};
 pub use float_model::{FloatLayer, FloatModel, LayerShape};
