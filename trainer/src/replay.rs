@@ -102,6 +102,14 @@ impl Replay {
         r.written += 1;
     }
 
+    /// Bytes of memory per stored transition (frame, action, reward, flags).
+    pub const BYTES_PER_TRANSITION: usize = FRAME_BYTES + 1 + 4 + 1;
+
+    /// Bytes held by the memory's buffers.
+    pub fn bytes(&self) -> usize {
+        self.rings.iter().map(|r| r.frames.len()).sum::<usize>() * Self::BYTES_PER_TRANSITION
+    }
+
     /// Transitions stored (over all environments).
     pub fn len(&self) -> usize {
         self.rings
@@ -252,6 +260,25 @@ mod tests {
         // at the write head: entries 4, 5 stored, 5 is newest
         let t = r.transition(0, 4, 3, 0.5).unwrap();
         assert_eq!((t.steps, t.done, t.next_index), (1, false, 5));
+    }
+
+    #[test]
+    fn a_million_transitions_fit_in_a_gibibyte() {
+        // The accounting matches the buffers actually allocated ...
+        let r = Replay::new(10_000, 8);
+        let held: usize = r
+            .rings
+            .iter()
+            .map(|g| {
+                g.frames.len() * std::mem::size_of::<[u8; FRAME_BYTES]>()
+                    + g.actions.len()
+                    + g.rewards.len() * std::mem::size_of::<f32>()
+                    + g.flags.len()
+            })
+            .sum();
+        assert_eq!(r.bytes(), held);
+        // ... and scales to 1M transitions within 1 GiB.
+        assert!(Replay::BYTES_PER_TRANSITION * 1_000_000 <= 1 << 30);
     }
 
     #[test]
