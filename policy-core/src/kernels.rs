@@ -114,22 +114,38 @@ impl Default for Gather {
     }
 }
 
+/// `w[o + ob..][..N]`, with one bounds check: `o` and `ob` both fit in 32
+/// bits (`ob` is an output channel, `< ACC_CAP`), so the compiler knows
+/// `o + ob + N` does not overflow and only checks the end.
+#[inline(always)]
+fn row<const N: usize>(w: &[u8], o: u32, ob: usize) -> &[u8] {
+    let a = o as usize + (ob as u32) as usize;
+    &w[a..a + N]
+}
+
 /// `acc[l] += sum_j vals[j] * w[offs[j] + ob + l]` for `l < N`. Inputs are
 /// taken in pairs, `x0 * w0 + x1 * w1` with 16-bit operands summed into i32:
 /// the shape of SSE2 `pmaddwd` and Cortex-M4 `SMLAD`. Kept out of line so the
 /// compiler vectorises it on its own.
 #[inline(never)]
 fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8], ob: usize) {
+    debug_assert!(ob < crate::ACC_CAP);
     let mut a = [0i32; N];
     let quads = offs.len() / 4;
     for (o, v) in offs[..4 * quads]
         .chunks_exact(4)
         .zip(vals[..4 * quads].chunks_exact(4))
     {
-        let w0 = &w[o[0] as usize + ob..][..N];
-        let w1 = &w[o[1] as usize + ob..][..N];
-        let w2 = &w[o[2] as usize + ob..][..N];
-        let w3 = &w[o[3] as usize + ob..][..N];
+        let s = [o[0], o[1], o[2], o[3]].map(|o| o as usize + (ob as u32) as usize);
+        // One bounds check for the four rows (the compiler derives the others).
+        let top = s[0].max(s[1]).max(s[2]).max(s[3]);
+        let w = &w[..top + N];
+        let (w0, w1, w2, w3) = (
+            &w[s[0]..s[0] + N],
+            &w[s[1]..s[1] + N],
+            &w[s[2]..s[2] + N],
+            &w[s[3]..s[3] + N],
+        );
         let x = [v[0], v[1], v[2], v[3]].map(|x| x as i16 as i32);
         for l in 0..N {
             a[l] += x[0] * (w0[l] as i8 as i16 as i32)
@@ -139,7 +155,7 @@ fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8
         }
     }
     for j in 4 * quads..offs.len() {
-        let w0 = &w[offs[j] as usize + ob..][..N];
+        let w0 = row::<N>(w, offs[j], ob);
         let x0 = vals[j] as i32;
         for l in 0..N {
             a[l] += x0 * (w0[l] as i8 as i32);
