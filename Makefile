@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools train test check cross mcu bench
+.PHONY: help setup torch mcu-tools train reference test check cross mcu bench
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
@@ -35,6 +35,18 @@ $(MCU_STAMP): | $(TORCH_STAMP)
 	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(MCU_PKGS); \
 	fi
 	touch $@
+
+# The committed reference model (models/reference/): the default CPU run with
+# seed 1 on one libtorch thread, then its files copied over. Retrain it when
+# the trainer improves.
+REF := models/reference
+reference: setup
+	cargo build --release -p trainer
+	rm -rf runs/reference
+	target/release/trainer train --name reference --seed 1 --threads 1 $(ARGS)
+	mkdir -p $(REF)
+	cp runs/reference/best.safetensors $(REF)/model.safetensors
+	cp runs/reference/{config.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(REF)/
 
 # The main job: train (CUDA when present, else CPU), evaluate, record, export
 # the int8 blob (all by `trainer train`), then check the blob against the
