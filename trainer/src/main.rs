@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train a DQN into runs/<name>/, then evaluate, record, export and report.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Greedy play of a checkpoint; prints mean/median/max score.
     Eval(EvalArgs),
     /// Record the frame stacks a checkpoint meets while playing (calibration, parity).
@@ -153,7 +153,7 @@ fn run() -> Result<()> {
                 .subcommand_matches("train")
                 .cloned()
                 .unwrap_or_default();
-            cmd_train(a, &sub)
+            cmd_train(*a, &sub)
         }
         Some(Cmd::Eval(a)) => cmd_eval(a),
         Some(Cmd::Record(a)) => cmd_record(a),

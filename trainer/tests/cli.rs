@@ -212,12 +212,12 @@ fn bad_inputs_are_one_clear_error() {
     let o = trainer(&["train", "--resume", s(&dir.join("nope"))]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
-    for o in [&o] {
-        assert_eq!(
-            stderr(o).lines().filter(|l| l.starts_with("error")).count(),
-            1
-        );
-    }
+    assert_eq!(
+        stderr(&o).lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error line: {}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
