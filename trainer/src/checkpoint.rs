@@ -115,10 +115,10 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 
 /// Reads a weights file into a new network (architecture inferred from the shapes).
 pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
-    let file = if path.is_dir() {
-        resolve(path)?.join("model.safetensors")
-    } else {
+    let file = if path.is_file() {
         path.to_path_buf()
+    } else {
+        resolve(path)?.join("model.safetensors")
     };
     let tensors = Tensor::read_safetensors(&file)
         .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", file.display()))?;

@@ -124,6 +124,14 @@ struct ExportArgs {
     /// Also write the per-layer table as Markdown here.
     #[arg(long)]
     table: Option<PathBuf>,
+    /// Activation range of each layer: this percentile of its calibration
+    /// values maps to u8 255 (100 = the maximum, no clipping).
+    #[arg(long, default_value_t = quant::ExportOptions::default().percentile)]
+    percentile: f64,
+    /// Keep the output layer's round-to-nearest weights (skip the refit of its
+    /// rounding to the float Q-values on the calibration stacks).
+    #[arg(long)]
+    no_refit: bool,
 }
 
 #[derive(Args)]
@@ -276,7 +284,12 @@ fn cmd_record(a: RecordArgs) -> Result<()> {
 fn cmd_export(a: ExportArgs) -> Result<()> {
     let net = checkpoint::load_network(&a.checkpoint, tch::Device::Cpu)?;
     let rec = recording::Recording::load(&a.calib)?;
-    let table = report::export_blob(&net, &rec, &a.out)?;
+    let opts = quant::ExportOptions {
+        percentile: a.percentile,
+        refit_last: !a.no_refit,
+        ..quant::ExportOptions::default()
+    };
+    let table = report::export_blob(&net, &rec, &opts, &a.out)?;
     println!("{table}");
     if let Some(t) = &a.table {
         checkpoint::write_atomic(t, table.as_bytes())?;

@@ -14,8 +14,11 @@ use tch::Device;
 
 /// Exploration used when recording at the end of a run.
 pub const RECORD_EPS: f64 = 0.03;
-/// Game seed of the end-of-run recording.
+/// Game seed of the end-of-run recording (`frames.rec`, for the parity check).
 pub const RECORD_SEED: u64 = 424_242;
+/// Game seed of the calibration recording (`calib.rec`, for the export): other
+/// games than the parity recording's, so parity is measured on unseen states.
+pub const CALIB_SEED: u64 = 100_000;
 /// Most frames in a GIF (longer episodes are cut; every second state is kept).
 pub const GIF_MAX_FRAMES: usize = 600;
 
@@ -38,10 +41,17 @@ pub fn finish(
     let rec = record(&net, record_frames, RECORD_SEED, RECORD_EPS)?;
     let rec_path = run_dir.join("frames.rec");
     rec.save(&rec_path)?;
+    let calib = record(&net, 2 * record_frames, CALIB_SEED, RECORD_EPS)?;
+    calib.save(&run_dir.join("calib.rec"))?;
     let cpu_net = train::load_best(run_dir, Device::Cpu)?;
     let blob_path = run_dir.join("policy.bin");
-    let table = export_blob(&cpu_net, &rec, &blob_path)?;
-    let md = render(trained, &r, cap, &table, rec.stacks.len());
+    let table = export_blob(
+        &cpu_net,
+        &calib,
+        &crate::quant::ExportOptions::default(),
+        &blob_path,
+    )?;
+    let md = render(trained, &r, cap, &table, calib.stacks.len());
     write_atomic(&run_dir.join("report.md"), md.as_bytes())?;
     println!(
         "final greedy score over {} episodes: mean {:.2}, median {:.1}, max {} (cap {cap})",
@@ -49,7 +59,7 @@ pub fn finish(
     );
     println!("{table}");
     println!(
-        "wrote {}/{{report.md, curve.png, best.gif, frames.rec, policy.bin, best.safetensors}}",
+        "wrote {}/{{report.md, curve.png, best.gif, frames.rec, calib.rec, policy.bin, best.safetensors}}",
         run_dir.display()
     );
     Ok(())
@@ -91,7 +101,7 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
         r.mean_score, r.median_score, r.max_score, r.scores
     ));
     md.push_str(&format!(
-        "\n## Quantized export\n\nCalibrated on {recorded} recorded frame stacks (`frames.rec`); blob `policy.bin`.\n\n{table}\n"
+        "\n## Quantized export\n\nCalibrated on {recorded} recorded frame stacks (`calib.rec`, game seeds {CALIB_SEED}..; the parity recording `frames.rec` uses other games); blob `policy.bin`.\n\n{table}\n"
     ));
     md.push_str(&format!(
         "\n## Config\n\n```toml\n{}```\n",
@@ -140,14 +150,14 @@ pub fn record(net: &QNetwork, frames: usize, seed: u64, eps: f64) -> Result<Reco
 
 /// Quantizes `net` calibrated on `rec`, writes the blob to `out` and returns
 /// the per-layer table as Markdown.
-pub fn export_blob(net: &QNetwork, rec: &Recording, out: &Path) -> Result<String> {
+pub fn export_blob(
+    net: &QNetwork,
+    rec: &Recording,
+    opts: &crate::quant::ExportOptions,
+    out: &Path,
+) -> Result<String> {
     let model = net.to_float_model();
-    let e = crate::quant::export::export_to_file(
-        &model,
-        &rec.stacks,
-        &crate::quant::ExportOptions::default(),
-        out,
-    )?;
+    let e = crate::quant::export::export_to_file(&model, &rec.stacks, opts, out)?;
     Ok(e.render_table())
 }
 

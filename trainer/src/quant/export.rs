@@ -15,19 +15,23 @@ use super::float_model::{FloatLayer, FloatModel};
 pub struct ExportOptions {
     /// Activation range: this percentile (in `(0, 100]`) of all calibration
     /// values of a stage's output (zeros included) becomes u8 255. 100 = the
-    /// maximum (no clipping on the calibration set). Default 99.99: see
+    /// maximum (no clipping on the calibration set), the default: see
     /// `docs/quantization.md`.
     pub percentile: f64,
     /// Calibrate on at most this many frame stacks, evenly spaced over the
     /// given ones (0 = all of them). Default 4096.
     pub max_calib_stacks: usize,
+    /// Refit the output layer's weight rounding and biases to the float
+    /// Q-values on the calibration stacks ([`super::refit`]). Default on.
+    pub refit_last: bool,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
-            percentile: 99.99,
+            percentile: 100.0,
             max_calib_stacks: 4096,
+            refit_last: true,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Export {
     pub blob: Vec<u8>,
     /// One row per compute stage.
     pub table: Vec<LayerReport>,
+    /// What the output-layer refit did (`None` when it was off).
+    pub refit: Option<super::refit::RefitReport>,
 }
 
 impl Export {
@@ -113,6 +119,12 @@ impl Export {
                 100.0 * r.acc_bound as f64 / i32::MAX as f64,
                 r.err_bound,
                 r.err_rms,
+            );
+        }
+        if let Some(r) = &self.refit {
+            s += &format!(
+                "\noutput layer refit: {} weights moved to their other grid neighbour; Q mean squared error on the calibration stacks {:.3e} -> {:.3e}\n",
+                r.flipped, r.mse_before, r.mse_after
             );
         }
         s += &format!("\nblob: {} bytes\n", self.blob.len());
@@ -273,6 +285,77 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// the blob. Refuses models that do not fit the blob rules (architecture,
 /// capacities) or that could overflow an int32 accumulator.
 pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) -> Result<Export> {
+    let (ex, last) = export_with(model, calib, opts, None)?;
+    if !opts.refit_last {
+        return Ok(ex);
+    }
+    let picked = pick(calib, opts);
+    let mut policy = policy_core::Policy::from_blob(&ex.blob)
+        .map_err(|e| anyhow!("the quantized model is not a valid blob: {e:?}"))?;
+    let (features, targets): (Vec<Vec<i32>>, Vec<Vec<f32>>) = picked
+        .iter()
+        .map(|s| {
+            let mut t = policy.q_values_trace(s);
+            let n = t.stages.len();
+            let feats = if n >= 2 {
+                std::mem::take(&mut t.stages[n - 2].values)
+            } else {
+                // A single layer reads the 0/1 pixels.
+                (0..4)
+                    .flat_map(|c| {
+                        let f = s.frame(c);
+                        (0..80 * 80).map(move |i| i32::from(f.get(i / 80, i % 80)))
+                    })
+                    .collect()
+            };
+            (feats, model.forward(s))
+        })
+        .unzip();
+    let (mut w, mut b) = (last.weights, last.biases);
+    let rep = super::refit::refit(
+        super::refit::OutputLayer {
+            weights: &mut w,
+            biases: &mut b,
+            float_over_scale: &last.float_over_scale,
+            scale: last.scale,
+        },
+        &features,
+        &targets,
+        8,
+    );
+    let (mut ex, _) = export_with(model, calib, opts, Some((w, b)))?;
+    ex.refit = Some(rep);
+    Ok(ex)
+}
+
+/// The calibration stacks used: at most `opts.max_calib_stacks`, evenly spaced.
+fn pick<'a>(calib: &'a [FrameStack], opts: &ExportOptions) -> Vec<&'a FrameStack> {
+    let take = if opts.max_calib_stacks == 0 {
+        calib.len()
+    } else {
+        opts.max_calib_stacks.min(calib.len())
+    };
+    (0..take).map(|i| &calib[i * calib.len() / take]).collect()
+}
+
+/// The output layer as exported: int8 weights and int32 biases (row-major
+/// `[out][inp]`, PyTorch order), the float weights over the weight scale, and
+/// the real value of one accumulator step.
+struct LastLayer {
+    weights: Vec<i8>,
+    biases: Vec<i32>,
+    float_over_scale: Vec<f64>,
+    scale: f64,
+}
+
+/// [`export`] without the refit; `last` replaces the output layer's integer
+/// weights and biases (each weight within one step of its float value).
+fn export_with(
+    model: &FloatModel,
+    calib: &[FrameStack],
+    opts: &ExportOptions,
+    last_override: Option<(Vec<i8>, Vec<i32>)>,
+) -> Result<(Export, LastLayer)> {
     opts.validate()?;
     ensure!(!calib.is_empty(), "no calibration frame stacks");
     model.validate().context("the float model")?;
@@ -296,15 +379,11 @@ pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) ->
         policy_core::MAX_LAYERS
     );
     // Calibration: every stage's float outputs over (a subsample of) the stacks.
-    let take = if opts.max_calib_stacks == 0 {
-        calib.len()
-    } else {
-        opts.max_calib_stacks.min(calib.len())
-    };
-    let picked: Vec<&FrameStack> = (0..take).map(|i| &calib[i * calib.len() / take]).collect();
+    let picked = pick(calib, opts);
     let mut acts = calibrate(model, &picked, stages.len());
 
     let mut qlayers: Vec<QLayer> = Vec::new();
+    let mut last_layer = None;
     let mut table = Vec::new();
     let (mut s_in, mut e_in, mut xmax_in) = (1.0f64, 0.0f64, 1.0f64);
     // For the RMS prediction: error variance and mean square of the stage input.
@@ -399,6 +478,22 @@ pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) ->
                 s_in * s_w[o]
             );
             bq[o] = v as i32;
+        }
+        if last {
+            if let Some((w_over, b_over)) = &last_override {
+                ensure!(
+                    w_over.len() == wq.len() && b_over.len() == bq.len(),
+                    "output layer override of the wrong size"
+                );
+                wq.clone_from(w_over);
+                bq.clone_from(b_over);
+            }
+            last_layer = Some(LastLayer {
+                weights: wq.clone(),
+                biases: bq.clone(),
+                float_over_scale: w.iter().map(|&v| v as f64 / s_w[0]).collect(),
+                scale: s_in * s_w[0],
+            });
         }
         let mut mult = Vec::new();
         let mut shifts = Vec::new();
@@ -637,7 +732,15 @@ pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) ->
     })?;
     buf.truncate(len);
     debug_assert_eq!(blob::worst_case_accumulator(&m, 0), table[0].acc_bound);
-    Ok(Export { blob: buf, table })
+    let last = last_layer.ok_or_else(|| anyhow!("the model has no layers"))?;
+    Ok((
+        Export {
+            blob: buf,
+            table,
+            refit: None,
+        },
+        last,
+    ))
 }
 
 #[cfg(test)]
