@@ -213,7 +213,10 @@ fn bad_inputs_are_one_clear_error() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
     assert_eq!(
-        stderr(&o).lines().filter(|l| l.starts_with("error")).count(),
+        stderr(&o)
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count(),
         1,
         "one error line: {}",
         stderr(&o)

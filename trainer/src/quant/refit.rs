@@ -99,7 +99,11 @@ pub fn refit(
                     continue;
                 }
                 let d = (alt - cur) as f64;
-                let g: f64 = features.iter().zip(&r).map(|(a, ri)| ri * a[j] as f64).sum();
+                let g: f64 = features
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, ri)| ri * a[j] as f64)
+                    .sum();
                 let delta = 2.0 * c * d * g + c * c * d * d * sq[j];
                 if delta < -1e-12 {
                     w[j] = alt as i8;
@@ -200,7 +204,9 @@ mod tests {
             .iter()
             .map(|a| {
                 (0..out)
-                    .map(|o| (c * (0..inp).map(|j| a[j] as f64 * wf[o * inp + j]).sum::<f64>()) as f32)
+                    .map(|o| {
+                        (c * (0..inp).map(|j| a[j] as f64 * wf[o * inp + j]).sum::<f64>()) as f32
+                    })
                     .collect()
             })
             .collect();
