@@ -2,6 +2,12 @@
 //! `OUT_DIR` (from `FIRMWARE_BLOB`, default `models/reference/policy.bin` at the
 //! repository root) and writes the episode plan (`FIRMWARE_SEED`,
 //! `FIRMWARE_EPISODES`, `FIRMWARE_MAX_SCORE`, `FIRMWARE_MAX_STEPS`) as constants.
+//! It also writes the blob's first-conv nibble table (`policy-core`'s
+//! `conv1_table`, 64 KiB for the classic network) as a `static [u32; N]` for
+//! flash; the firmware
+//! checks it against the blob at start. A blob that does not load, or whose
+//! first conv has no table, gets an empty one (the firmware then reports the
+//! blob's error, or runs the gather kernel).
 use std::{env, fs, path::PathBuf};
 
 fn var_u64(name: &str, default: u64) -> u64 {
@@ -37,6 +43,31 @@ fn main() {
         panic!("{} is not a policy blob (no FQDN magic)", blob.display());
     }
     fs::write(out.join("policy.bin"), &bytes).unwrap();
+    let table = match policy_core::Policy::from_blob(&bytes) {
+        Ok(p) => {
+            let mut t = vec![0u32; p.conv1_table_len().unwrap_or(0)];
+            if !t.is_empty() {
+                p.write_conv1_table(&mut t)
+                    .unwrap_or_else(|e| panic!("conv1 table of {}: {e}", blob.display()));
+            }
+            t
+        }
+        Err(_) => Vec::new(),
+    };
+    // A word array (aligned in flash), 8 words a line.
+    let mut src = format!(
+        "/// The blob's first-conv nibble table (policy-core's conv1_table).\n\
+         pub static TABLE: [u32; {}] = [\n",
+        table.len()
+    );
+    for line in table.chunks(8) {
+        for w in line {
+            src.push_str(&format!("{w:#010x},"));
+        }
+        src.push('\n');
+    }
+    src.push_str("];\n");
+    fs::write(out.join("conv1_table.rs"), src).unwrap();
 
     let plan = format!(
         "/// Seed of episode 0.\npub const SEED: u64 = {};\n\

@@ -47,6 +47,11 @@ struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
+    /// Run the first conv through the gather kernel instead of its nibble
+    /// table (policy-core's conv1_table, which the Cortex-M4 image keeps in
+    /// flash). The Q-values, and so the checksum, are the same either way.
+    #[arg(long)]
+    no_table: bool,
     /// Write a blob of the classic architecture with random weights
     /// (seeded by --seed) to FILE and exit (a stand-in for a trained blob).
     #[arg(long, value_name = "FILE", conflicts_with = "blob")]
@@ -102,8 +107,28 @@ fn run(args: Args) -> Result<(), String> {
     }
     let path = args.blob.as_ref().ok_or("--blob is required")?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // The first conv's nibble table, as the Cortex-M4 image has it in flash
+    // (built from a first parse of the blob, so that it outlives the policy).
+    let table = if args.no_table {
+        Vec::new()
+    } else {
+        let probe =
+            Policy::from_blob(&bytes).map_err(|e| format!("bad blob {}: {e}", path.display()))?;
+        let mut t = vec![0u32; probe.conv1_table_len().unwrap_or(0)];
+        if !t.is_empty() {
+            probe
+                .write_conv1_table(&mut t)
+                .map_err(|e| format!("conv1 table: {e}"))?;
+        }
+        t
+    };
     let mut policy =
         Policy::from_blob(&bytes).map_err(|e| format!("bad blob {}: {e}", path.display()))?;
+    if !table.is_empty() {
+        policy
+            .attach_conv1_table(&table)
+            .map_err(|e| format!("conv1 table: {e}"))?;
+    }
     let plan = Plan {
         base_seed: args.seed,
         episodes: args.episodes,
@@ -158,6 +183,7 @@ fn run(args: Args) -> Result<(), String> {
             "frame_buffers_bytes": buffers,
             "game_state_bytes": game_bytes,
             "blob_bytes": bytes.len(),
+            "conv1_table_bytes": 4 * table.len(),
             "checksum": checksum,
         });
         println!("{j}");
@@ -179,9 +205,11 @@ fn run(args: Args) -> Result<(), String> {
             latency_ns / 1e3
         );
         println!(
-            "memory   policy state {policy_bytes} B + frame stack/frame {buffers} B + game {game_bytes} B = {} B static; blob {} B",
+            "memory   policy state {policy_bytes} B + frame stack/frame {buffers} B + game {game_bytes} B = {} B static; blob {} B; conv1 table {} B{}",
             policy_bytes + buffers + game_bytes,
-            bytes.len()
+            bytes.len(),
+            4 * table.len(),
+            if table.is_empty() { " (gather kernel)" } else { "" }
         );
         println!("checksum {checksum}  (FNV-1a 64 over all i32 Q-values, LE)");
     }

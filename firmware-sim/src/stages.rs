@@ -12,6 +12,7 @@
 use crate::QFunction;
 use flappy::{Frame, FrameStack};
 use policy_core::blob::{LayerKind, Stage};
+use policy_core::conv1_table::{self, TableScratch, WINDOW_CAP};
 use policy_core::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
 use policy_core::{
     Policy, ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN,
@@ -24,6 +25,7 @@ pub struct StageScratch {
     pool_row: [i32; POOL_ROW_CAP],
     rowsum: [i32; ROWSUM_CAP],
     rows: [u128; 4 * MAX_K1],
+    windows: [u8; WINDOW_CAP],
     gather: Gather,
 }
 
@@ -36,6 +38,7 @@ impl StageScratch {
             pool_row: [0; POOL_ROW_CAP],
             rowsum: [0; ROWSUM_CAP],
             rows: [0; 4 * MAX_K1],
+            windows: [0; WINDOW_CAP],
             gather: Gather::new(),
         }
     }
@@ -104,6 +107,7 @@ impl<F: FnMut(usize)> QFunction for Staged<'_, '_, F> {
             pool_row,
             rowsum,
             rows,
+            windows,
             gather,
         } = &mut *self.s;
         let [buf_a, buf_b] = act;
@@ -122,7 +126,24 @@ impl<F: FnMut(usize)> QFunction for Staged<'_, '_, F> {
             match layer.kind {
                 LayerKind::Conv2d { .. } => {
                     let g = geom(self.policy, st);
-                    if si == 0 {
+                    if let (0, Some(table)) = (si, self.policy.conv1_table()) {
+                        let s = TableScratch {
+                            acc: &mut acc[..],
+                            pool_row: &mut pool_row[..],
+                            windows: &mut windows[..],
+                            gather,
+                        };
+                        conv1_table::conv1_table(
+                            frames,
+                            &g,
+                            st.pool,
+                            table,
+                            b,
+                            rq,
+                            s,
+                            &mut nxt[..],
+                        );
+                    } else if si == 0 {
                         let s = Conv1Scratch {
                             acc: &mut acc[..],
                             pool_row: &mut pool_row[..],

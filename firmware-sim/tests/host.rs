@@ -131,6 +131,25 @@ fn staged_replica_computes_the_policy_q_values() {
 }
 
 #[test]
+fn conv1_table_changes_nothing_but_speed() {
+    // The Cortex-M4 image runs the first conv through policy-core's table:
+    // same checksum as the gather kernel, through the policy and the staged replica.
+    let plan = plan(5, 3);
+    let mut plain = Policy::from_blob(blob()).unwrap();
+    let reference = run_episodes::<Game, _, _>(&mut plain, &plan, &mut NoObserver).unwrap();
+    let mut table = vec![0u32; plain.conv1_table_len().expect("classic has a table")];
+    plain.write_conv1_table(&mut table).unwrap();
+    let mut fast = Policy::from_blob(blob()).unwrap();
+    fast.attach_conv1_table(&table).unwrap();
+    let sum = run_episodes::<Game, _, _>(&mut fast, &plan, &mut NoObserver).unwrap();
+    assert_eq!(sum, reference);
+    let mut scratch = Box::new(StageScratch::new());
+    let mut staged = Staged::new(&fast, &mut scratch, |_| {});
+    let sum = run_episodes::<Game, _, _>(&mut staged, &plan, &mut NoObserver).unwrap();
+    assert_eq!(sum, reference);
+}
+
+#[test]
 fn bad_blobs_are_typed_errors() {
     assert_eq!(
         Policy::from_blob(b"not a blob").unwrap_err(),

@@ -51,7 +51,7 @@ pub struct Requant<'a> {
 
 impl Requant<'_> {
     #[inline(always)]
-    fn apply(&self, acc: &[i32], out: &mut [u8]) {
+    pub(crate) fn apply(&self, acc: &[i32], out: &mut [u8]) {
         for (o, (q, &a)) in out.iter_mut().zip(acc).enumerate() {
             let shift = self.shifts.get(o).copied().unwrap_or(0);
             *q = requantize_u8(a, le_i32(self.multipliers, o), shift);
@@ -60,7 +60,7 @@ impl Requant<'_> {
 }
 
 #[inline(always)]
-fn init_bias(acc: &mut [i32], biases: &[u8]) {
+pub(crate) fn init_bias(acc: &mut [i32], biases: &[u8]) {
     for (a, b) in acc.iter_mut().zip(biases.chunks_exact(4)) {
         *a = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }
@@ -92,7 +92,7 @@ const BLOCK: usize = 16;
 /// while it walks the list (zero inputs cost nothing but the gather).
 #[derive(Clone)]
 pub struct Gather {
-    offs: [u32; GATHER_CAP],
+    pub(crate) offs: [u32; GATHER_CAP],
     vals: [u8; GATHER_CAP],
     row_offs: [u32; ROWS_CAP],
 }
@@ -359,7 +359,7 @@ pub fn conv1_row_sums(g: &ConvGeom, weights: &[u8], rowsum: &mut [i32]) {
 /// One frame row as a u128: column `x` of the padded row (`x` in `0..80 + 2 * pad`)
 /// at bit `127 - x`; zero outside the frame (padding).
 #[inline(always)]
-fn padded_row(frame: &Frame, y: isize, pad: usize) -> u128 {
+pub(crate) fn padded_row(frame: &Frame, y: isize, pad: usize) -> u128 {
     if y < 0 || y as usize >= flappy::FRAME_SIDE {
         return 0;
     }
@@ -445,7 +445,7 @@ pub fn conv1_binary(
 }
 
 #[inline(always)]
-fn max_into(dst: &mut [i32], a: &[i32]) {
+pub(crate) fn max_into(dst: &mut [i32], a: &[i32]) {
     for (m, &v) in dst.iter_mut().zip(a) {
         *m = (*m).max(v);
     }

@@ -2,6 +2,7 @@
 //!
 //! * [`blob`]: the policy blob format (postcard), its encoder and its validating decoder.
 //! * [`requant`]: gemmlowp-style fixed-point requantization.
+//! * [`conv1_table`]: the optional nibble table that speeds up the binary first conv.
 //! * [`kernels`]: the integer layer kernels (binary conv1 + ReLU + max-pool fused, u8 convs, dense).
 //! * [`Policy`]: a loaded, validated blob plus its working buffers; `q_values` / `act`.
 //!
@@ -17,6 +18,7 @@
 extern crate std;
 
 pub mod blob;
+pub mod conv1_table;
 pub mod crc;
 pub mod kernels;
 mod policy;

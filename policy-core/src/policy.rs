@@ -1,6 +1,7 @@
 //! A loaded policy: the validated blob plus its working buffers.
 
 use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
+use crate::conv1_table::{self, TableError, TableScratch, WINDOW_CAP};
 use crate::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
 use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
 use flappy::{Action, FrameStack};
@@ -14,6 +15,7 @@ pub struct Scratch {
     pool_row: [i32; POOL_ROW_CAP],
     rowsum: [i32; ROWSUM_CAP],
     rows: [u128; 4 * MAX_K1],
+    windows: [u8; WINDOW_CAP],
     gather: Gather,
 }
 
@@ -25,6 +27,7 @@ impl Scratch {
             pool_row: [0; POOL_ROW_CAP],
             rowsum: [0; ROWSUM_CAP],
             rows: [0; 4 * MAX_K1],
+            windows: [0; WINDOW_CAP],
             gather: Gather::new(),
         }
     }
@@ -39,6 +42,8 @@ pub const PEAK_RAM_BYTES: usize =
 pub struct Policy<'a> {
     model: Model<'a>,
     stages: Stages,
+    /// The first conv's nibble table, if one is attached (checked against the weights).
+    table: Option<&'a [u32]>,
     scratch: Scratch,
 }
 
@@ -66,6 +71,7 @@ impl<'a> Policy<'a> {
         let mut p = Policy {
             model,
             stages,
+            table: None,
             scratch: Scratch::new(),
         };
         let first = p.stages[0];
@@ -90,6 +96,7 @@ impl<'a> Policy<'a> {
                 layers: heapless::Vec::new(),
             },
             stages: Stages::new(),
+            table: None,
             scratch: Scratch::new(),
         }
     }
@@ -100,6 +107,7 @@ impl<'a> Policy<'a> {
         let (model, stages) = Model::from_bytes(bytes)?;
         self.model = model;
         self.stages = stages;
+        self.table = None;
         let first = self.stages[0];
         let g = self.geom(&first);
         kernels::conv1_row_sums(
@@ -108,6 +116,38 @@ impl<'a> Policy<'a> {
             &mut self.scratch.rowsum,
         );
         Ok(())
+    }
+
+    /// Words of the first conv's nibble table ([`crate::conv1_table`]) for
+    /// this model, `None` if its geometry has none.
+    pub fn conv1_table_len(&self) -> Option<usize> {
+        let first = self.stages.first()?;
+        conv1_table::table_len(&self.geom(first))
+    }
+
+    /// Writes the first conv's nibble table for this model into `out`
+    /// ([`Policy::conv1_table_len`] words), e.g. at build time, for flash.
+    pub fn write_conv1_table(&self, out: &mut [u32]) -> Result<(), TableError> {
+        let first = self.stages.first().ok_or(TableError::Unsupported)?;
+        let w = self.model.layers[first.layer].weights.0;
+        conv1_table::write(&self.geom(first), w, out)
+    }
+
+    /// Runs the first conv through `table` from now on, after checking that it
+    /// is exactly this model's table ([`Policy::write_conv1_table`]), so the
+    /// Q-values do not change; only the time to compute them does. On error
+    /// nothing changes.
+    pub fn attach_conv1_table(&mut self, table: &'a [u32]) -> Result<(), TableError> {
+        let first = self.stages.first().ok_or(TableError::Unsupported)?;
+        let w = self.model.layers[first.layer].weights.0;
+        conv1_table::check(&self.geom(first), w, table)?;
+        self.table = Some(table);
+        Ok(())
+    }
+
+    /// The attached nibble table, if any.
+    pub fn conv1_table(&self) -> Option<&'a [u32]> {
+        self.table
     }
 
     /// The decoded model (descriptor, quantization parameters, borrowed tensors).
@@ -167,6 +207,7 @@ impl<'a> Policy<'a> {
             pool_row,
             rowsum,
             rows,
+            windows,
             gather,
         } = &mut self.scratch;
         let [buf_a, buf_b] = act;
@@ -191,7 +232,24 @@ impl<'a> Policy<'a> {
                         stride: stride as usize,
                         pad: pad as usize,
                     };
-                    if si == 0 {
+                    if let (0, Some(table)) = (si, self.table) {
+                        let s = TableScratch {
+                            acc: &mut acc[..],
+                            pool_row: &mut pool_row[..],
+                            windows: &mut windows[..],
+                            gather,
+                        };
+                        conv1_table::conv1_table(
+                            frames,
+                            &g,
+                            st.pool,
+                            table,
+                            b,
+                            rq,
+                            s,
+                            &mut nxt[..],
+                        );
+                    } else if si == 0 {
                         let s = Conv1Scratch {
                             acc: &mut acc[..],
                             pool_row: &mut pool_row[..],
