@@ -1,5 +1,5 @@
 //! The first layer's nibble table: a speed-up of the binary first convolution
-//! for targets with flash to spare (66 KiB for the classic network), kept out
+//! for targets with flash to spare (73 KiB for the classic network), kept out
 //! of the blob and derived from it.
 //!
 //! The first conv's input is binary, so the contribution of a kernel row (8
@@ -9,24 +9,27 @@
 //! ```text
 //! nibble entry (r, h, p), h in {0, 1}, p in 0..16, for kernel columns 4h..4h+3:
 //!     512 + sum over i < 4 with bit (3 - i) of p set of w[ky][4h + i][c][oc]
-//! row entry r (all 8 pixels set):
-//!     1024 + sum over kx < 8 of w[ky][kx][c][oc]
+//! run entry (c, a, len), kernel rows a..a+len of frame c all set (1 <= len <= 8 - a):
+//!     1024 * len + sum over ky in a..a+len, kx < 8 of w[ky][kx][c][oc]
 //! ```
 //!
-//! two channels per `u32` word, the even channel in the low half; nibble
-//! entries first (word `((2r + h) * 16 + p) * out_c / 2 + oc / 2`), then row
-//! entries (word `(R * 32 + r) * out_c / 2 + oc / 2`, `R = in_c * 8` rows).
-//! A nibble entry lies in `512 + [-512, 508] = [0, 1020]`, a row entry (two
-//! nibbles' worth) in `[0, 2040]`; a window adds at most 64 nibbles' worth, so
-//! a 16-bit lane stays below `64 * 1020 = 65280 < 2^16`: two channels are
-//! summed per 32-bit add without carries, and the offsets are removed once
-//! (512 per nibble's worth). Words, not bytes, so that a flash image holds it
-//! aligned (a `static [u32; N]`) and the sum loads whole words.
+//! two channels per `u32` word, the even channel in the low half. Entries
+//! are `out_c / 2` words each: nibble entries first (entry `(2r + h) * 16 +
+//! p`), then run entries (entry `R * 32 + c * 36 + RUN_BASE[a] + len - 1`,
+//! `R = in_c * 8` rows; the 36 runs of a frame ordered by start, then length).
+//! A nibble entry lies in `512 + [-512, 508] = [0, 1020]`, a run entry (`2 *
+//! len` nibbles' worth) in `[0, 2040 * len]`; a window adds at most 64
+//! nibbles' worth, so a 16-bit lane stays below `64 * 1020 = 65280 < 2^16`:
+//! two channels are summed per 32-bit add without carries, and the offsets
+//! are removed once (512 per nibble's worth). Words, not bytes, so that a
+//! flash image holds it aligned (a `static [u32; N]`) and the sum loads
+//! whole words.
 //!
 //! With kernel side 8 and a stride that is a multiple of 4, every window is
 //! made of whole nibbles of the padded rows. One output position costs one
-//! table entry per kernel row that is all set, and one per non-zero nibble of
-//! the others; all-zero rows are skipped. The result is the same integer as
+//! table entry per run of all-set kernel rows of a frame (the ground band and
+//! pipe bodies: 8 full rows in 1.2 runs per position on average in play),
+//! and one per non-zero nibble of the other rows; all-zero rows are skipped. The result is the same integer as
 //! [`crate::kernels::conv1_binary`] (exact sums), which the tests check.
 //!
 //! [`check`] recomputes every word from the blob's weights, so an attached
@@ -93,9 +96,22 @@ fn rows(g: &ConvGeom) -> Option<usize> {
     supported.then_some(g.in_c * K)
 }
 
-/// Entries of the table (nibble entries, then row entries).
+/// Runs of all-set rows in one frame's 8 kernel rows: `(a, len)`, `len >= 1`.
+const RUNS: usize = K * (K + 1) / 2;
+/// Index of the first run starting at row `a` (runs of one start by length).
+const RUN_BASE: [usize; K] = {
+    let mut b = [0; K];
+    let mut a = 1;
+    while a < K {
+        b[a] = b[a - 1] + (K - (a - 1));
+        a += 1;
+    }
+    b
+};
+
+/// Entries of the table (nibble entries, then run entries).
 fn entries(rows: usize) -> usize {
-    rows * 2 * PATTERNS + rows
+    rows * 2 * PATTERNS + rows / K * RUNS
 }
 
 /// Words of the table of a first conv of geometry `g` (4 bytes each), `None`
@@ -119,10 +135,19 @@ fn entry(g: &ConvGeom, weights: &[u8], rows: usize, e: usize, oc: usize) -> u16 
             .sum::<i32>()
             + OFFSET as i32
     } else {
-        let r = e - rows * 2 * PATTERNS;
-        (0..K).map(|kx| w(r, kx)).sum::<i32>() + 2 * OFFSET as i32
+        let (c, run) = (
+            (e - rows * 2 * PATTERNS) / RUNS,
+            (e - rows * 2 * PATTERNS) % RUNS,
+        );
+        let a = (0..K).rev().find(|&a| RUN_BASE[a] <= run).unwrap_or(0);
+        let len = run - RUN_BASE[a] + 1;
+        (a..a + len)
+            .flat_map(|ky| (0..K).map(move |kx| (c * K + ky, kx)))
+            .map(|(r, kx)| w(r, kx))
+            .sum::<i32>()
+            + (2 * len) as i32 * OFFSET as i32
     };
-    // 0 <= s <= 2 * MAX_ENTRY < 2^16.
+    // 0 <= s <= 8 * 2 * MAX_ENTRY < 2^16.
     s as u16
 }
 
@@ -201,6 +226,13 @@ pub fn conv1_table(
     let oc_n = g.out_c;
     let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
     let rows_n = g.in_c * K;
+    // Table entries are summed 4 words (8 channels) at a time when 8 divides
+    // the channels, else one word: offsets are counted in those units.
+    let entry = if oc_n.is_multiple_of(8) {
+        oc_n / 8
+    } else {
+        oc_n / 2
+    } as u32;
     // The biases, once, as i32: each position's sums go straight into the
     // pooled row's running max.
     let bias = &mut s.acc[..oc_n];
@@ -211,17 +243,16 @@ pub fn conv1_table(
         for dy in 0..pool {
             let oy = py * pool + dy;
             let y0 = (oy * g.stride) as isize - g.pad as isize;
-            for (c, frame) in frames.iter().enumerate().take(g.in_c) {
-                for ky in 0..K {
-                    let bytes = padded_bytes(frame, y0 + ky as isize, g.pad);
-                    windows_of(&bytes, g.stride, pw * pool, rows_n, c * K + ky, s.windows);
-                }
-            }
+            fill_windows(frames, g, y0, pw * pool, s.windows);
             for ox in 0..pw * pool {
-                let win = &s.windows[ox * rows_n..][..rows_n];
-                let (n, units) = gather_rows(win, oc_n, &mut s.gather.offs);
-                let dst = &mut prow[(ox / pool) * oc_n..][..oc_n];
-                sum_max(dst, bias, table, &s.gather.offs[..n], units);
+                position(
+                    &s.windows[ox * rows_n..][..rows_n],
+                    entry,
+                    table,
+                    bias,
+                    &mut prow[(ox / pool) * oc_n..][..oc_n],
+                    &mut s.gather.offs,
+                );
             }
         }
         let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
@@ -231,74 +262,113 @@ pub fn conv1_table(
     }
 }
 
-/// Padded row `y` of `frame` as bytes, column 0 at the top bit of byte 0;
-/// zero outside the frame. 17 bytes: the 16 of a 128-column row and a zero,
-/// so that a window's second byte can always be read.
-#[inline(always)]
-fn padded_bytes(frame: &Frame, y: isize, pad: usize) -> [u8; 17] {
-    let mut out = [0u8; 17];
-    if y < 0 || y as usize >= FRAME_SIDE {
-        return out;
-    }
-    // pad <= 24 (the padded row has at most 128 columns): q + ROW_BYTES < 17.
-    let (q, bit) = (pad / 8, pad % 8);
-    for (i, &v) in frame.row(y as usize).iter().enumerate().take(ROW_BYTES) {
-        let t = ((v as u16) << 8) >> bit;
-        out[q + i] |= (t >> 8) as u8;
-        out[q + i + 1] |= t as u8;
-    }
-    out
-}
-
-/// `windows[ox * rows_n + r]` = the 8 pixels (first at bit 7) of the padded
-/// row `bytes` under output column `ox`, which starts at nibble `ox * stride / 4`.
-#[inline(always)]
-fn windows_of(
-    bytes: &[u8; 17],
-    stride: usize,
-    out_w: usize,
-    rows_n: usize,
-    r: usize,
-    windows: &mut [u8],
-) {
-    let step = stride / NIBBLE;
-    for ox in 0..out_w {
-        let j = ox * step;
-        // j + 1 < 32 (the window lies inside the padded row, validated at
-        // load): j / 2 + 1 <= 16.
-        let pair = u16::from_be_bytes([bytes[j / 2], bytes[j / 2 + 1]]);
-        windows[ox * rows_n + r] = (pair >> (8 - 4 * (j & 1))) as u8;
-    }
-}
-
-/// Table word offsets of one window's entries (`win`: its kernel rows'
-/// pixels) and the nibbles' worth they add: all-zero rows add nothing, full
-/// rows their row entry, others an entry per non-zero nibble.
+/// The windows of one output row whose kernel rows start at input row `y0`:
+/// `windows[ox * rows_n + c * 8 + ky]` = the 8 pixels (first at bit 7) of
+/// frame `c`, row `y0 + ky`, padded columns `ox * stride ..`.
 #[inline(never)]
-fn gather_rows(win: &[u8], oc_n: usize, offs: &mut [u32]) -> (usize, u32) {
+fn fill_windows(frames: [&Frame; 4], g: &ConvGeom, y0: isize, out_w: usize, windows: &mut [u8]) {
+    let rows_n = g.in_c * K;
+    for (c, frame) in frames.iter().enumerate().take(g.in_c) {
+        for ky in 0..K {
+            let y = y0 + ky as isize;
+            let slots = windows[c * K + ky..].iter_mut().step_by(rows_n).take(out_w);
+            if y < 0 || y as usize >= FRAME_SIDE {
+                slots.for_each(|w| *w = 0);
+                continue;
+            }
+            // The row with 24 zero columns on the left (the most padding a
+            // valid blob has) and zeros on the right: `ext` column e is
+            // frame column e - 24, at bit 7 - e % 8 of byte e / 8.
+            let mut ext = [0u8; 32];
+            ext[3..3 + ROW_BYTES].copy_from_slice(&frame.row(y as usize)[..ROW_BYTES]);
+            // ext column of the window's first pixel. Windows end inside the
+            // padded row (at most 128 columns, pad <= 24), so s + 8 <= 152
+            // and s / 8 + 1 <= 19: the masks never bite.
+            let mut s = 24 - g.pad;
+            for w in slots {
+                let b = s / 8;
+                let pair = u16::from_be_bytes([ext[b & 31], ext[(b + 1) & 31]]);
+                *w = (pair >> (8 - s % 8)) as u8;
+                s += g.stride;
+            }
+        }
+    }
+}
+
+/// One output position: its window's table entries summed, the biases
+/// added, folded into the pooled row's running max `dst`.
+#[inline(never)]
+fn position(
+    win: &[u8],
+    entry: u32,
+    table: &[u32],
+    bias: &[i32],
+    dst: &mut [i32],
+    offs: &mut [u32],
+) {
+    let (n, units) = gather_entries(win, entry, offs);
+    sum_max(dst, bias, table, &offs[..n], units);
+}
+
+/// Offsets (in units of `entry`-sized table entries' `unit`s: the caller's
+/// chunk or word) of one window's entries (`win`: its kernel rows' pixels,
+/// 8 rows per frame) and the nibbles' worth they add: all-zero rows add
+/// nothing, each run of full rows of a frame its run entry, other rows an
+/// entry per non-zero nibble.
+#[inline(never)]
+fn gather_entries(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
     let rows_n = win.len();
+    // At most 2 entries per row (a run takes the place of its rows).
     let offs = &mut offs[..2 * rows_n];
-    let entry = (oc_n / 2) as u32;
-    let full_base = (rows_n * 2 * PATTERNS) as u32 * entry;
+    let runs0 = (rows_n * 2 * PATTERNS) as u32;
     let (mut n, mut units) = (0, 0u32);
-    for (r, &b) in win.iter().enumerate() {
-        if b == 0 {
+    for (c, plane) in win.chunks_exact(K).enumerate() {
+        let runs = runs0 + (c * RUNS) as u32;
+        // Whole frames first: no pixel set (the sky), or all set.
+        let lo = u32::from_le_bytes([plane[0], plane[1], plane[2], plane[3]]);
+        let hi = u32::from_le_bytes([plane[4], plane[5], plane[6], plane[7]]);
+        if lo | hi == 0 {
             continue;
         }
-        // n <= 2 * (rows so far) <= 2 * rows_n - 2: both writes in bounds.
-        if b == 0xFF {
-            offs[n] = full_base + r as u32 * entry;
+        if lo & hi == u32::MAX {
+            // n <= 2 * (rows so far): in bounds.
+            offs[n] = (runs + (RUN_BASE[0] + K - 1) as u32) * entry;
             n += 1;
-            units += 2;
+            units += 2 * K as u32;
             continue;
         }
-        let group = (2 * r * PATTERNS) as u32 * entry;
-        let (hi, lo) = ((b >> 4) as u32, (b & 0xF) as u32);
-        offs[n] = group + hi * entry;
-        n += (hi != 0) as usize;
-        offs[n] = group + (PATTERNS as u32 + lo) * entry;
-        n += (lo != 0) as usize;
-        units += (hi != 0) as u32 + (lo != 0) as u32;
+        // Start of the current run of full rows, K when none.
+        let mut start = K;
+        for (ky, &b) in plane.iter().enumerate() {
+            if b == 0xFF {
+                if start == K {
+                    start = ky;
+                }
+                continue;
+            }
+            // n <= 2 * (rows so far) - 1 here: every write below is in bounds.
+            if start != K {
+                offs[n] = (runs + (RUN_BASE[start] + ky - start - 1) as u32) * entry;
+                n += 1;
+                units += 2 * (ky - start) as u32;
+                start = K;
+            }
+            if b == 0 {
+                continue;
+            }
+            let group = (2 * (c * K + ky) * PATTERNS) as u32;
+            let (hi, lo) = ((b >> 4) as u32, (b & 0xF) as u32);
+            offs[n] = (group + hi) * entry;
+            n += (hi != 0) as usize;
+            offs[n] = (group + PATTERNS as u32 + lo) * entry;
+            n += (lo != 0) as usize;
+            units += (hi != 0) as u32 + (lo != 0) as u32;
+        }
+        if start != K {
+            offs[n] = (runs + (RUN_BASE[start] + K - start - 1) as u32) * entry;
+            n += 1;
+            units += 2 * (K - start) as u32;
+        }
     }
     (n, units)
 }
@@ -308,11 +378,19 @@ fn gather_rows(win: &[u8], oc_n: usize, offs: &mut [u32]) -> (usize, u32) {
 /// 2; two 16-bit lanes per add.
 #[inline(always)]
 fn sum_max(dst: &mut [i32], bias: &[i32], table: &[u32], offs: &[u32], units: u32) {
+    if offs.is_empty() {
+        // No pixel under the window (the sky): the biases alone.
+        for (d, &b) in dst.iter_mut().zip(bias) {
+            *d = (*d).max(b);
+        }
+        return;
+    }
     let off = (OFFSET * units) as i32;
     let words = dst.len() / 2;
     if words.is_multiple_of(4) {
         let (chunks, _) = table.as_chunks::<4>();
         for b in 0..words / 4 {
+            // Offsets count chunks: chunk b of each entry.
             let s = sum_chunks(&chunks[b.min(chunks.len())..], offs);
             unpack_max(&mut dst[8 * b..8 * b + 8], &bias[8 * b..8 * b + 8], &s, off);
         }
@@ -329,14 +407,14 @@ fn sum_max(dst: &mut [i32], bias: &[i32], table: &[u32], offs: &[u32], units: u3
     }
 }
 
-/// Sums the chunk (4 words, 8 channels) at every listed offset (multiples of
-/// 4). Four accumulators: with eight, the Cortex-M4 build spilled them.
+/// Sums the chunk (4 words, 8 channels) at every listed offset (in chunks).
+/// Four accumulators: with eight, the Cortex-M4 build spilled them.
 #[inline(never)]
 fn sum_chunks(chunks: &[[u32; 4]], offs: &[u32]) -> [u32; 4] {
     let (mut s0, mut s1, mut s2, mut s3) = (0u32, 0u32, 0u32, 0u32);
     // Lanes cannot carry: at most MAX_NIBBLES nibbles' worth of <= MAX_ENTRY.
     for &o in offs {
-        let [e0, e1, e2, e3] = chunks[o as usize >> 2];
+        let [e0, e1, e2, e3] = chunks[o as usize];
         s0 = s0.wrapping_add(e0);
         s1 = s1.wrapping_add(e1);
         s2 = s2.wrapping_add(e2);

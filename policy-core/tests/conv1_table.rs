@@ -148,8 +148,8 @@ fn foreign_and_damaged_tables_are_refused() {
     let mut p = Policy::from_blob(&blob).unwrap();
     let good = table_of(&p);
     let len = good.len();
-    // 32 kernel rows x (2 nibbles x 16 patterns + 1 full row) x 16 words.
-    assert_eq!(len, 32 * 33 * 16);
+    // (32 kernel rows x 2 nibbles x 16 patterns + 4 frames x 36 runs) x 16 words.
+    assert_eq!(len, (32 * 2 * 16 + 4 * 36) * 16);
 
     // Wrong lengths.
     for n in [0, 1, len - 2, len - 1, len + 1, len + 2] {
