@@ -100,7 +100,7 @@ def main():
           f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected 40 at 25 MHz, -icount shift=0)  {mark(ok_cal)}")
     for st in split.get("stages", []):
         print(f"  {st['stage']:<24} {st['instructions_mean']:>9} instructions/decision (mean)")
-    print(f"layer split   second pass through the kernels stage by stage: checksum {mark(ok_split)}")
+    print(f"layer split   second pass with stage marks (Policy::q_values_marked): checksum {mark(ok_split)}")
     print(f"host latency  {host['latency_ns_per_decision'] / 1e3:.1f} us/decision")
     if not (ok_sum and ok_dec and ok_elf and ok_split and ok_cal and ok_flash and ok_ram):
         sys.exit(1)

@@ -17,15 +17,15 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod env;
+pub mod marked;
 #[cfg(feature = "std")]
 pub mod random_blob;
-pub mod stages;
 
 pub use env::{Env, Game, Outcome};
 pub use flappy::{Frame, FrameStack};
+pub use marked::Marked;
 pub use policy_core;
 pub use policy_core::{BlobError, Policy, NUM_ACTIONS};
-pub use stages::{StageScratch, Staged};
 
 /// Anything that maps a frame stack to integer Q-values (the policy; fakes in tests).
 pub trait QFunction {

@@ -1,11 +1,11 @@
 //! The device loop on the real game and a real (random, classic-architecture)
 //! policy: determinism of the checksum, agreement with a loop written directly
-//! against `flappy` and `policy-core`, the per-stage replica, bad blobs, and
+//! against `flappy` and `policy-core`, the stage marks, bad blobs, and
 //! the simulator binary's JSON.
 
 use firmware_sim::{
-    random_blob, run_episodes, BlobError, Episode, Fnv64, Frame, FrameStack, Game, NoObserver,
-    Observer, Plan, Policy, QFunction, StageScratch, Staged,
+    random_blob, run_episodes, BlobError, Episode, Fnv64, Frame, FrameStack, Game, Marked,
+    NoObserver, Observer, Plan, Policy,
 };
 use flappy::Action;
 use std::process::Command;
@@ -102,38 +102,23 @@ fn device_loop_equals_a_direct_game_and_policy_loop() {
 }
 
 #[test]
-fn staged_replica_computes_the_policy_q_values() {
+fn marks_bracket_every_stage_and_change_nothing() {
     let mut p = Policy::from_blob(blob()).unwrap();
     let reference = run_episodes::<Game, _, _>(&mut p, &plan(3, 2), &mut NoObserver).unwrap();
-    let p = Policy::from_blob(blob()).unwrap();
-    let mut scratch = Box::new(StageScratch::new());
     let mut marks = Vec::new();
-    let mut staged = Staged::new(&p, &mut scratch, |i| marks.push(i));
-    assert_eq!(staged.stages(), 5); // conv1+pool, conv2, conv3, fc1, fc2
-    let sum = run_episodes::<Game, _, _>(&mut staged, &plan(3, 2), &mut NoObserver).unwrap();
+    let mut marked = Marked::new(&mut p, |i| marks.push(i));
+    assert_eq!(marked.stages(), 5); // conv1+pool, conv2, conv3, fc1, fc2
+    let sum = run_episodes::<Game, _, _>(&mut marked, &plan(3, 2), &mut NoObserver).unwrap();
     assert_eq!(sum, reference);
     let per: Vec<usize> = (0..=5).collect();
     assert_eq!(marks.len(), 6 * sum.decisions as usize);
     assert!(marks.chunks(6).all(|c| c == per.as_slice()));
-
-    // And on stacks with many set bits (all-ones kernel rows), frame by frame.
-    let mut p2 = Policy::from_blob(blob()).unwrap();
-    let mut scratch = Box::new(StageScratch::new());
-    let mut staged = Staged::new(&p, &mut scratch, |_| {});
-    for fill in [0x00u8, 0xFF, 0xF0, 0x5A] {
-        let mut f = Frame::empty();
-        f.0.iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = fill ^ (i as u8 & 0x11));
-        let stack = FrameStack::new(&f);
-        assert_eq!(staged.q_values(&stack), p2.q_values(&stack));
-    }
 }
 
 #[test]
 fn conv1_table_changes_nothing_but_speed() {
     // The Cortex-M4 image runs the first conv through policy-core's table:
-    // same checksum as the gather kernel, through the policy and the staged replica.
+    // same checksum as the gather kernel, with and without stage marks.
     let plan = plan(5, 3);
     let mut plain = Policy::from_blob(blob()).unwrap();
     let reference = run_episodes::<Game, _, _>(&mut plain, &plan, &mut NoObserver).unwrap();
@@ -143,9 +128,8 @@ fn conv1_table_changes_nothing_but_speed() {
     fast.attach_conv1_table(&table).unwrap();
     let sum = run_episodes::<Game, _, _>(&mut fast, &plan, &mut NoObserver).unwrap();
     assert_eq!(sum, reference);
-    let mut scratch = Box::new(StageScratch::new());
-    let mut staged = Staged::new(&fast, &mut scratch, |_| {});
-    let sum = run_episodes::<Game, _, _>(&mut staged, &plan, &mut NoObserver).unwrap();
+    let mut marked = Marked::new(&mut fast, |_| {});
+    let sum = run_episodes::<Game, _, _>(&mut marked, &plan, &mut NoObserver).unwrap();
     assert_eq!(sum, reference);
 }
 

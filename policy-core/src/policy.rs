@@ -20,6 +20,11 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Out of line on purpose: inlined, LLVM builds the ~22 KiB of zeroes as a
+    /// temporary and copies it into the policy, doubling the caller's frame
+    /// (57 KiB instead of 34 KiB of RAM on the Cortex-M4 image). Called once
+    /// per policy, so the call costs nothing that matters.
+    #[inline(never)]
     const fn new() -> Self {
         Scratch {
             act: [[0; ACT_CAP]; 2],
@@ -180,6 +185,20 @@ impl<'a> Policy<'a> {
     /// (so their order is the float network's order up to quantization error).
     pub fn q_values(&mut self, stack: &FrameStack) -> [i32; NUM_ACTIONS] {
         self.run(stack, |_, _, _| {})
+    }
+
+    /// [`Policy::q_values`] with a hook at every stage boundary: `mark(i)`
+    /// runs right before stage `i` and `mark(n)` after the last of the `n`
+    /// stages (a stage is a conv or dense layer with the max-pool that follows
+    /// it fused). The same kernels and buffers, so the same Q-values; the
+    /// Cortex-M4 image reads its cycle counter there for the per-layer split.
+    pub fn q_values_marked(
+        &mut self,
+        stack: &FrameStack,
+        mut mark: impl FnMut(usize),
+    ) -> [i32; NUM_ACTIONS] {
+        mark(0);
+        self.run(stack, |si, _, _| mark(si + 1))
     }
 
     /// The greedy action: argmax of [`Policy::q_values`], ties to the lowest

@@ -17,8 +17,7 @@ use cortex_m_semihosting::{debug, hprint, hprintln};
 use firmware_sim::policy_core::blob::{LayerKind, Stage};
 use firmware_sim::policy_core::MAX_LAYERS;
 use firmware_sim::{
-    run_episodes, Env, Episode, NoObserver, Observer, Plan, Policy, StageScratch, Staged,
-    NUM_ACTIONS,
+    run_episodes, Env, Episode, Marked, NoObserver, Observer, Plan, Policy, NUM_ACTIONS,
 };
 
 mod plan {
@@ -171,11 +170,10 @@ impl<E: Env> Observer<E> for Meter {
     }
 }
 
-/// Per-stage instruction counts from a second pass over the whole plan with
-/// [`Staged`] (the same kernels as `Policy::q_values`, a SysTick read at each
-/// stage boundary). Runs after the stack high-water mark is taken: its
-/// buffers (~21 KiB, on the stack) are a measuring instrument, not part of the
-/// firmware's budget.
+/// Per-stage instruction counts from a second pass over the whole plan
+/// through [`Marked`] (`Policy::q_values_marked`: the decision path itself,
+/// with a SysTick read at each stage boundary). Its checksum must equal the
+/// first pass's.
 struct Split {
     ticks: [u64; MAX_LAYERS],
     stages: usize,
@@ -184,19 +182,18 @@ struct Split {
 }
 
 #[inline(never)]
-fn layer_split(policy: &Policy<'static>, plan: &Plan) -> Option<Split> {
-    let mut scratch = StageScratch::new();
+fn layer_split(policy: &mut Policy<'static>, plan: &Plan) -> Option<Split> {
     let mut ticks = [0u64; MAX_LAYERS];
     let mut last = 0u64;
-    let mut staged = Staged::new(policy, &mut scratch, |i: usize| {
+    let mut marked = Marked::new(policy, |i: usize| {
         let t = now();
         if i > 0 {
             ticks[i - 1] += t - last;
         }
         last = t;
     });
-    let stages = staged.stages();
-    let sum = run_episodes::<firmware_sim::Game, _, _>(&mut staged, plan, &mut NoObserver).ok()?;
+    let stages = marked.stages();
+    let sum = run_episodes::<firmware_sim::Game, _, _>(&mut marked, plan, &mut NoObserver).ok()?;
     Some(Split {
         ticks,
         stages,
@@ -249,18 +246,18 @@ fn main() -> ! {
     // Instructions per tick, x1000, rounded.
     let per_tick_x1000 = (cal_instr * 1000 + cal_ticks / 2) / cal_ticks.max(1);
 
-    // `from_blob` builds the policy (~22 KiB) by value: on this target it
-    // leaves two copies in the caller's frame (see the README). Borrowing it in
-    // place from the `Result` avoids a third.
-    // Opaque to the optimizer, like a blob flashed separately: otherwise it
-    // may fold the parsing of an invalid blob and drop the bytes from flash
-    // (and a blob that does not fit would link).
+    // The policy (~22 KiB with its buffers) is built in place in this frame
+    // and loaded there: `from_blob` would return it by value, which on this
+    // target leaves two copies in the caller's frame (see the README).
+    // The blob is opaque to the optimizer, like a blob flashed separately:
+    // otherwise it may fold the parsing of an invalid blob and drop the bytes
+    // from flash (and a blob that does not fit would link).
     let blob: &'static [u8] = core::hint::black_box(BLOB);
-    let mut loaded = Policy::from_blob(blob);
-    match &mut loaded {
-        Ok(policy) => play(policy, per_tick_x1000, cal_instr, cal_ticks),
-        Err(e) => fail("blob", e),
+    let mut policy = Policy::empty();
+    if let Err(e) = policy.load(blob) {
+        fail("blob", &e);
     }
+    play(&mut policy, per_tick_x1000, cal_instr, cal_ticks)
 }
 
 /// The measured run and the report (a frame of its own, below `main`'s).
