@@ -166,19 +166,7 @@ impl<'a> Policy<'a> {
     }
 
     fn geom(&self, st: &Stage) -> ConvGeom {
-        let (k, stride, pad) = match self.model.layers[st.layer].kind {
-            LayerKind::Conv2d { k, stride, pad, .. } => (k as usize, stride as usize, pad as usize),
-            _ => (1, 1, 0),
-        };
-        ConvGeom {
-            in_c: st.input.c,
-            in_h: st.input.h,
-            in_w: st.input.w,
-            out_c: st.pre_pool.c,
-            k,
-            stride,
-            pad,
-        }
+        conv_geom(&self.model.layers[st.layer].kind, st)
     }
 
     /// Raw integer Q-values, one per action, all on the scale of the last layer
@@ -241,16 +229,8 @@ impl<'a> Policy<'a> {
             let (w, b) = (layer.weights.0, layer.biases.0);
             let n_out = st.output.len();
             match layer.kind {
-                LayerKind::Conv2d { k, stride, pad, .. } => {
-                    let g = ConvGeom {
-                        in_c: st.input.c,
-                        in_h: st.input.h,
-                        in_w: st.input.w,
-                        out_c: st.pre_pool.c,
-                        k: k as usize,
-                        stride: stride as usize,
-                        pad: pad as usize,
-                    };
+                LayerKind::Conv2d { .. } => {
+                    let g = conv_geom(&layer.kind, st);
                     if let (0, Some(table)) = (si, self.table) {
                         let s = TableScratch {
                             acc: &mut acc[..],
@@ -323,6 +303,23 @@ impl<'a> Policy<'a> {
             core::mem::swap(&mut cur, &mut nxt);
         }
         q
+    }
+}
+
+/// The kernel geometry of stage `st` (a dense layer is a 1x1 "conv").
+fn conv_geom(kind: &LayerKind, st: &Stage) -> ConvGeom {
+    let (k, stride, pad) = match *kind {
+        LayerKind::Conv2d { k, stride, pad, .. } => (k as usize, stride as usize, pad as usize),
+        _ => (1, 1, 0),
+    };
+    ConvGeom {
+        in_c: st.input.c,
+        in_h: st.input.h,
+        in_w: st.input.w,
+        out_c: st.pre_pool.c,
+        k,
+        stride,
+        pad,
     }
 }
 

@@ -247,8 +247,8 @@ fn main() -> ! {
     let per_tick_x1000 = (cal_instr * 1000 + cal_ticks / 2) / cal_ticks.max(1);
 
     // The policy (~22 KiB with its buffers) is built in place in this frame
-    // and loaded there: `from_blob` would return it by value, which on this
-    // target leaves two copies in the caller's frame (see the README).
+    // and loaded there, rather than returned by value from `from_blob`
+    // (see the README, "Where the RAM goes").
     // The blob is opaque to the optimizer, like a blob flashed separately:
     // otherwise it may fold the parsing of an invalid blob and drop the bytes
     // from flash (and a blob that does not fit would link).
