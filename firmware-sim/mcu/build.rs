@@ -3,7 +3,8 @@
 //! repository root) and writes the episode plan (`FIRMWARE_SEED`,
 //! `FIRMWARE_EPISODES`, `FIRMWARE_MAX_SCORE`, `FIRMWARE_MAX_STEPS`) as constants.
 //! It also writes the blob's first-conv nibble table (`policy-core`'s
-//! `conv1_table`, 64 KiB for the classic network) as a `static [u32; N]` for
+//! `conv1_table`, 74 752 B for the classic network; none for a first conv
+//! whose kernel is not 8 wide) as a `static [u32; N]` for
 //! flash; the firmware
 //! checks it against the blob at start. A blob that does not load, or whose
 //! first conv has no table, gets an empty one (the firmware then reports the

@@ -1,4 +1,4 @@
-//! The game itself: state, one `step` per frame, exactly as `GAME_SPEC.md` says.
+//! The game itself: state, one `step` per frame, exactly as `docs/GAME.md` says.
 //!
 //! Everything is integer arithmetic, so a game is bit-identical on every
 //! platform. The only real number in the spec, `BASEY = 404.48`, is handled

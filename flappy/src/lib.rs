@@ -1,4 +1,4 @@
-//! Deterministic, seeded, `no_std` Flappy Bird (see `shared/GAME_SPEC.md`).
+//! Deterministic, seeded, `no_std` Flappy Bird (rules: `docs/GAME.md`).
 //!
 //! * [`Game`]: the game, one [`Game::step`] per frame, integer-only and
 //!   bit-identical on every platform; a crash resets it at once.

@@ -1,4 +1,4 @@
-//! Every rule of `shared/GAME_SPEC.md`, pinned (numbers computed by hand in
+//! Every rule of `docs/GAME.md`, pinned (numbers computed by hand in
 //! the comments).
 
 use flappy::game::{GAP_YS, GROUND_CRASH_Y, MAX_PIPES, PLAYER_START_Y, SPAWN_X};

@@ -20,7 +20,7 @@ const PYTHON_STEPS_PER_S: f64 = 900.0;
     version,
     about = "Deterministic Flappy Bird (the classic DQN environment): trace, play, bench",
     long_about = "Deterministic Flappy Bird, step for step the classic DQN environment \
-                  (shared/GAME_SPEC.md).\n\n\
+                  (docs/GAME.md).\n\n\
                   trace  replay scripted gaps and actions and print every step as CSV\n\
                   play   let the scripted heuristic agent play seeded episodes (PNG/GIF output)\n\
                   bench  steps per second on one core, with and without the 80x80 observation"
