@@ -198,6 +198,68 @@ pub struct ClosedLoop {
     pub first_divergence: Option<(usize, u64)>,
 }
 
+impl ClosedLoop {
+    /// Paired comparison of the two policies on the same seeds: the mean of
+    /// the per-seed differences `int - float` and its one-sided 95 % upper
+    /// confidence bound (Student t on the paired differences). When the upper
+    /// bound is below `-(1 - ratio) * float mean`, the data show, at 95 %
+    /// confidence, that the integer policy plays worse than `ratio` of the
+    /// float one; otherwise they do not.
+    pub fn paired(&self) -> Paired {
+        let d: Vec<f64> = self
+            .int_scores
+            .iter()
+            .zip(&self.float_scores)
+            .map(|(&i, &f)| i as f64 - f as f64)
+            .collect();
+        let n = d.len();
+        let mean = d.iter().sum::<f64>() / n.max(1) as f64;
+        let var = if n > 1 {
+            d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let half = if n > 1 {
+            t95_one_sided(n - 1) * (var / n as f64).sqrt()
+        } else {
+            f64::INFINITY
+        };
+        Paired {
+            games: n,
+            mean_diff: mean,
+            upper_95: mean + half,
+        }
+    }
+}
+
+/// The paired closed-loop statistics (see [`ClosedLoop::paired`]).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Paired {
+    /// Games (seed pairs).
+    pub games: usize,
+    /// Mean of `int - float` over the seeds.
+    pub mean_diff: f64,
+    /// One-sided 95 % upper confidence bound of that mean.
+    pub upper_95: f64,
+}
+
+/// The 95 % one-sided quantile of Student's t with `df` degrees of freedom
+/// (a table to 30, then the normal 1.645, which it approaches from above).
+pub fn t95_one_sided(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771,
+        1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706,
+        1.703, 1.701, 1.699, 1.697,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T[df - 1],
+        31..=60 => 1.671,
+        61..=120 => 1.658,
+        _ => 1.645,
+    }
+}
+
 /// Plays `episodes` games (seeds `seed + i`) with the float and the integer
 /// policy, each episode until a crash or `max_score`. The two are run in
 /// lockstep while their actions agree, so the first divergence is exact.
@@ -279,7 +341,8 @@ impl Verdict {
     pub const MIN_COSINE: f64 = 0.99;
     /// Maximum relative Q error (of the float Q range).
     pub const MAX_Q_ERR_REL: f64 = 0.05;
-    /// Minimum integer closed-loop mean as a fraction of the float mean.
+    /// Closed loop: the integer policy fails when, at 95 % confidence on
+    /// paired seeds, its mean is below this fraction of the float mean.
     pub const MIN_SCORE_RATIO: f64 = 0.95;
 
     /// Judges a frame comparison and optionally a closed-loop run.
@@ -316,12 +379,19 @@ impl Verdict {
             }
         }
         if let Some(c) = c {
-            if c.int_mean_score < Self::MIN_SCORE_RATIO * c.float_mean_score {
+            let p = c.paired();
+            let allowed = -(1.0 - Self::MIN_SCORE_RATIO) * c.float_mean_score;
+            if p.upper_95 < allowed {
                 failures.push(format!(
-                    "closed-loop int mean {:.2} < {} x float mean {:.2}",
-                    c.int_mean_score,
+                    "closed loop: int8 plays worse than {} x float at 95 % confidence \
+                     (paired mean difference {:.2}, upper bound {:.2} < {:.2}; means {:.2} vs {:.2} over {} seeds)",
                     Self::MIN_SCORE_RATIO,
-                    c.float_mean_score
+                    p.mean_diff,
+                    p.upper_95,
+                    allowed,
+                    c.int_mean_score,
+                    c.float_mean_score,
+                    p.games
                 ));
             }
         }
@@ -331,5 +401,85 @@ impl Verdict {
     /// Whether every criterion holds.
     pub fn pass(&self) -> bool {
         self.failures.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(float_scores: Vec<u32>, int_scores: Vec<u32>) -> ClosedLoop {
+        let mean = |v: &[u32]| v.iter().map(|&s| s as f64).sum::<f64>() / v.len() as f64;
+        ClosedLoop {
+            episodes: float_scores.len(),
+            max_score: 1000,
+            float_mean_score: mean(&float_scores),
+            int_mean_score: mean(&int_scores),
+            float_scores,
+            int_scores,
+            first_divergence: None,
+        }
+    }
+
+    fn frames_ok() -> FrameParity {
+        FrameParity {
+            frames: 100,
+            agreement: 1.0,
+            frames_above_margin: 90,
+            agreement_above_margin: 1.0,
+            margin: 0.1,
+            q_range: 10.0,
+            max_q_err_rel: 0.01,
+            mean_q_err_rel: 0.001,
+            layers: Vec::new(),
+            q_errors: Vec::new(),
+        }
+    }
+
+    fn closed_loop_passes(c: &ClosedLoop) -> bool {
+        Verdict::judge(&frames_ok(), Some(c)).pass()
+    }
+
+    #[test]
+    fn one_chaotic_game_is_not_a_failure() {
+        // The case that cried wolf: ten games, one action differs once in one
+        // game, whose int8 replay then dies early (mean 17.9 vs 21.2).
+        let f = vec![30, 12, 25, 40, 8, 19, 22, 15, 28, 13];
+        let mut i = f.clone();
+        i[3] = 7;
+        let c = closed(f, i);
+        assert!(c.int_mean_score < 0.95 * c.float_mean_score);
+        assert!(closed_loop_passes(&c), "{:?}", c.paired());
+    }
+
+    #[test]
+    fn a_consistently_weaker_policy_fails() {
+        let f: Vec<u32> = (0..20).map(|k| 200 + 37 * k % 300).collect();
+        let i: Vec<u32> = f.iter().map(|&s| s * 8 / 10).collect();
+        let c = closed(f, i);
+        let p = c.paired();
+        assert!(p.upper_95 < 0.0, "{p:?}");
+        assert!(!closed_loop_passes(&c));
+        // And the same weakness in only a third of the games does not prove it.
+        let f: Vec<u32> = (0..20).map(|k| 200 + 37 * k % 300).collect();
+        let i: Vec<u32> = f
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| if k % 3 == 0 { s * 8 / 10 } else { s })
+            .collect();
+        assert!(closed_loop_passes(&closed(f, i)));
+    }
+
+    #[test]
+    fn identical_play_passes_and_the_t_table_falls_to_normal() {
+        let f = vec![1000; 20];
+        let c = closed(f.clone(), f);
+        let p = c.paired();
+        assert_eq!((p.mean_diff, p.upper_95), (0.0, 0.0));
+        assert!(closed_loop_passes(&c));
+        assert!(t95_one_sided(1) > t95_one_sided(10));
+        assert!(t95_one_sided(10) > t95_one_sided(30));
+        assert!(t95_one_sided(30) > t95_one_sided(1000));
+        assert_eq!(t95_one_sided(1000), 1.645);
     }
 }

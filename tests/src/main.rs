@@ -23,14 +23,14 @@ struct Cli {
     /// Recorded frame stacks (`trainer record`).
     #[arg(long)]
     frames: PathBuf,
-    /// Closed-loop episodes per policy (0 = skip closed loop).
-    #[arg(long, default_value_t = 10)]
+    /// Closed-loop episodes per policy, paired by seed (0 = skip closed loop).
+    #[arg(long, default_value_t = 20)]
     episodes: usize,
     /// First game seed of the closed loop.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Score cap of a closed-loop episode.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     max_score: u32,
     /// Frames whose float margin |Q0 - Q1| is below this fraction of the Q range count as ties.
     #[arg(long, default_value_t = 0.02)]
@@ -102,6 +102,7 @@ fn run() -> Result<bool> {
             "float_mean_score": c.as_ref().map(|c| c.float_mean_score),
             "int_mean_score": c.as_ref().map(|c| c.int_mean_score),
             "first_divergence": c.as_ref().and_then(|c| c.first_divergence),
+            "paired": c.as_ref().map(|c| c.paired()),
             "pass": v.pass(),
             "failures": v.failures,
         });

@@ -68,6 +68,16 @@ pub fn markdown(
             "| int8 (policy-core) | {:.2} | {:?} |\n",
             c.int_mean_score, c.int_scores
         ));
+        let p = c.paired();
+        s.push_str(&format!(
+            "\nPaired over the {} seeds: mean difference int8 - float {:.2} pipes, one-sided 95 % upper bound {:.2} \
+             (the check fails only when that bound is below -{:.0} % of the float mean, {:.2}).\n",
+            p.games,
+            p.mean_diff,
+            p.upper_95,
+            100.0 * (1.0 - crate::Verdict::MIN_SCORE_RATIO),
+            -(1.0 - crate::Verdict::MIN_SCORE_RATIO) * c.float_mean_score
+        ));
         match c.first_divergence {
             Some((e, st)) => s.push_str(&format!(
                 "\nFirst differing action: episode {e}, step {st}.\n"
