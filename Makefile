@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools train reference test check cross mcu bench
+.PHONY: help setup torch mcu-tools train reference test check cross mcu bench gpu-bin
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
@@ -59,9 +59,15 @@ train: setup
 	target/release/trainer train --name $(NAME) $(ARGS)
 	@if [ -f $(RUN)/policy.bin ]; then \
 	  target/release/parity --checkpoint $(RUN)/best.safetensors --blob $(RUN)/policy.bin \
-	    --frames $(RUN)/frames.rec --episodes 10 --max-score 200 --report $(RUN)/parity.md && \
-	  target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 10 --seed 0 --max-score 200; \
+	    --frames $(RUN)/frames.rec --episodes 20 --max-score 1000 --report $(RUN)/parity.md && \
+	  target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 20 --seed 0 --max-score 1000; \
 	fi
+
+# The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
+# run scripts/gpu-check.sh on it.
+gpu-bin: torch
+	cargo build --release -p trainer
+	mkdir -p gpu && cp target/release/trainer gpu/
 
 check: torch
 	cargo fmt --all -- --check

@@ -83,6 +83,8 @@ pub struct Learner {
     pub adam: Adam,
     /// Gradient updates done.
     pub updates: u64,
+    /// |TD error| of each sample of the last weighted update (prioritized replay).
+    pub last_td_abs: Vec<f32>,
     host_s: Vec<f32>,
     host_n: Vec<f32>,
 }
@@ -99,6 +101,8 @@ pub struct Batch {
     pub disc: Tensor,
     /// Bootstrap states `[B, 4, 80, 80]`.
     pub next: Tensor,
+    /// Importance-sampling weights `[B]` of prioritized replay (`None`: uniform).
+    pub weights: Option<Tensor>,
 }
 
 impl Learner {
@@ -113,14 +117,22 @@ impl Learner {
             target,
             adam,
             updates: 0,
+            last_td_abs: Vec::new(),
             host_s: Vec::new(),
             host_n: Vec::new(),
         })
     }
 
     /// Assembles the sampled transitions on the host (one contiguous buffer per
-    /// tensor) and moves each to the device once.
-    pub fn make_batch(&mut self, replay: &Replay, samples: &[Sample], gamma: f64) -> Batch {
+    /// tensor) and moves each to the device once. `weights`: prioritized
+    /// replay's importance-sampling weights, one per sample.
+    pub fn make_batch(
+        &mut self,
+        replay: &Replay,
+        samples: &[Sample],
+        gamma: f64,
+        weights: Option<&[f32]>,
+    ) -> Batch {
         let b = samples.len();
         self.host_s.resize(b * INPUT_LEN, 0.0);
         self.host_n.resize(b * INPUT_LEN, 0.0);
@@ -148,18 +160,26 @@ impl Learner {
             ret: Tensor::from_slice(&ret).to_device(dev),
             disc: Tensor::from_slice(&disc).to_device(dev),
             next: to_input(&self.host_n, b, dev),
+            weights: weights.map(|w| Tensor::from_slice(w).to_device(dev)),
         }
     }
 
-    /// One gradient step on `batch`; returns the loss.
-    pub fn update(&mut self, batch: &Batch, cfg: &Config) -> Result<f64> {
+    /// One gradient step on `batch` with learning rate `lr`; returns the loss.
+    pub fn update(&mut self, batch: &Batch, cfg: &Config, lr: f64) -> Result<f64> {
         let y = tch::no_grad(|| td_target(&self.online, &self.target, batch, cfg.double_dqn));
         let q = self
             .online
             .forward(&batch.s)
             .gather(1, &batch.a.unsqueeze(1), false)
             .squeeze_dim(1);
-        let loss = q.huber_loss(&y, Reduction::Mean, cfg.huber_delta);
+        let loss = match &batch.weights {
+            None => q.huber_loss(&y, Reduction::Mean, cfg.huber_delta),
+            Some(w) => {
+                let td: Vec<f32> = Vec::try_from((&q - &y).detach().abs().to_device(Device::Cpu))?;
+                self.last_td_abs = td;
+                (q.huber_loss(&y, Reduction::None, cfg.huber_delta) * w).mean(Kind::Float)
+            }
+        };
         let lv = loss.double_value(&[]);
         if !lv.is_finite() {
             bail!(
@@ -172,7 +192,7 @@ impl Learner {
         }
         loss.backward();
         self.adam
-            .step(&self.online, cfg.lr, cfg.adam_eps, cfg.grad_clip);
+            .step(&self.online, lr, cfg.adam_eps, cfg.grad_clip);
         self.updates += 1;
         if cfg.tau > 0.0 {
             self.target.polyak_from(&self.online, cfg.tau);
@@ -213,6 +233,7 @@ mod tests {
             ret: Tensor::from_slice(&(0..n).map(|i| i as f32 * 0.1).collect::<Vec<_>>()),
             disc: Tensor::from_slice(&disc),
             next: x(),
+            weights: None,
         }
     }
 
@@ -271,10 +292,10 @@ mod tests {
             lr: 1e-3,
             ..Config::default()
         };
-        let loss0 = l.update(&b, &cfg).unwrap();
+        let loss0 = l.update(&b, &cfg, cfg.lr).unwrap();
         let mut loss = loss0;
         for _ in 0..20 {
-            loss = l.update(&b, &cfg).unwrap();
+            loss = l.update(&b, &cfg, cfg.lr).unwrap();
         }
         assert!(loss < loss0 * 0.5, "loss {loss0} -> {loss}");
         assert_eq!(l.updates, 21);

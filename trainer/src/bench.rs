@@ -57,8 +57,8 @@ pub fn measure(arch: Arch, device: Device, cfg: &Config, seconds: f64) -> Result
     // Update throughput (after a warm-up update).
     let run_update = |learner: &mut Learner, rng: &mut Pcg32| -> Result<()> {
         let samples = replay.sample(rng, cfg.batch_size, cfg.n_step, cfg.gamma as f32);
-        let batch = learner.make_batch(&replay, &samples, cfg.gamma);
-        learner.update(&batch, cfg)?;
+        let batch = learner.make_batch(&replay, &samples, cfg.gamma, None);
+        learner.update(&batch, cfg, cfg.lr)?;
         Ok(())
     };
     run_update(&mut learner, &mut rng)?;

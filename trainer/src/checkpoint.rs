@@ -26,7 +26,9 @@ pub struct TrainState {
     pub adam_t: u64,
     /// Training seconds so far (over all sessions).
     pub elapsed_s: f64,
-    /// Best greedy evaluation mean so far.
+    /// Best greedy evaluation mean so far (`-inf` before the first, written
+    /// as `null`: JSON has no infinity).
+    #[serde(with = "finite_or_null")]
     pub best_eval: f64,
     /// Scores of the most recent episodes (for the running mean).
     pub recent_scores: Vec<u32>,
@@ -36,6 +38,24 @@ pub struct TrainState {
     pub sessions: u64,
     /// The run's config.
     pub config: Config,
+}
+
+/// A float that may be `-inf` as JSON: finite values as numbers, anything
+/// else as `null`, read back as `-inf`.
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_some(v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder + rename).
@@ -190,15 +210,22 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
         .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
     tch::no_grad(|| -> Result<()> {
         for (name, t) in t {
-            let (kind, var) = name.split_at(2);
-            let map = if kind == "m." {
-                &mut learner.adam.m
-            } else {
-                &mut learner.adam.v
+            let (map, var) = match (name.strip_prefix("m."), name.strip_prefix("v.")) {
+                (Some(var), _) => (&mut learner.adam.m, var),
+                (_, Some(var)) => (&mut learner.adam.v, var),
+                _ => bail!("unexpected Adam tensor `{name}` in {}", p.display()),
             };
             let Some(dst) = map.get_mut(var) else {
-                bail!("unexpected Adam tensor `{name}`")
+                bail!("unexpected Adam tensor `{name}` in {}", p.display())
             };
+            if dst.size() != t.size() {
+                bail!(
+                    "Adam tensor `{name}` in {} has shape {:?}, expected {:?}",
+                    p.display(),
+                    t.size(),
+                    dst.size()
+                );
+            }
             dst.copy_(&t.to_device(device));
         }
         Ok(())

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Network architecture: `classic` (default) or `small` (for small MCUs).
+    /// Network architecture: `compact` (default: shaped for the binary 80x80
+    /// input, a quarter of `classic`'s work), `classic` (the original DQN's) or
+    /// `small` (for small MCUs).
     #[arg(long, default_value_t = Config::default().net)]
     pub net: String,
     /// Master seed (torch init, environments, exploration and replay sampling).
@@ -24,6 +26,10 @@ pub struct Config {
     /// Adam learning rate.
     #[arg(long, default_value_t = Config::default().lr)]
     pub lr: f64,
+    /// Learning rate at the end of the budget: the rate falls linearly from `lr`
+    /// to this over the run (time budget, or `total_steps` when set).
+    #[arg(long, default_value_t = Config::default().lr_end)]
+    pub lr_end: f64,
     /// Adam epsilon.
     #[arg(long, default_value_t = Config::default().adam_eps)]
     pub adam_eps: f64,
@@ -39,6 +45,14 @@ pub struct Config {
     /// Replay memory capacity in transitions (one 800-byte frame each; 1M ≈ 0.8 GB).
     #[arg(long, default_value_t = Config::default().replay_capacity)]
     pub replay_capacity: usize,
+    /// Prioritized replay exponent alpha (0 = uniform replay): transitions are
+    /// drawn with probability proportional to (|TD error| + 0.001)^alpha.
+    #[arg(long, default_value_t = Config::default().per_alpha)]
+    pub per_alpha: f64,
+    /// Prioritized replay's importance-sampling exponent at the start; it
+    /// rises linearly to 1 over the budget.
+    #[arg(long, default_value_t = Config::default().per_beta)]
+    pub per_beta: f64,
     /// Environment steps (summed over environments) collected before learning starts.
     #[arg(long, default_value_t = Config::default().learning_starts)]
     pub learning_starts: u64,
@@ -102,31 +116,34 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            net: "classic".into(),
+            net: "compact".into(),
             seed: 1,
-            num_envs: 8,
-            lr: 5e-4,
+            num_envs: 16,
+            lr: 3e-4,
+            lr_end: 3e-5,
             adam_eps: 1e-4,
             gamma: 0.99,
             n_step: 3,
-            batch_size: 32,
-            replay_capacity: 100_000,
+            batch_size: 64,
+            replay_capacity: 500_000,
+            per_alpha: 0.0,
+            per_beta: 0.4,
             learning_starts: 5_000,
-            steps_per_update: 4,
-            target_update: 500,
+            steps_per_update: 8,
+            target_update: 2_000,
             tau: 0.0,
             double_dqn: true,
             huber_delta: 1.0,
             grad_clip: 10.0,
             eps_start: 0.1,
             eps_end: 0.001,
-            eps_decay_steps: 150_000,
+            eps_decay_steps: 400_000,
             flap_prob: 0.08,
-            eval_every: 50_000,
-            eval_episodes: 5,
-            eval_max_score: 200,
+            eval_every: 100_000,
+            eval_episodes: 10,
+            eval_max_score: 1000,
             checkpoint_min: 3.0,
-            log_every: 5_000,
+            log_every: 10_000,
             total_steps: 0,
             minutes: 0.0,
             threads: 0,
@@ -162,6 +179,10 @@ impl Config {
             (self.num_envs >= 1, "num_envs must be >= 1"),
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),
             (
+                self.lr_end >= 0.0 && self.lr_end <= self.lr,
+                "lr_end must be in [0, lr]",
+            ),
+            (
                 self.gamma > 0.0 && self.gamma <= 1.0,
                 "gamma must be in (0, 1]",
             ),
@@ -172,6 +193,14 @@ impl Config {
                 "replay_capacity too small for num_envs",
             ),
             (self.steps_per_update >= 1, "steps_per_update must be >= 1"),
+            (
+                (0.0..=1.0).contains(&self.per_alpha),
+                "per_alpha must be in [0, 1]",
+            ),
+            (
+                (0.0..=1.0).contains(&self.per_beta),
+                "per_beta must be in [0, 1]",
+            ),
             (self.target_update >= 1, "target_update must be >= 1"),
             ((0.0..=1.0).contains(&self.tau), "tau must be in [0, 1]"),
             (
@@ -212,6 +241,12 @@ impl Config {
         }
     }
 
+    /// Learning rate at `progress` (0 = start, 1 = end of the budget).
+    pub fn learning_rate(&self, progress: f64) -> f64 {
+        let t = progress.clamp(0.0, 1.0);
+        self.lr + (self.lr_end - self.lr) * t
+    }
+
     /// Exploration rate after `env_steps` total environment steps.
     pub fn epsilon(&self, env_steps: u64) -> f64 {
         if env_steps < self.learning_starts {
@@ -219,6 +254,34 @@ impl Config {
         }
         let t = (env_steps - self.learning_starts) as f64 / self.eps_decay_steps.max(1) as f64;
         self.eps_start + (self.eps_end - self.eps_start) * t.min(1.0)
+    }
+
+    /// Settings a resumed run may change: its budget and its bookkeeping.
+    /// Every other setting shapes what is learned and stays as saved.
+    pub const RESUMABLE: [&'static str; 8] = [
+        "minutes",
+        "total_steps",
+        "threads",
+        "checkpoint_min",
+        "log_every",
+        "eval_every",
+        "eval_episodes",
+        "eval_max_score",
+    ];
+
+    /// The names of the learning settings (all but [`Config::RESUMABLE`]) on
+    /// which `self` and `saved` differ.
+    pub fn learning_changes(&self, saved: &Config) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (toml::Value::try_from(self), toml::Value::try_from(saved)) else {
+            return vec!["<unserializable config>".into()];
+        };
+        let (Some(a), Some(b)) = (a.as_table(), b.as_table()) else {
+            return vec!["<unserializable config>".into()];
+        };
+        a.iter()
+            .filter(|(k, v)| !Self::RESUMABLE.contains(&k.as_str()) && b.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Combines `base` (defaults or a file) with the flags given explicitly on
@@ -263,6 +326,43 @@ mod tests {
         assert!(e.contains("gamma"), "{e}");
         let e = Config::from_toml("net = \"huge\"").unwrap_err().to_string();
         assert!(e.contains("unknown network"), "{e}");
+    }
+
+    #[test]
+    fn resume_may_change_the_budget_only() {
+        let saved = Config::default();
+        let longer = Config {
+            minutes: 90.0,
+            threads: 1,
+            ..saved.clone()
+        };
+        assert!(longer.learning_changes(&saved).is_empty());
+        let other = Config {
+            lr: 1e-3,
+            net: "small".into(),
+            ..saved.clone()
+        };
+        let mut changed = other.learning_changes(&saved);
+        changed.sort();
+        assert_eq!(changed, ["lr", "net"]);
+    }
+
+    #[test]
+    fn learning_rate_falls_linearly_to_lr_end() {
+        let c = Config {
+            lr: 4e-4,
+            lr_end: 1e-4,
+            ..Config::default()
+        };
+        assert_eq!(c.learning_rate(0.0), 4e-4);
+        assert!((c.learning_rate(0.5) - 2.5e-4).abs() < 1e-12);
+        assert_eq!(c.learning_rate(1.0), 1e-4);
+        assert_eq!(
+            c.learning_rate(7.0),
+            1e-4,
+            "past the budget it stays at lr_end"
+        );
+        assert!(Config::from_toml("lr = 1e-4\nlr_end = 2e-4").is_err());
     }
 
     #[test]

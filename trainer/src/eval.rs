@@ -20,6 +20,8 @@ pub struct EvalResult {
     pub median_score: f64,
     /// Best score.
     pub max_score: u32,
+    /// Worst score.
+    pub min_score: u32,
     /// Every episode's score, in seed order.
     pub scores: Vec<u32>,
     /// Index of the best episode (its game was seeded `seed + best`).
@@ -47,6 +49,7 @@ pub fn summarize(scores: Vec<u32>) -> EvalResult {
         mean_score: mean,
         median_score: median,
         max_score: sorted.last().copied().unwrap_or(0),
+        min_score: sorted.first().copied().unwrap_or(0),
         scores,
         best,
     }

@@ -6,6 +6,7 @@
 //! quantized blob ([`quant`]) that `policy-core` runs.
 
 pub mod agent;
+pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod env;
 pub mod eval;
 pub mod metrics;
 pub mod net;
+pub mod priority;
 pub mod quant;
 pub mod recording;
 pub mod replay;

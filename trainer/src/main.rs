@@ -37,6 +37,19 @@ enum Cmd {
     Tabular,
     /// Environment steps/s and updates/s (CPU, and CUDA when present); int8 vs libtorch latency.
     Bench(BenchArgs),
+    /// Time to score: the periodic greedy evaluations of several runs
+    /// (median and min..max against training minutes) in one PNG.
+    Curves(CurvesArgs),
+}
+
+#[derive(Args)]
+struct CurvesArgs {
+    /// Run folders (each with a metrics.csv).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -59,8 +72,8 @@ struct TrainArgs {
     /// Episodes of the final greedy evaluation (game seeds 0..N).
     #[arg(long, default_value_t = 20)]
     final_episodes: usize,
-    /// Score cap of the final evaluation (0 = 1000 on CUDA, 200 on CPU).
-    #[arg(long, default_value_t = 0)]
+    /// Score cap of the final evaluation (a game that reaches it counts as won).
+    #[arg(long, default_value_t = 1000)]
     final_max_score: u32,
     /// Frame stacks to record at the end (calibration and parity data).
     #[arg(long, default_value_t = 2000)]
@@ -139,12 +152,13 @@ struct BenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Network: classic or small.
-    #[arg(long, default_value = "classic")]
+    /// Network: classic, small or compact.
+    #[arg(long, default_value = "compact")]
     net: String,
 }
 
 fn main() {
+    trainer::alloc::keep_freed_memory();
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -171,7 +185,26 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some(Cmd::Bench(a)) => cmd_bench(a),
+        Some(Cmd::Curves(a)) => cmd_curves(a),
     }
+}
+
+fn cmd_curves(a: CurvesArgs) -> Result<()> {
+    let mut runs = Vec::new();
+    for dir in &a.runs {
+        let m = trainer::metrics::Metrics::load(&dir.join("metrics.csv"))?;
+        if m.evals().is_empty() {
+            bail!("{} has no evaluation rows in metrics.csv", dir.display());
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        runs.push((name, m));
+    }
+    trainer::metrics::plot_time_to_score(&runs, &a.out)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
 }
 
 fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
@@ -191,7 +224,17 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
         Some(dir) => {
             // The saved config, with the flags given now on top (e.g. a longer budget).
             let saved = checkpoint::load_config(dir)?;
-            (dir.clone(), Config::merge_cli(saved, &a.hp, matches)?, true)
+            let cfg = Config::merge_cli(saved.clone(), &a.hp, matches)?;
+            let changed = cfg.learning_changes(&saved);
+            if !changed.is_empty() {
+                bail!(
+                    "a resumed run keeps its learning settings; these differ from the saved ones: {} \
+                     (a resume may change only {})",
+                    changed.join(", "),
+                    Config::RESUMABLE.join(", ")
+                );
+            }
+            (dir.clone(), cfg, true)
         }
         None => {
             let base = match &a.config {
@@ -230,12 +273,16 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if a.no_finish {
         return Ok(());
     }
-    let cap = match (a.final_max_score, device.is_cuda()) {
-        (0, true) => 1000,
-        (0, false) => 200,
-        (m, _) => m,
-    };
-    report::finish(&run_dir, &trained, a.final_episodes, cap, a.record_frames)
+    if a.final_max_score == 0 {
+        bail!("--final-max-score must be at least 1");
+    }
+    report::finish(
+        &run_dir,
+        &trained,
+        a.final_episodes,
+        a.final_max_score,
+        a.record_frames,
+    )
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
@@ -251,13 +298,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "{} episodes (seeds {}..{}), cap {}: mean {:.2}, median {:.1}, max {}",
+            "{} episodes (seeds {}..{}), cap {}: mean {:.2}, median {:.1}, min {}, max {}",
             r.episodes,
             a.seed,
             a.seed + a.episodes as u64,
             a.max_score,
             r.mean_score,
             r.median_score,
+            r.min_score,
             r.max_score
         );
         println!("scores: {:?}", r.scores);
@@ -302,7 +350,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let arch = trainer::net::Arch::parse(&a.net)?;
     let cfg = Config::default();
     let mut rows = vec![bench::measure(arch, tch::Device::Cpu, &cfg, a.seconds)?];
-    if tch::Cuda::is_available() {
+    if train::pick_device().is_cuda() {
         rows.push(bench::measure(arch, tch::Device::Cuda(0), &cfg, a.seconds)?);
     }
     println!("{}", bench::format_rows(&rows, tch::get_num_threads()));

@@ -7,10 +7,26 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// The CSV header, in column order.
-pub const HEADER: &str =
+pub const HEADER: &str = "step,episodes,mean_score,eval_mean,eval_median,eval_min,eval_max,loss,epsilon,lr,env_steps_per_s,updates_per_s,minutes";
+/// The header of the first format (no evaluation spread, no learning rate),
+/// still read so that older runs resume.
+const HEADER_V1: &str =
     "step,episodes,mean_score,eval_mean,loss,epsilon,env_steps_per_s,updates_per_s,minutes";
 
-/// One logging interval.
+/// One greedy evaluation's spread, in pipes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalSpread {
+    /// Mean score.
+    pub mean: f64,
+    /// Median score.
+    pub median: f64,
+    /// Lowest score.
+    pub min: f64,
+    /// Highest score.
+    pub max: f64,
+}
+
+/// One logging interval, or one greedy evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricRow {
     /// Environment steps so far (all games together).
@@ -19,12 +35,14 @@ pub struct MetricRow {
     pub episodes: u64,
     /// Mean score of the last 100 training episodes (with exploration).
     pub mean_score: f64,
-    /// Mean score of the latest greedy evaluation (NaN before the first).
-    pub eval_mean: f64,
+    /// The greedy evaluation made at this step (only on evaluation rows).
+    pub eval: Option<EvalSpread>,
     /// Latest Huber loss (NaN before learning starts).
     pub loss: f64,
     /// Exploration rate.
     pub epsilon: f64,
+    /// Learning rate.
+    pub lr: f64,
     /// Environment steps per second over the interval.
     pub env_steps_per_s: f64,
     /// Gradient updates per second over the interval.
@@ -41,19 +59,29 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The CSV text.
+    /// The CSV text (evaluation columns are `NaN` on rows without one).
     pub fn to_csv(&self) -> String {
         let mut s = String::from(HEADER);
         s.push('\n');
         for r in &self.rows {
+            let e = r.eval.unwrap_or(EvalSpread {
+                mean: f64::NAN,
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            });
             s.push_str(&format!(
-                "{},{},{:.3},{:.3},{:.6},{:.4},{:.1},{:.2},{:.2}\n",
+                "{},{},{:.3},{:.3},{:.1},{:.0},{:.0},{:.6},{:.4},{:.3e},{:.1},{:.2},{:.2}\n",
                 r.step,
                 r.episodes,
                 r.mean_score,
-                r.eval_mean,
+                e.mean,
+                e.median,
+                e.min,
+                e.max,
                 r.loss,
                 r.epsilon,
+                r.lr,
                 r.env_steps_per_s,
                 r.updates_per_s,
                 r.minutes
@@ -62,18 +90,21 @@ impl Metrics {
         s
     }
 
-    /// Parses CSV text written by [`Metrics::to_csv`].
+    /// Parses CSV text written by [`Metrics::to_csv`] (or by the first format).
     pub fn from_csv(text: &str) -> Result<Metrics> {
         let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            bail!("not a metrics file (expected the header `{HEADER}`)");
-        }
+        let v1 = match lines.next() {
+            Some(HEADER) => false,
+            Some(HEADER_V1) => true,
+            _ => bail!("not a metrics file (expected the header `{HEADER}`)"),
+        };
+        let fields = if v1 { 9 } else { 13 };
         let mut rows = Vec::new();
         for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split(',').collect();
-            if f.len() != 9 {
+            if f.len() != fields {
                 bail!(
-                    "metrics line {}: expected 9 fields, found {}",
+                    "metrics line {}: expected {fields} fields, found {}",
                     i + 2,
                     f.len()
                 );
@@ -82,19 +113,58 @@ impl Metrics {
                 f[k].parse::<f64>()
                     .with_context(|| format!("metrics line {}: bad number `{}`", i + 2, f[k]))
             };
-            rows.push(MetricRow {
-                step: num(0)? as u64,
-                episodes: num(1)? as u64,
-                mean_score: num(2)?,
-                eval_mean: num(3)?,
-                loss: num(4)?,
-                epsilon: num(5)?,
-                env_steps_per_s: num(6)?,
-                updates_per_s: num(7)?,
-                minutes: num(8)?,
+            let spread = |k: usize| -> Result<Option<EvalSpread>> {
+                let mean = num(k)?;
+                Ok(mean.is_finite().then_some(EvalSpread {
+                    mean,
+                    median: num(k + 1)?,
+                    min: num(k + 2)?,
+                    max: num(k + 3)?,
+                }))
+            };
+            rows.push(if v1 {
+                let mean = num(3)?;
+                MetricRow {
+                    step: num(0)? as u64,
+                    episodes: num(1)? as u64,
+                    mean_score: num(2)?,
+                    eval: mean.is_finite().then_some(EvalSpread {
+                        mean,
+                        median: f64::NAN,
+                        min: f64::NAN,
+                        max: f64::NAN,
+                    }),
+                    loss: num(4)?,
+                    epsilon: num(5)?,
+                    lr: f64::NAN,
+                    env_steps_per_s: num(6)?,
+                    updates_per_s: num(7)?,
+                    minutes: num(8)?,
+                }
+            } else {
+                MetricRow {
+                    step: num(0)? as u64,
+                    episodes: num(1)? as u64,
+                    mean_score: num(2)?,
+                    eval: spread(3)?,
+                    loss: num(7)?,
+                    epsilon: num(8)?,
+                    lr: num(9)?,
+                    env_steps_per_s: num(10)?,
+                    updates_per_s: num(11)?,
+                    minutes: num(12)?,
+                }
             });
         }
         Ok(Metrics { rows })
+    }
+
+    /// The evaluation rows: `(minutes, spread)`.
+    pub fn evals(&self) -> Vec<(f64, EvalSpread)> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.eval.map(|e| (r.minutes, e)))
+            .collect()
     }
 
     /// Reads `path`; a missing file is an empty history.
@@ -152,8 +222,9 @@ pub fn ensure_font() -> Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// Draws the learning curve: training mean score and greedy evaluation mean
-/// against training minutes (top), loss (bottom).
+/// Draws the learning curve against training minutes: the training mean
+/// score, and each greedy evaluation where it happened as its median (dot),
+/// mean (cross) and min..max range (bar) (top); the loss (bottom).
 pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
     ensure_font()?;
     let root = BitMapBackend::new(path, (900, 640)).into_drawing_area();
@@ -162,10 +233,12 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
     let (top, bottom) = root.split_vertically(440);
     let x_max = m.rows.iter().map(|r| r.minutes).fold(0.1, f64::max);
     let finite = |v: f64| v.is_finite();
+    let evals = m.evals();
     let y_max = m
         .rows
         .iter()
-        .flat_map(|r| [r.mean_score, r.eval_mean])
+        .map(|r| r.mean_score)
+        .chain(evals.iter().flat_map(|(_, e)| [e.mean, e.max]))
         .filter(|v| finite(*v))
         .fold(1.0, f64::max)
         * 1.05;
@@ -188,20 +261,37 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map_err(|e| err(&e))?
         .label("training episodes (last 100, with exploration)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    let eval: Vec<(f64, f64)> = m
-        .rows
+    let spread: Vec<(f64, EvalSpread)> = evals
         .iter()
-        .filter(|r| finite(r.eval_mean))
-        .map(|r| (r.minutes, r.eval_mean))
+        .copied()
+        .filter(|(_, e)| finite(e.min) && finite(e.max))
         .collect();
     chart
-        .draw_series(LineSeries::new(eval.clone(), RED.stroke_width(2)))
+        .draw_series(spread.iter().map(|&(t, e)| {
+            ErrorBar::new_vertical(t, e.min, e.median, e.max, RED.mix(0.6).stroke_width(2), 8)
+        }))
+        .map_err(|e| err(&e))?
+        .label("greedy evaluation: min..max, median")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x + 10, y - 6), (x + 10, y + 6)], RED.stroke_width(2))
+        });
+    chart
+        .draw_series(
+            evals
+                .iter()
+                .filter(|(_, e)| finite(e.median))
+                .map(|&(t, e)| Circle::new((t, e.median), 4, RED.filled())),
+        )
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(
+            evals
+                .iter()
+                .map(|&(t, e)| Cross::new((t, e.mean), 5, BLACK.stroke_width(2))),
+        )
         .map_err(|e| err(&e))?
         .label("greedy evaluation mean")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .draw_series(eval.iter().map(|&p| Circle::new(p, 3, RED.filled())))
-        .map_err(|e| err(&e))?;
+        .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -236,6 +326,78 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Time to score: for each `(name, metrics)`, the greedy evaluations'
+/// median (line and dots) and min..max (bars) against training minutes.
+pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()> {
+    ensure_font()?;
+    let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let all: Vec<(f64, EvalSpread)> = runs.iter().flat_map(|(_, m)| m.evals()).collect();
+    let x_max = all.iter().map(|(t, _)| *t).fold(1.0, f64::max) * 1.02;
+    let y_max = all
+        .iter()
+        .flat_map(|(_, e)| [e.max, e.median])
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Time to score: greedy evaluation median (bars: min..max)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("training minutes")
+        .y_desc("pipes")
+        .draw()
+        .map_err(|e| err(&e))?;
+    let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+    for (k, (name, m)) in runs.iter().enumerate() {
+        let color = palette[k % palette.len()];
+        let evals = m.evals();
+        let median: Vec<(f64, f64)> = evals
+            .iter()
+            .filter(|(_, e)| e.median.is_finite())
+            .map(|(t, e)| (*t, e.median))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(median.clone(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(median.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(
+                evals
+                    .iter()
+                    .filter(|(_, e)| e.min.is_finite() && e.max.is_finite())
+                    .map(|&(t, e)| {
+                        ErrorBar::new_vertical(t, e.min, e.median, e.max, color.mix(0.4), 6)
+                    }),
+            )
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,12 +407,18 @@ mod tests {
             step,
             episodes: step / 10,
             mean_score: step as f64 / 1000.0,
-            eval_mean: f64::NAN,
+            eval: step.is_multiple_of(10_000).then_some(EvalSpread {
+                mean: 7.5,
+                median: 6.0,
+                min: 1.0,
+                max: 20.0,
+            }),
             loss: 0.01,
             epsilon: 0.1,
+            lr: 1e-4,
             env_steps_per_s: 1000.0,
             updates_per_s: 50.0,
-            minutes: step as f64 / 6e4,
+            minutes: step as f64 / 5e3,
         }
     }
 
@@ -262,12 +430,17 @@ mod tests {
         let back = Metrics::from_csv(&m.to_csv()).unwrap();
         assert_eq!(back.rows.len(), 3);
         assert_eq!(back.rows[2].step, 15000);
-        assert!(back.rows[0].eval_mean.is_nan());
+        assert_eq!(back, m, "every field survives the CSV");
+        assert_eq!(back.rows[0].eval, None);
+        assert_eq!(back.evals().len(), 1);
         let dir = std::env::temp_dir().join(format!("metrics-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         m.save(&dir).unwrap();
         let png = std::fs::read(dir.join("curve.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
+        let tts = dir.join("tts.png");
+        plot_time_to_score(&[("a".into(), m.clone()), ("b".into(), back)], &tts).unwrap();
+        assert_eq!(&std::fs::read(&tts).unwrap()[1..4], b"PNG");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -277,10 +450,19 @@ mod tests {
         let e = Metrics::from_csv(&format!("{HEADER}\n1,2,3"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("expected 9 fields"), "{e}");
-        let e = Metrics::from_csv(&format!("{HEADER}\n1,2,x,4,5,6,7,8,9"))
+        assert!(e.contains("expected 13 fields"), "{e}");
+        let e = Metrics::from_csv(&format!("{HEADER}\n1,2,x,4,5,6,7,8,9,10,11,12,13"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad number"), "{e}");
+    }
+
+    #[test]
+    fn first_format_files_still_load() {
+        let text = format!("{HEADER_V1}\n5000,50,1.500,NaN,0.1,0.1,100.0,20.00,1.00\n10000,90,2.000,3.500,0.1,0.1,100.0,20.00,2.00\n");
+        let m = Metrics::from_csv(&text).unwrap();
+        assert_eq!(m.rows.len(), 2);
+        assert_eq!(m.rows[0].eval, None);
+        assert_eq!(m.rows[1].eval.map(|e| e.mean), Some(3.5));
     }
 }

@@ -47,6 +47,11 @@ pub enum Arch {
     /// For small MCUs: conv 8x8/4 p2 -> 16, ReLU, maxpool 2; conv 4x4/2 p1 -> 32,
     /// ReLU; fc 800 -> 128, ReLU; fc 128 -> 2.
     Small,
+    /// Shaped for the binary 80x80 input, about a quarter of `classic`'s
+    /// multiply-adds: conv 4x4/4 -> 16 (non-overlapping 4x4 patches), ReLU,
+    /// maxpool 2; conv 3x3/1 p1 -> 32, ReLU; conv 3x3/2 p1 -> 32, ReLU;
+    /// fc 800 -> 256, ReLU; fc 256 -> 2.
+    Compact,
 }
 
 impl Arch {
@@ -55,7 +60,8 @@ impl Arch {
         match name {
             "classic" => Ok(Arch::Classic),
             "small" => Ok(Arch::Small),
-            other => bail!("unknown network `{other}` (expected `classic` or `small`)"),
+            "compact" => Ok(Arch::Compact),
+            other => bail!("unknown network `{other}` (expected `classic`, `small` or `compact`)"),
         }
     }
 
@@ -64,6 +70,7 @@ impl Arch {
         match self {
             Arch::Classic => "classic",
             Arch::Small => "small",
+            Arch::Compact => "compact",
         }
     }
 
@@ -118,6 +125,32 @@ impl Arch {
                 },
                 Dense { inp: 800, out: 128 },
                 Dense { inp: 128, out: 2 },
+            ],
+            Arch::Compact => vec![
+                Conv {
+                    in_c: 4,
+                    out_c: 16,
+                    k: 4,
+                    stride: 4,
+                    pad: 0,
+                },
+                MaxPool(2),
+                Conv {
+                    in_c: 16,
+                    out_c: 32,
+                    k: 3,
+                    stride: 1,
+                    pad: 1,
+                },
+                Conv {
+                    in_c: 32,
+                    out_c: 32,
+                    k: 3,
+                    stride: 2,
+                    pad: 1,
+                },
+                Dense { inp: 800, out: 256 },
+                Dense { inp: 256, out: 2 },
             ],
         }
     }
@@ -179,7 +212,10 @@ impl QNetwork {
         match first.map(|(_, t)| t.size()) {
             Some(s) if s == [32, 4, 8, 8] => Ok(Arch::Classic),
             Some(s) if s == [16, 4, 8, 8] => Ok(Arch::Small),
-            Some(s) => bail!("unrecognised first layer shape {s:?} (not classic or small)"),
+            Some(s) if s == [16, 4, 4, 4] => Ok(Arch::Compact),
+            Some(s) => {
+                bail!("unrecognised first layer shape {s:?} (not classic, small or compact)")
+            }
             None => bail!("not a Q-network checkpoint: no tensor `l0.weight`"),
         }
     }

@@ -10,6 +10,7 @@
 //!
 //! Memory: 800 bytes + 6 bytes per transition (1M transitions ≈ 0.8 GB).
 
+use crate::priority::SumTree;
 use flappy::{Frame, FRAME_BYTES, STACK_LEN};
 use rand_core::RngCore;
 use rand_pcg::Pcg32;
@@ -63,7 +64,23 @@ pub struct Sample {
 /// The replay memory (see the module docs).
 pub struct Replay {
     rings: Vec<Ring>,
+    /// Prioritized replay: the priorities `p^alpha` by leaf `env * per_ring + slot`.
+    tree: Option<SumTree>,
+    alpha: f64,
 }
+
+/// Transitions drawn by priority, with their importance-sampling weights.
+pub struct Prioritized {
+    /// The transitions.
+    pub samples: Vec<Sample>,
+    /// `(N * P(i))^-beta`, divided by the batch's largest.
+    pub weights: Vec<f32>,
+    /// Their leaves in the sum tree (for [`Replay::set_priorities`]).
+    pub leaves: Vec<usize>,
+}
+
+/// Added to every |TD error| so no stored transition's priority is 0.
+pub const PRIORITY_EPS: f64 = 1e-3;
 
 impl Replay {
     /// `capacity` transitions in total, split evenly over `envs` environments.
@@ -78,7 +95,23 @@ impl Replay {
         };
         Replay {
             rings: vec![ring; envs.max(1)],
+            tree: None,
+            alpha: 0.0,
         }
+    }
+
+    /// Turns on prioritized replay with exponent `alpha` (0 < alpha <= 1):
+    /// new transitions get the largest priority seen so far.
+    pub fn with_priorities(mut self, alpha: f64) -> Replay {
+        let per = self.rings[0].frames.len();
+        self.tree = Some(SumTree::new(per * self.rings.len()));
+        self.alpha = alpha;
+        self
+    }
+
+    /// Whether sampling is prioritized.
+    pub fn is_prioritized(&self) -> bool {
+        self.tree.is_some()
     }
 
     /// Stores environment `env`'s step: it observed `obs` (the first frame of an
@@ -100,6 +133,11 @@ impl Replay {
         r.rewards[s] = reward;
         r.flags[s] = (u8::from(done) * DONE) | (u8::from(first) * FIRST);
         r.written += 1;
+        let leaf = env * r.frames.len() + s;
+        if let Some(t) = &mut self.tree {
+            let p = t.max_priority();
+            t.set(leaf, p);
+        }
     }
 
     /// Bytes of memory per stored transition (frame, action, reward, flags).
@@ -174,6 +212,74 @@ impl Replay {
         })
     }
 
+    /// The logical index now stored at leaf `leaf` (`None`: never written).
+    fn leaf_index(&self, leaf: usize) -> Option<(usize, u64)> {
+        let per = self.rings[0].frames.len();
+        let (env, slot) = (leaf / per, (leaf % per) as u64);
+        let r = self.rings.get(env)?;
+        if slot >= r.written {
+            return None;
+        }
+        let newest = r.written - 1;
+        let back = (newest % r.cap() + r.cap() - slot) % r.cap();
+        Some((env, newest - back))
+    }
+
+    /// Samples `batch` transitions with probability proportional to their
+    /// priority (one from each of `batch` equal slices of the total), with
+    /// importance-sampling weights for exponent `beta`. Falls back to no
+    /// samples when nothing can be drawn (empty memory or not prioritized).
+    pub fn sample_prioritized(
+        &self,
+        rng: &mut Pcg32,
+        batch: usize,
+        n: usize,
+        gamma: f32,
+        beta: f64,
+    ) -> Prioritized {
+        let mut out = Prioritized {
+            samples: Vec::with_capacity(batch),
+            weights: Vec::with_capacity(batch),
+            leaves: Vec::with_capacity(batch),
+        };
+        let Some(tree) = &self.tree else { return out };
+        let total = tree.total();
+        let stored = self.len() as f64;
+        if total <= 0.0 || stored < 2.0 {
+            return out;
+        }
+        let mut probs = Vec::with_capacity(batch);
+        for k in 0..batch {
+            // The newest entry of each ring has no successor yet: draw again.
+            for _ in 0..64 {
+                let leaf = tree.sample_stratum(rng, k, batch);
+                let Some((env, idx)) = self.leaf_index(leaf) else {
+                    continue;
+                };
+                if let Some(s) = self.transition(env, idx, n, gamma) {
+                    out.samples.push(s);
+                    out.leaves.push(leaf);
+                    probs.push(tree.get(leaf) / total);
+                    break;
+                }
+            }
+        }
+        let w: Vec<f64> = probs.iter().map(|&p| (stored * p).powf(-beta)).collect();
+        let max = w.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+        out.weights = w.iter().map(|&x| (x / max) as f32).collect();
+        out
+    }
+
+    /// Sets the priorities of `leaves` from their new |TD errors|.
+    pub fn set_priorities(&mut self, leaves: &[usize], td_abs: &[f32]) {
+        let alpha = self.alpha;
+        if let Some(t) = &mut self.tree {
+            for (&leaf, &d) in leaves.iter().zip(td_abs) {
+                t.set(leaf, (d.abs() as f64 + PRIORITY_EPS).powf(alpha));
+            }
+        }
+    }
+
     /// Samples `batch` transitions uniformly (environment, then entry).
     pub fn sample(&self, rng: &mut Pcg32, batch: usize, n: usize, gamma: f32) -> Vec<Sample> {
         let mut out = Vec::with_capacity(batch);
@@ -206,6 +312,45 @@ mod tests {
     }
     fn ids(st: [&[u8; FRAME_BYTES]; 4]) -> [u8; 4] {
         st.map(|f| f[0])
+    }
+
+    #[test]
+    fn prioritized_sampling_prefers_large_errors_and_weights_correct_it() {
+        let mut r = Replay::new(64, 2).with_priorities(1.0);
+        for t in 0..100u8 {
+            for env in 0..2 {
+                r.push(env, &frame(t), t == 0, t % 2, 0.1, false);
+            }
+        }
+        let mut rng = Pcg32::seed_from_u64(5);
+        let b = r.sample_prioritized(&mut rng, 32, 3, 0.99, 0.5);
+        assert_eq!(b.samples.len(), 32);
+        // Every drawn leaf maps back to the transition it was drawn for.
+        for (s, &leaf) in b.samples.iter().zip(&b.leaves) {
+            assert_eq!(r.leaf_index(leaf), Some((s.env, s.index)));
+        }
+        // Give one transition a large error, the rest a tiny one.
+        let all: Vec<usize> = (0..64).collect();
+        r.set_priorities(&all, &[0.0; 64]);
+        let hot = b.leaves[0];
+        r.set_priorities(&[hot], &[10.0]);
+        let b = r.sample_prioritized(&mut rng, 32, 3, 0.99, 1.0);
+        let hits = b.leaves.iter().filter(|&&l| l == hot).count();
+        assert!(hits > 24, "the high-error transition dominates: {hits}/32");
+        // With beta = 1 its weight is the smallest: (N P)^-1 undoes the bias.
+        let (wh, wc) =
+            b.leaves
+                .iter()
+                .zip(&b.weights)
+                .fold((1.0f32, 0.0f32), |(h, c), (&l, &w)| {
+                    if l == hot {
+                        (h.min(w), c)
+                    } else {
+                        (h, c.max(w))
+                    }
+                });
+        assert!(wh < wc, "hot weight {wh} vs cold {wc}");
+        assert!(b.weights.iter().all(|&w| w > 0.0 && w <= 1.0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::checkpoint::{self, write_atomic, TrainState};
 use crate::config::Config;
 use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
-use crate::metrics::{MetricRow, Metrics};
+use crate::metrics::{EvalSpread, MetricRow, Metrics};
 use crate::net::{Arch, QNetwork};
 use crate::replay::Replay;
 use anyhow::{Context, Result};
@@ -22,8 +22,9 @@ use tch::Device;
 
 /// Episodes in the running training-score mean.
 pub const RECENT_EPISODES: usize = 100;
-/// First game seed of the periodic evaluations (apart from training seeds).
-pub const EVAL_SEED: u64 = 1_000_000;
+/// First game seed of the periodic evaluations (far from every training seed
+/// `seed * 1_000_003 + ...` and from the final evaluation's seeds 0..N).
+pub const EVAL_SEED: u64 = 1 << 48;
 
 /// Why training stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +49,31 @@ pub struct Trained {
 
 /// The device to train on: CUDA when libtorch sees a GPU, else the CPU.
 pub fn pick_device() -> Device {
+    load_cuda_backend();
     if tch::Cuda::is_available() {
         Device::Cuda(0)
     } else {
         Device::Cpu
     }
+}
+
+/// libtorch registers its CUDA backend when `libtorch_cuda.so` is loaded, but
+/// the linker drops that library from the binary (no symbol of it is used
+/// directly), so CUDA would never be seen. Load it by hand, found through
+/// `LD_LIBRARY_PATH` or the binary's runpath; where it is absent (a CPU-only
+/// libtorch) nothing happens and training runs on the CPU.
+fn load_cuda_backend() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a constant NUL-terminated name; the handle is kept (never
+        // closed) for the life of the process, as libtorch expects.
+        let _handle = unsafe {
+            libc::dlopen(
+                c"libtorch_cuda.so".as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_GLOBAL,
+            )
+        };
+    });
 }
 
 /// The run's best network so far (by periodic greedy evaluation).
@@ -72,10 +93,16 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     let (mut learner, mut state, mut metrics) = if resume {
         let (learner, mut state) = checkpoint::load(run_dir, device)?;
         state.sessions += 1;
-        // Budget and bookkeeping flags may change on resume; the learning ones may not.
-        let mut cfg_new = cfg.clone();
-        cfg_new.net = state.config.net.clone();
-        state.config = cfg_new;
+        // Budget and bookkeeping flags may change on resume; the learning ones
+        // may not (the caller checks with `Config::learning_changes`).
+        let changed = cfg.learning_changes(&state.config);
+        if !changed.is_empty() {
+            anyhow::bail!(
+                "a resumed run keeps its learning settings; these differ: {}",
+                changed.join(", ")
+            );
+        }
+        state.config = cfg.clone();
         let metrics = Metrics::load(&run_dir.join("metrics.csv"))?;
         eprintln!(
             "resuming {} at {} env steps, {} updates ({:.1} min trained)",
@@ -121,6 +148,9 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         .wrapping_add(state.sessions * 10_007);
     let mut envs = VecEnv::new(cfg.num_envs, env_seed);
     let mut replay = Replay::new(cfg.replay_capacity, cfg.num_envs);
+    if cfg.per_alpha > 0.0 {
+        replay = replay.with_priorities(cfg.per_alpha);
+    }
     let mut rng = state.rng.clone();
     let mut recent: VecDeque<u32> = state.recent_scores.iter().copied().collect();
     // A fresh run learns after `learning_starts` steps of biased random play; a
@@ -140,7 +170,12 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         u64::MAX
     };
     let mut last_loss = f64::NAN;
-    let mut last_eval = metrics.rows.last().map(|r| r.eval_mean).unwrap_or(f64::NAN);
+    let mut last_eval = metrics
+        .evals()
+        .last()
+        .map(|(_, e)| e.mean)
+        .unwrap_or(f64::NAN);
+    let mut lr = cfg.lr;
     let mut actions = vec![0u8; cfg.num_envs];
     let reason;
 
@@ -190,15 +225,59 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             update_credit += cfg.num_envs as u64;
             while update_credit >= cfg.steps_per_update {
                 update_credit -= cfg.steps_per_update;
-                let samples = replay.sample(&mut rng, cfg.batch_size, cfg.n_step, gamma as f32);
-                let batch = learner.make_batch(&replay, &samples, gamma);
-                last_loss = learner.update(&batch, &cfg)?;
+                let progress = if cfg.total_steps > 0 {
+                    state.env_steps as f64 / cfg.total_steps as f64
+                } else {
+                    elapsed / budget_s
+                };
+                lr = cfg.learning_rate(progress);
+                if replay.is_prioritized() {
+                    let beta = cfg.per_beta + (1.0 - cfg.per_beta) * progress.clamp(0.0, 1.0);
+                    let drawn = replay.sample_prioritized(
+                        &mut rng,
+                        cfg.batch_size,
+                        cfg.n_step,
+                        gamma as f32,
+                        beta,
+                    );
+                    if !drawn.samples.is_empty() {
+                        let batch = learner.make_batch(
+                            &replay,
+                            &drawn.samples,
+                            gamma,
+                            Some(&drawn.weights),
+                        );
+                        last_loss = learner.update(&batch, &cfg, lr)?;
+                        replay.set_priorities(&drawn.leaves, &learner.last_td_abs);
+                    }
+                } else {
+                    let samples = replay.sample(&mut rng, cfg.batch_size, cfg.n_step, gamma as f32);
+                    let batch = learner.make_batch(&replay, &samples, gamma, None);
+                    last_loss = learner.update(&batch, &cfg, lr)?;
+                }
                 state.updates = learner.updates;
             }
         }
 
-        // Evaluate, log, checkpoint.
-        if state.env_steps >= next_eval {
+        // Evaluate (a row of its own), log, checkpoint.
+        let mean_score = mean(&recent);
+        let row = |state: &TrainState, eval: Option<EvalSpread>, window: &mut Window| {
+            let (sps, ups) = window.rates(state.env_steps, state.updates);
+            MetricRow {
+                step: state.env_steps,
+                episodes: state.episodes,
+                mean_score,
+                eval,
+                loss: last_loss,
+                epsilon: eps,
+                lr,
+                env_steps_per_s: sps,
+                updates_per_s: ups,
+                minutes: elapsed / 60.0,
+            }
+        };
+        let evaluate_now = state.env_steps >= next_eval;
+        if evaluate_now {
             next_eval += cfg.eval_every;
             let r = evaluate(
                 &learner.online,
@@ -207,7 +286,19 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 cfg.eval_max_score,
             )?;
             last_eval = r.mean_score;
-            if r.mean_score > state.best_eval {
+            metrics.rows.push(row(
+                &state,
+                Some(EvalSpread {
+                    mean: r.mean_score,
+                    median: r.median_score,
+                    min: r.min_score as f64,
+                    max: r.max_score as f64,
+                }),
+                &mut window,
+            ));
+            metrics.save(run_dir)?;
+            // Ties go to the later network (more training, lower learning rate).
+            if r.mean_score >= state.best_eval {
                 state.best_eval = r.mean_score;
                 // tch picks the file format from the extension: keep `.safetensors`.
                 let tmp = run_dir.join("best.tmp.safetensors");
@@ -215,30 +306,29 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 std::fs::rename(&tmp, best_model_path(run_dir))?;
             }
         }
-        let mean_score = mean(&recent);
         if state.env_steps >= next_log {
             next_log += cfg.log_every;
-            let (sps, ups) = window.rates(state.env_steps, state.updates);
-            metrics.rows.push(MetricRow {
-                step: state.env_steps,
-                episodes: state.episodes,
-                mean_score,
-                eval_mean: last_eval,
-                loss: last_loss,
-                epsilon: eps,
-                env_steps_per_s: sps,
-                updates_per_s: ups,
-                minutes: elapsed / 60.0,
-            });
-            metrics.save(run_dir)?;
+            // An evaluation row written at this step already logs it.
+            let r = if evaluate_now {
+                metrics
+                    .rows
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| row(&state, None, &mut window))
+            } else {
+                let r = row(&state, None, &mut window);
+                metrics.rows.push(r.clone());
+                metrics.save(run_dir)?;
+                r
+            };
             bar.set_message(format!(
                 "step {} | score {:.1} | eval {:.1} | eps {:.3} | {:.0} steps/s {:.0} upd/s | loss {:.4}",
                 human(state.env_steps),
                 mean_score,
                 last_eval,
                 eps,
-                sps,
-                ups,
+                r.env_steps_per_s,
+                r.updates_per_s,
                 last_loss
             ));
         }

@@ -53,6 +53,55 @@ const TINY: &[&str] = &[
 ];
 
 #[test]
+fn a_run_stopped_before_its_first_evaluation_resumes() {
+    // No evaluation has happened yet: the best score is -inf, which JSON
+    // cannot hold; state.json must still read back.
+    let dir = tmpdir("early");
+    let runs = dir.join("runs");
+    let run = runs.join("early");
+    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "early"];
+    args.extend_from_slice(&["--total-steps", "800", "--no-finish"]);
+    let mut tiny = TINY.to_vec();
+    let at = tiny.iter().position(|a| *a == "--eval-every").unwrap();
+    tiny[at + 1] = "0";
+    args.extend_from_slice(&tiny);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    assert!(text.contains("\"best_eval\": null"), "{text}");
+    let o = trainer(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--total-steps",
+        "1200",
+        "--no-finish",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(st["env_steps"], 1200);
+    // A resume may extend the budget, not change what is learned.
+    let o = trainer(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--total-steps",
+        "1600",
+        "--lr",
+        "0.01",
+        "--no-finish",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("keeps its learning settings") && stderr(&o).contains("lr"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn tiny_run_resume_eval_record_export() {
     let dir = tmpdir("run");
     let run = dir.join("runs/tiny");
@@ -126,10 +175,26 @@ fn tiny_run_resume_eval_record_export() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in ["mean_score", "median_score", "max_score", "episodes"] {
+    for k in [
+        "mean_score",
+        "median_score",
+        "max_score",
+        "min_score",
+        "scores",
+        "episodes",
+    ] {
         assert!(!j[k].is_null(), "missing {k} in {j}");
     }
     assert_eq!(j["episodes"], 3);
+    let scores: Vec<u64> = j["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 3);
+    assert_eq!(j["min_score"].as_u64(), scores.iter().min().copied());
+    assert_eq!(j["max_score"].as_u64(), scores.iter().max().copied());
 
     // Record, then export calibrated on it; policy-core loads the blob.
     let rec = dir.join("f.rec");

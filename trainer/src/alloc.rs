@@ -1,0 +1,19 @@
+//! Keeps the C allocator from handing big blocks back to the kernel.
+//!
+//! Every gradient update builds a few megabyte-sized host buffers and
+//! tensors. glibc serves blocks that large with `mmap` and returns them with
+//! `munmap` when freed, so each update paid for fresh zeroed pages: measured
+//! here, about half of the CPU time went to the kernel and updates ran ~30 %
+//! slower. Raising the mmap and trim thresholds lets freed blocks be reused.
+
+/// Raises glibc's mmap threshold to its maximum (32 MiB on 64-bit) and the
+/// trim threshold to 1 GiB. Call once, at the start of `main`.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
