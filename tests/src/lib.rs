@@ -65,6 +65,10 @@ pub struct FrameParity {
     pub frames: usize,
     /// Fraction of frames whose greedy action matches.
     pub agreement: f64,
+    /// Frames that are not near-ties: float `|Q0 - Q1|` above [`TIE_FRAC`] of the Q range.
+    pub frames_non_tie: usize,
+    /// Agreement on those frames.
+    pub agreement_non_tie: f64,
     /// Frames whose float margin `|Q0 - Q1|` exceeds the threshold.
     pub frames_above_margin: usize,
     /// Agreement on those frames.
@@ -83,6 +87,13 @@ pub struct FrameParity {
     #[serde(skip)]
     pub q_errors: Vec<f64>,
 }
+
+/// Float margins `|Q0 - Q1|` below this fraction of the Q range are near-ties:
+/// a few times the export's mean Q error (about 0.2 % of the range), so the
+/// integer policy's choice there is a coin flip that says nothing about the
+/// export. A well-trained policy meets many such frames (both actions are
+/// safe), so agreement is judged on the others.
+pub const TIE_FRAC: f64 = 0.005;
 
 /// Compares the float network (`net`, tch; `model`, its plain-Rust copy for
 /// per-layer activations) with the integer `policy` on `stacks`. The margin
@@ -115,6 +126,7 @@ pub fn frame_parity(
     let mut shapes = vec![(0, 0, 0); n_stages];
     let mut scales = vec![0f64; n_stages];
     let (mut agree, mut above, mut agree_above) = (0usize, 0usize, 0usize);
+    let (mut non_tie, mut agree_non_tie) = (0usize, 0usize);
     let mut q_errors = Vec::with_capacity(stacks.len() * 2);
     for (stack, f) in stacks.iter().zip(&fq) {
         let trace = policy.q_values_trace(stack);
@@ -135,6 +147,10 @@ pub fn frame_parity(
         let float_act = usize::from(f[1] > f[0]);
         let int_act = policy_core::action_of(&trace.q).index();
         agree += usize::from(float_act == int_act);
+        if ((f[0] - f[1]).abs() as f64) > TIE_FRAC * q_range {
+            non_tie += 1;
+            agree_non_tie += usize::from(float_act == int_act);
+        }
         if ((f[0] - f[1]).abs() as f64) > margin {
             above += 1;
             agree_above += usize::from(float_act == int_act);
@@ -164,6 +180,12 @@ pub fn frame_parity(
     Ok(FrameParity {
         frames: n,
         agreement: agree as f64 / n as f64,
+        frames_non_tie: non_tie,
+        agreement_non_tie: if non_tie == 0 {
+            1.0
+        } else {
+            agree_non_tie as f64 / non_tie as f64
+        },
         frames_above_margin: above,
         agreement_above_margin: if above == 0 {
             1.0
@@ -335,7 +357,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Minimum action agreement.
+    /// Minimum action agreement on frames that are not near-ties (see [`TIE_FRAC`]).
     pub const MIN_AGREEMENT: f64 = 0.995;
     /// Minimum per-layer cosine similarity.
     pub const MIN_COSINE: f64 = 0.99;
@@ -348,11 +370,12 @@ impl Verdict {
     /// Judges a frame comparison and optionally a closed-loop run.
     pub fn judge(f: &FrameParity, c: Option<&ClosedLoop>) -> Verdict {
         let mut failures = Vec::new();
-        if f.agreement < Self::MIN_AGREEMENT {
+        if f.agreement_non_tie < Self::MIN_AGREEMENT {
             failures.push(format!(
-                "action agreement {:.4} < {}",
-                f.agreement,
-                Self::MIN_AGREEMENT
+                "action agreement {:.4} < {} on the {} frames that are not near-ties",
+                f.agreement_non_tie,
+                Self::MIN_AGREEMENT,
+                f.frames_non_tie
             ));
         }
         if f.agreement_above_margin < 1.0 {
@@ -425,6 +448,8 @@ mod tests {
         FrameParity {
             frames: 100,
             agreement: 1.0,
+            frames_non_tie: 95,
+            agreement_non_tie: 1.0,
             frames_above_margin: 90,
             agreement_above_margin: 1.0,
             margin: 0.1,

@@ -93,6 +93,8 @@ fn run() -> Result<bool> {
         let j = serde_json::json!({
             "frames": f.frames,
             "agreement": f.agreement,
+            "agreement_non_tie": f.agreement_non_tie,
+            "frames_non_tie": f.frames_non_tie,
             "agreement_above_margin": f.agreement_above_margin,
             "frames_above_margin": f.frames_above_margin,
             "margin": f.margin,

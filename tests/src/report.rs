@@ -23,8 +23,14 @@ pub fn markdown(
     s.push_str("\n## Recorded frames\n\n| measure | value |\n|---|---:|\n");
     s.push_str(&format!("| frame stacks | {} |\n", f.frames));
     s.push_str(&format!(
-        "| action agreement | {:.4}% |\n",
+        "| action agreement, all frames | {:.4}% |\n",
         100.0 * f.agreement
+    ));
+    s.push_str(&format!(
+        "| agreement where float margin > {:.1} % of the range, not a near-tie ({} frames) | {:.4}% |\n",
+        100.0 * crate::TIE_FRAC,
+        f.frames_non_tie,
+        100.0 * f.agreement_non_tie
     ));
     s.push_str(&format!(
         "| agreement where float margin > {:.4} ({} frames) | {:.4}% |\n",

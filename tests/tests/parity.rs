@@ -42,13 +42,24 @@ fn reference_model_meets_the_parity_bars() {
         "{}",
         parity::report::markdown(&f, Some(&c), &Verdict::judge(&f, Some(&c)), None)
     );
-    assert!(f.agreement >= 0.995, "agreement {}", f.agreement);
+    assert!(
+        f.agreement_non_tie >= 0.995,
+        "agreement off near-ties {}",
+        f.agreement_non_tie
+    );
+    assert!(f.frames_non_tie > f.frames / 2, "most frames are no ties");
     assert_eq!(f.agreement_above_margin, 1.0);
     assert!(
         f.frames_above_margin > f.frames / 2,
         "the margin threshold must leave most frames in"
     );
-    assert!(c.int_mean_score >= 0.95 * c.float_mean_score, "{c:?}");
+    // Closed loop: judged on paired seeds (one early divergence in a chaotic
+    // game must not fail an export that is right).
+    let p = c.paired();
+    assert!(
+        p.upper_95 >= -(1.0 - Verdict::MIN_SCORE_RATIO) * c.float_mean_score,
+        "{c:?} {p:?}"
+    );
     assert!(
         c.float_mean_score > 1.0,
         "the reference model must actually play: {c:?}"
@@ -75,7 +86,8 @@ fn a_broken_export_is_caught() {
     let (net, blob, rec) = reference_parts();
     let model = net.to_float_model();
     let stacks = &rec.stacks[..rec.stacks.len().min(600)];
-    let bad = break_scale(blob, 2);
+    // Layer 4 is the first dense layer of both the compact and the classic net.
+    let bad = break_scale(blob, 4);
     let mut policy = Policy::from_blob(bad).unwrap();
     let f = frame_parity(&net, &model, &mut policy, stacks, 0.02).unwrap();
     let v = Verdict::judge(&f, None);

@@ -244,7 +244,7 @@ impl Config {
     /// Learning rate at `progress` (0 = start, 1 = end of the budget).
     pub fn learning_rate(&self, progress: f64) -> f64 {
         let t = progress.clamp(0.0, 1.0);
-        self.lr + (self.lr_end - self.lr) * t
+        self.lr * (1.0 - t) + self.lr_end * t
     }
 
     /// Exploration rate after `env_steps` total environment steps.
