@@ -76,6 +76,38 @@ fn load_cuda_backend() {
     });
 }
 
+/// An exclusive advisory lock (`flock`) on `<run>/.lock`, held while a
+/// trainer writes the run folder: a second trainer on the same folder stops
+/// with a clear message instead of writing over the first one's files. The
+/// kernel releases it when the process ends, however it ends.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of `run_dir`, or says which run is busy.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock> {
+        use std::os::fd::AsRawFd;
+        let path = run_dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            anyhow::bail!(
+                "{} is being written by another trainer (its lock {} is held); wait for it or pick another --name",
+                run_dir.display(),
+                path.display()
+            );
+        }
+        Ok(RunLock { _file: file })
+    }
+}
+
 /// The run's best network so far (by periodic greedy evaluation).
 pub fn best_model_path(run_dir: &Path) -> PathBuf {
     run_dir.join("best.safetensors")
@@ -87,6 +119,7 @@ pub fn best_model_path(run_dir: &Path) -> PathBuf {
 pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Result<Trained> {
     let device = pick_device();
     std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let _lock = RunLock::acquire(run_dir)?;
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
@@ -447,5 +480,22 @@ pub fn load_best(run_dir: &Path, device: Device) -> Result<QNetwork> {
         checkpoint::load_network(&best, device)
     } else {
         checkpoint::load_network(run_dir, device)
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_run_folder_has_one_writer_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("trainer-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = RunLock::acquire(&dir).unwrap();
+        let e = RunLock::acquire(&dir).err().unwrap().to_string();
+        assert!(e.contains("another trainer"), "{e}");
+        drop(first);
+        RunLock::acquire(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
