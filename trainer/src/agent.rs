@@ -81,6 +81,10 @@ pub struct Learner {
     pub target: QNetwork,
     /// The optimizer.
     pub adam: Adam,
+    /// An exponential moving average of the online weights (`policy_ema` > 0):
+    /// the policy that is evaluated, selected and exported instead of the
+    /// online network, which moves with every update.
+    pub ema: Option<QNetwork>,
     /// Gradient updates done.
     pub updates: u64,
     /// |TD error| of each sample of the last weighted update (prioritized replay).
@@ -116,11 +120,27 @@ impl Learner {
             online,
             target,
             adam,
+            ema: None,
             updates: 0,
             last_td_abs: Vec::new(),
             host_s: Vec::new(),
             host_n: Vec::new(),
         })
+    }
+
+    /// Keeps an exponential moving average of the online weights from now
+    /// on (see [`Learner::ema`]), starting from the current weights.
+    pub fn with_ema(mut self) -> Result<Learner> {
+        let mut ema = QNetwork::new(self.online.arch, self.online.device());
+        ema.copy_from(&self.online)?;
+        self.ema = Some(ema);
+        Ok(self)
+    }
+
+    /// The network to evaluate, select and export: the moving average when
+    /// there is one, else the online network.
+    pub fn policy(&self) -> &QNetwork {
+        self.ema.as_ref().unwrap_or(&self.online)
     }
 
     /// Assembles the sampled transitions on the host (one contiguous buffer per
@@ -194,6 +214,9 @@ impl Learner {
         self.adam
             .step(&self.online, lr, cfg.adam_eps, cfg.grad_clip);
         self.updates += 1;
+        if let Some(ema) = &mut self.ema {
+            ema.polyak_from(&self.online, cfg.policy_ema);
+        }
         if cfg.tau > 0.0 {
             self.target.polyak_from(&self.online, cfg.tau);
         } else if self.updates.is_multiple_of(cfg.target_update) {
@@ -281,6 +304,37 @@ mod tests {
             differ > 0,
             "double and plain targets coincide on every sample: the test would not see a mix-up"
         );
+    }
+
+    #[test]
+    fn the_moving_average_trails_the_online_network() {
+        let cfg = Config {
+            lr: 1e-3,
+            policy_ema: 0.1,
+            ..Config::default()
+        };
+        let mut l = Learner::new(Arch::Small, Device::Cpu)
+            .unwrap()
+            .with_ema()
+            .unwrap();
+        // The average follows ema <- (1 - tau) ema + tau online after every update.
+        let mut want = vals(&l.online.vs.variables()["l4.bias"]);
+        let start = want.clone();
+        let b = batch(16, vec![0.0; 16]);
+        for _ in 0..5 {
+            l.update(&b, &cfg, cfg.lr).unwrap();
+            let online = vals(&l.online.vs.variables()["l4.bias"]);
+            for (w, o) in want.iter_mut().zip(&online) {
+                *w = (1.0 - 0.1) * *w + 0.1 * o;
+            }
+        }
+        let online = vals(&l.online.vs.variables()["l4.bias"]);
+        let ema = vals(&l.policy().vs.variables()["l4.bias"]);
+        assert_ne!(online, start, "the online network moved");
+        assert_ne!(ema, online, "the policy is the average, not the online net");
+        for (e, w) in ema.iter().zip(&want) {
+            assert!((e - w).abs() < 1e-6, "ema {e} vs recurrence {w}");
+        }
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub fn save(dir: &Path, learner: &Learner, state: &TrainState) -> Result<()> {
         .vs
         .save(tmp.join("target.safetensors"))
         .context("saving target")?;
+    if let Some(ema) = &learner.ema {
+        ema.vs
+            .save(tmp.join("ema.safetensors"))
+            .context("saving the policy average")?;
+    }
     let mut adam: Vec<(String, Tensor)> = Vec::new();
     for (n, t) in &learner.adam.m {
         adam.push((format!("m.{n}"), t.shallow_clone()));
@@ -204,6 +209,18 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
         let t = Tensor::read_safetensors(&p)
             .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
         load_into(net, &t, &p)?;
+    }
+    if state.config.policy_ema > 0.0 {
+        learner = learner.with_ema()?;
+        let p = dir.join("ema.safetensors");
+        // A checkpoint from before the average existed starts it from the online weights.
+        if p.is_file() {
+            let t = Tensor::read_safetensors(&p)
+                .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
+            if let Some(ema) = &mut learner.ema {
+                load_into(ema, &t, &p)?;
+            }
+        }
     }
     let p = dir.join("adam.safetensors");
     let t = Tensor::read_safetensors(&p)

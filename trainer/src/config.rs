@@ -65,6 +65,11 @@ pub struct Config {
     /// Polyak coefficient for a soft target update after every gradient update (0 = hard updates).
     #[arg(long, default_value_t = Config::default().tau)]
     pub tau: f64,
+    /// Weight of the online network in the policy's moving average after each
+    /// update (0 = no average: the online network itself is evaluated and
+    /// exported). 1e-4 averages over about 10 000 updates.
+    #[arg(long, default_value_t = Config::default().policy_ema)]
+    pub policy_ema: f64,
     /// Double DQN target (online argmax, target value); false = max of the target network.
     #[arg(long, default_value_t = Config::default().double_dqn, action = clap::ArgAction::Set)]
     pub double_dqn: bool,
@@ -132,6 +137,7 @@ impl Default for Config {
             steps_per_update: 8,
             target_update: 2_000,
             tau: 0.0,
+            policy_ema: 0.0,
             double_dqn: true,
             huber_delta: 1.0,
             grad_clip: 10.0,
@@ -203,6 +209,10 @@ impl Config {
             ),
             (self.target_update >= 1, "target_update must be >= 1"),
             ((0.0..=1.0).contains(&self.tau), "tau must be in [0, 1]"),
+            (
+                (0.0..=1.0).contains(&self.policy_ema),
+                "policy_ema must be in [0, 1]",
+            ),
             (
                 (0.0..=1.0).contains(&self.eps_start),
                 "eps_start must be in [0, 1]",

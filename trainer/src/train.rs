@@ -154,7 +154,10 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             );
         }
         tch::manual_seed(cfg.seed as i64);
-        let learner = Learner::new(Arch::parse(&cfg.net)?, device)?;
+        let mut learner = Learner::new(Arch::parse(&cfg.net)?, device)?;
+        if cfg.policy_ema > 0.0 {
+            learner = learner.with_ema()?;
+        }
         let state = TrainState {
             env_steps: 0,
             updates: 0,
@@ -313,7 +316,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         if evaluate_now {
             next_eval += cfg.eval_every;
             let r = evaluate(
-                &learner.online,
+                learner.policy(),
                 cfg.eval_episodes,
                 EVAL_SEED,
                 cfg.eval_max_score,
@@ -335,7 +338,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 state.best_eval = r.mean_score;
                 // tch picks the file format from the extension: keep `.safetensors`.
                 let tmp = run_dir.join("best.tmp.safetensors");
-                learner.online.vs.save(&tmp)?;
+                learner.policy().vs.save(&tmp)?;
                 std::fs::rename(&tmp, best_model_path(run_dir))?;
             }
         }
@@ -377,7 +380,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     metrics.save(run_dir)?;
     bar.finish_and_clear();
     if !best_model_path(run_dir).exists() {
-        learner.online.vs.save(best_model_path(run_dir))?;
+        learner.policy().vs.save(best_model_path(run_dir))?;
     }
     learner.updates = state.updates;
     Ok(Trained {

@@ -53,6 +53,47 @@ const TINY: &[&str] = &[
 ];
 
 #[test]
+fn the_policy_average_is_checkpointed_and_resumed() {
+    let dir = tmpdir("ema");
+    let runs = dir.join("runs");
+    let run = runs.join("ema");
+    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "ema"];
+    args.extend_from_slice(&[
+        "--total-steps",
+        "1200",
+        "--no-finish",
+        "--policy-ema",
+        "0.01",
+    ]);
+    args.extend_from_slice(TINY);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("checkpoint/ema.safetensors").is_file());
+    assert!(run.join("best.safetensors").is_file());
+    let o = trainer(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--total-steps",
+        "1600",
+        "--no-finish",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The saved average is the evaluated policy: eval loads it like any weights.
+    let o = trainer(&[
+        "eval",
+        "--checkpoint",
+        s(&run.join("checkpoint/ema.safetensors")),
+        "--episodes",
+        "2",
+        "--max-score",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_run_stopped_before_its_first_evaluation_resumes() {
     // No evaluation has happened yet: the best score is -inf, which JSON
     // cannot hold; state.json must still read back.
