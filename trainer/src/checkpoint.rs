@@ -145,12 +145,17 @@ pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
     } else {
         resolve(path)?.join("model.safetensors")
     };
-    let tensors = Tensor::read_safetensors(&file)
-        .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", file.display()))?;
+    let tensors = read_tensors(&file)?;
     let arch = QNetwork::arch_of(&tensors)?;
     let mut net = QNetwork::new(arch, device);
     load_into(&mut net, &tensors, &file)?;
     Ok(net)
+}
+
+/// The named tensors of a `.safetensors` file, or an error naming it.
+fn read_tensors(p: &Path) -> Result<Vec<(String, Tensor)>> {
+    Tensor::read_safetensors(p)
+        .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))
 }
 
 fn load_into(net: &mut QNetwork, tensors: &[(String, Tensor)], file: &Path) -> Result<()> {
@@ -206,25 +211,20 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
         ("target.safetensors", &mut learner.target),
     ] {
         let p = dir.join(file);
-        let t = Tensor::read_safetensors(&p)
-            .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
-        load_into(net, &t, &p)?;
+        load_into(net, &read_tensors(&p)?, &p)?;
     }
     if state.config.policy_ema > 0.0 {
         learner = learner.with_ema()?;
         let p = dir.join("ema.safetensors");
         // A checkpoint from before the average existed starts it from the online weights.
         if p.is_file() {
-            let t = Tensor::read_safetensors(&p)
-                .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
             if let Some(ema) = &mut learner.ema {
-                load_into(ema, &t, &p)?;
+                load_into(ema, &read_tensors(&p)?, &p)?;
             }
         }
     }
     let p = dir.join("adam.safetensors");
-    let t = Tensor::read_safetensors(&p)
-        .map_err(|e| anyhow::anyhow!("bad or truncated checkpoint {}: {e}", p.display()))?;
+    let t = read_tensors(&p)?;
     tch::no_grad(|| -> Result<()> {
         for (name, t) in t {
             let (map, var) = match (name.strip_prefix("m."), name.strip_prefix("v.")) {
