@@ -458,20 +458,22 @@ impl<'a> Model<'a> {
                     if out_c > ACC_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
+                    let is_next_pool = matches!(
+                        self.layers.get(i + 1).map(|l| l.kind),
+                        Some(LayerKind::MaxPool { .. })
+                    );
                     if i == 0 {
                         // Binary kernel: a k-bit window of a padded 80-bit row in a u128.
                         if k > MAX_K1 || in_c * k * out_c > ROWSUM_CAP || shape.w + 2 * p > 128 {
                             return Err(BlobError::CapacityExceeded { layer: i });
                         }
-                        if out.w * out.c > POOL_ROW_CAP {
+                        // The running-max row holds one *output* row: the pooled width when a
+                        // pool follows (checked there), the conv's own width otherwise.
+                        if !is_next_pool && out.w * out.c > POOL_ROW_CAP {
                             return Err(BlobError::CapacityExceeded { layer: i });
                         }
                     }
                     check_len(layer.weights, k * k * in_c * out_c, i, Field::Weights)?;
-                    let is_next_pool = matches!(
-                        self.layers.get(i + 1).map(|l| l.kind),
-                        Some(LayerKind::MaxPool { .. })
-                    );
                     if !is_next_pool && out.len() > ACT_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }

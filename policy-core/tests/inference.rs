@@ -81,3 +81,61 @@ fn empty_then_load_in_place_matches_from_blob() {
     let s = rand_stack(&mut rng);
     assert_eq!(b.q_values(&s), c.q_values(&s));
 }
+
+/// A first conv whose unpooled row is wider than `POOL_ROW_CAP` (40 x 32 = 1280)
+/// but whose pooled row fits (10 x 32 = 320): valid, and it runs exactly.
+#[test]
+fn wide_first_conv_followed_by_a_pool_is_accepted_and_exact() {
+    use policy_core::blob::LayerKind;
+    let mut rng = Rng(4242);
+    let conv1 = LayerKind::Conv2d {
+        in_c: 4,
+        out_c: 32,
+        k: 4,
+        stride: 2,
+        pad: 1,
+    };
+    let layers = vec![
+        rand_layer(&mut rng, conv1, false, 60, 200, 3),
+        pool_layer(4),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense {
+                inp: 10 * 10 * 32,
+                out: 16,
+            },
+            false,
+            127,
+            5_000,
+            10,
+        ),
+        rand_layer(&mut rng, LayerKind::Dense { inp: 16, out: 2 }, true, 127, 5_000, 0),
+    ];
+    assert!(40 * 32 > policy_core::POOL_ROW_CAP);
+    let blob = encode(&layers);
+    let mut p = Policy::from_blob(&blob).expect("pooled row fits: valid blob");
+    for _ in 0..3 {
+        let stack = rand_stack(&mut rng);
+        let (_, want) = reference(&layers, &stack);
+        assert_eq!(p.q_values(&stack), want);
+    }
+    // Without the pool the same conv does not fit (its row, and its whole map).
+    let mut unpooled = layers;
+    unpooled.remove(1);
+    unpooled[1] = rand_layer(
+        &mut rng,
+        LayerKind::Dense {
+            inp: 40 * 40 * 32,
+            out: 16,
+        },
+        false,
+        127,
+        5_000,
+        10,
+    );
+    let bytes = common::sealed(&payload_of(&unpooled), policy_core::blob::VERSION);
+    assert!(matches!(
+        Policy::from_blob(&bytes),
+        Err(policy_core::BlobError::CapacityExceeded { layer: 0 })
+    ));
+}
