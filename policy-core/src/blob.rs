@@ -125,9 +125,82 @@ pub enum Field {
     WScales,
 }
 
+impl core::fmt::Display for Field {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Field::Weights => "weights",
+            Field::Biases => "biases",
+            Field::Multipliers => "multipliers",
+            Field::Shifts => "shifts",
+            Field::WScales => "weight scales",
+        })
+    }
+}
+
+/// One line for people, e.g. `layer 2: needs more working memory than this
+/// build has (raise the capacity constants of policy-core)`.
+///
+/// ```
+/// use policy_core::{BlobError, Policy};
+/// let err = Policy::from_blob(b"not a blob").unwrap_err();
+/// assert_eq!(err, BlobError::BadMagic);
+/// assert_eq!(err.to_string(), "not a policy blob (wrong magic bytes)");
+/// ```
 impl core::fmt::Display for BlobError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Debug::fmt(self, f)
+        use BlobError as E;
+        match *self {
+            E::Truncated => f.write_str("truncated: the blob ends before its header or payload does"),
+            E::TrailingBytes => f.write_str("unexpected bytes after the end of the model"),
+            E::BadMagic => f.write_str("not a policy blob (wrong magic bytes)"),
+            E::UnsupportedVersion(v) => write!(
+                f,
+                "blob format version {v}, but this build reads version {VERSION} only"
+            ),
+            E::CrcMismatch { expected, actual } => write!(
+                f,
+                "corrupted: payload CRC-32 is {actual:08x}, the header says {expected:08x}"
+            ),
+            E::Malformed => f.write_str(
+                "malformed payload: not a model encoding (or more than 8 layers)",
+            ),
+            E::BadInput => f.write_str("the model's input is not 4 stacked 80x80 binary frames"),
+            E::BadActionCount => f.write_str("the model does not choose between 2 actions"),
+            E::NoLayers => f.write_str("the model has no layers"),
+            E::UnsupportedLayer { layer } => write!(
+                f,
+                "layer {layer}: this kind of layer is not supported at this position"
+            ),
+            E::ShapeMismatch { layer } => write!(
+                f,
+                "layer {layer}: its shape does not fit the previous layer's output"
+            ),
+            E::BadOutput => f.write_str("the last layer does not output one value per action"),
+            E::BadRelu { layer } => write!(
+                f,
+                "layer {layer}: wrong ReLU flag (hidden layers have one, pools and the last layer not)"
+            ),
+            E::BadLength { layer, field } => {
+                write!(f, "layer {layer}: the {field} have the wrong length for its shape")
+            }
+            E::CapacityExceeded { layer } => write!(
+                f,
+                "layer {layer}: needs more working memory than this build has (raise the capacity constants of policy-core)"
+            ),
+            E::ShiftOutOfRange { layer, channel } => write!(
+                f,
+                "layer {layer}, channel {channel}: requantization shift above 31"
+            ),
+            E::BadMultiplier { layer, channel } => write!(
+                f,
+                "layer {layer}, channel {channel}: negative requantization multiplier"
+            ),
+            E::AccumulatorOverflow { layer, channel } => write!(
+                f,
+                "layer {layer}, channel {channel}: some input could overflow its 32-bit accumulator"
+            ),
+            E::BufferTooSmall => f.write_str("the output buffer is too small for the blob"),
+        }
     }
 }
 

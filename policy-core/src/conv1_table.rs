@@ -82,7 +82,19 @@ pub enum TableError {
 
 impl core::fmt::Display for TableError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Debug::fmt(self, f)
+        match *self {
+            TableError::Unsupported => f.write_str(
+                "the first conv has no nibble table (it needs an 8x8 kernel, a stride that is a multiple of 4, an even channel count and at most 4 frames)",
+            ),
+            TableError::BadLength { expected, actual } => write!(
+                f,
+                "the nibble table has {actual} words, the first conv needs {expected}"
+            ),
+            TableError::Mismatch { word } => write!(
+                f,
+                "the nibble table does not match the first conv's weights (word {word} differs)"
+            ),
+        }
     }
 }
 

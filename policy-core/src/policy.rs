@@ -70,22 +70,31 @@ enum StageOut<'b> {
 }
 
 impl<'a> Policy<'a> {
-    /// Decodes and validates `bytes` (see [`Model::from_bytes`]) and prepares the buffers.
+    /// Decodes and validates `bytes` (see [`Model::from_bytes`]) and prepares the buffers:
+    /// [`Policy::empty`] then [`Policy::load`].
+    ///
+    /// ```
+    /// use flappy::Game;
+    /// use policy_core::{Action, FrameStack, Policy};
+    /// // The committed reference network (in firmware: a blob in flash).
+    /// let blob = include_bytes!("../../models/reference/policy.bin");
+    /// let mut policy = Policy::from_blob(blob).expect("a valid blob");
+    ///
+    /// let mut game = Game::new(7);
+    /// let mut stack = FrameStack::new(&game.frame());
+    /// for _ in 0..400 {
+    ///     let q = policy.q_values(&stack); // raw int32 Q-values: Idle, Flap
+    ///     let action = policy.act(&stack); // their argmax, ties to Idle
+    ///     assert_eq!(action == Action::Flap, q[1] > q[0]);
+    ///     let step = game.step(action).expect("seeded games never fail");
+    ///     assert!(!step.terminal, "the reference network survives 400 frames");
+    ///     stack.push(&game.frame());
+    /// }
+    /// assert!(game.score() >= 5, "and passes pipes: {}", game.score());
+    /// ```
     pub fn from_blob(bytes: &'a [u8]) -> Result<Policy<'a>, BlobError> {
-        let (model, stages) = Model::from_bytes(bytes)?;
-        let mut p = Policy {
-            model,
-            stages,
-            table: None,
-            scratch: Scratch::new(),
-        };
-        let first = p.stages[0];
-        let g = p.geom(&first);
-        kernels::conv1_row_sums(
-            &g,
-            p.model.layers[first.layer].weights.0,
-            &mut p.scratch.rowsum,
-        );
+        let mut p = Policy::empty();
+        p.load(bytes)?;
         Ok(p)
     }
 

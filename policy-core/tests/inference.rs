@@ -109,7 +109,14 @@ fn wide_first_conv_followed_by_a_pool_is_accepted_and_exact() {
             5_000,
             10,
         ),
-        rand_layer(&mut rng, LayerKind::Dense { inp: 16, out: 2 }, true, 127, 5_000, 0),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense { inp: 16, out: 2 },
+            true,
+            127,
+            5_000,
+            0,
+        ),
     ];
     assert!(40 * 32 > policy_core::POOL_ROW_CAP);
     let blob = encode(&layers);

@@ -65,7 +65,7 @@ fn run() -> Result<bool> {
         std::fs::read(&cli.blob).with_context(|| format!("reading blob {}", cli.blob.display()))?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     let mut policy = Policy::from_blob(bytes)
-        .map_err(|e| anyhow::anyhow!("bad blob {}: {e:?}", cli.blob.display()))?;
+        .map_err(|e| anyhow::anyhow!("bad blob {}: {e}", cli.blob.display()))?;
     let rec = Recording::load(&cli.frames)?;
     let f = frame_parity(&net, &model, &mut policy, &rec.stacks, cli.margin_frac)?;
     let c = if cli.episodes > 0 {

@@ -189,7 +189,7 @@ pub fn compare_latency(
     );
     tch::set_num_threads(1);
     let mut policy =
-        policy_core::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("blob: {e:?}"))?;
+        policy_core::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("blob: {e}"))?;
     let inputs: Vec<Tensor> = stacks.iter().map(torch_input).collect();
     let fwd = torch_forward(model);
     let mut sink = 0i64;

@@ -291,7 +291,7 @@ pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) ->
     }
     let picked = pick(calib, opts);
     let mut policy = policy_core::Policy::from_blob(&ex.blob)
-        .map_err(|e| anyhow!("the quantized model is not a valid blob: {e:?}"))?;
+        .map_err(|e| anyhow!("the quantized model is not a valid blob: {e}"))?;
     let (features, targets): (Vec<Vec<i32>>, Vec<Vec<f32>>) = picked
         .iter()
         .map(|s| {
@@ -728,7 +728,7 @@ fn export_with(
         BlobError::AccumulatorOverflow { layer, channel } => {
             anyhow!("layer {layer} channel {channel}: worst-case accumulator exceeds i32; refusing to export")
         }
-        e => anyhow!("the quantized model is not a valid blob: {e:?}"),
+        e => anyhow!("the quantized model is not a valid blob: {e}"),
     })?;
     buf.truncate(len);
     debug_assert_eq!(blob::worst_case_accumulator(&m, 0), table[0].acc_bound);
