@@ -6,7 +6,8 @@ use clap::Parser;
 use parity::{closed_loop, frame_parity, report, Verdict};
 use policy_core::Policy;
 use std::path::PathBuf;
-use trainer::checkpoint::{load_network, write_atomic};
+use trainer::atomic::write_atomic;
+use trainer::checkpoint::load_network;
 use trainer::recording::Recording;
 
 /// Quantized (policy-core) vs float (tch) network: action agreement, Q

@@ -58,66 +58,36 @@ mod finite_or_null {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder + rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
 /// Saves a checkpoint into `dir` (replacing it atomically).
 pub fn save(dir: &Path, learner: &Learner, state: &TrainState) -> Result<()> {
-    let tmp = tmp_path(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
-    learner
-        .online
-        .vs
-        .save(tmp.join("model.safetensors"))
-        .context("saving model")?;
-    learner
-        .target
-        .vs
-        .save(tmp.join("target.safetensors"))
-        .context("saving target")?;
-    if let Some(ema) = &learner.ema {
-        ema.vs
-            .save(tmp.join("ema.safetensors"))
-            .context("saving the policy average")?;
-    }
-    let mut adam: Vec<(String, Tensor)> = Vec::new();
-    for (n, t) in &learner.adam.m {
-        adam.push((format!("m.{n}"), t.shallow_clone()));
-    }
-    for (n, t) in &learner.adam.v {
-        adam.push((format!("v.{n}"), t.shallow_clone()));
-    }
-    Tensor::write_safetensors(&adam, tmp.join("adam.safetensors")).context("saving adam")?;
-    std::fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(state)?)?;
-    let old = dir.with_extension("old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
+    crate::atomic::replace_dir_atomic(dir, |tmp| {
+        learner
+            .online
+            .vs
+            .save(tmp.join("model.safetensors"))
+            .context("saving model")?;
+        learner
+            .target
+            .vs
+            .save(tmp.join("target.safetensors"))
+            .context("saving target")?;
+        if let Some(ema) = &learner.ema {
+            ema.vs
+                .save(tmp.join("ema.safetensors"))
+                .context("saving the policy average")?;
         }
-        std::fs::rename(dir, &old)?;
-    }
-    std::fs::rename(&tmp, dir)?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
+        let mut adam: Vec<(String, Tensor)> = Vec::new();
+        for (n, t) in &learner.adam.m {
+            adam.push((format!("m.{n}"), t.shallow_clone()));
+        }
+        for (n, t) in &learner.adam.v {
+            adam.push((format!("v.{n}"), t.shallow_clone()));
+        }
+        Tensor::write_safetensors(&adam, tmp.join("adam.safetensors")).context("saving adam")?;
+        std::fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(state)?)
+            .context("saving state.json")?;
+        Ok(())
+    })
 }
 
 /// Finds the checkpoint folder for a run folder, a checkpoint folder or a

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod atomic;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

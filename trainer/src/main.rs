@@ -202,7 +202,7 @@ fn cmd_curves(a: CurvesArgs) -> Result<()> {
             .unwrap_or_else(|| dir.display().to_string());
         runs.push((name, m));
     }
-    trainer::metrics::plot_time_to_score(&runs, &a.out)?;
+    trainer::atomic::write_atomic_with(&a.out, |t| trainer::metrics::plot_time_to_score(&runs, t))?;
     println!("wrote {}", a.out.display());
     Ok(())
 }
@@ -340,7 +340,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
     let table = report::export_blob(&net, &rec, &opts, &a.out)?;
     println!("{table}");
     if let Some(t) = &a.table {
-        checkpoint::write_atomic(t, table.as_bytes())?;
+        trainer::atomic::write_atomic(t, table.as_bytes())?;
     }
     println!("wrote {}", a.out.display());
     Ok(())

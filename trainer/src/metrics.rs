@@ -1,7 +1,7 @@
 //! `metrics.csv` (one row per logging interval) and the learning curve
 //! `curve.png` drawn from it with plotters. Both are rewritten atomically.
 
-use crate::checkpoint::write_atomic;
+use crate::atomic::write_atomic;
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
@@ -180,9 +180,10 @@ impl Metrics {
     pub fn save(&self, run_dir: &Path) -> Result<()> {
         write_atomic(&run_dir.join("metrics.csv"), self.to_csv().as_bytes())?;
         if self.rows.len() >= 2 {
-            let tmp = run_dir.join("curve.tmp.png");
-            match plot(self, &tmp) {
-                Ok(()) => std::fs::rename(&tmp, run_dir.join("curve.png"))?,
+            match crate::atomic::write_atomic_with(&run_dir.join("curve.png"), |tmp| {
+                plot(self, tmp)
+            }) {
+                Ok(()) => {}
                 // A missing font must not stop a training run: say it once.
                 Err(e) => {
                     static WARNED: std::sync::Once = std::sync::Once::new();

@@ -158,7 +158,7 @@ impl Recording {
 
     /// Writes the recording atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::checkpoint::write_atomic(path, &self.to_bytes()?)
+        crate::atomic::write_atomic(path, &self.to_bytes()?)
     }
 }
 

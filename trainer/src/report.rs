@@ -1,7 +1,7 @@
 //! The end of a run: final greedy evaluation, `best.gif`, a recording of the
 //! states the agent meets, the quantized blob, and `report.md` tying them together.
 
-use crate::checkpoint::write_atomic;
+use crate::atomic::write_atomic;
 use crate::eval::{self, EvalResult};
 use crate::net::QNetwork;
 use crate::recording::Recording;
@@ -113,22 +113,22 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
 /// Writes an animated GIF of one greedy episode of game seed `seed`.
 pub fn write_gif(net: &QNetwork, seed: u64, cap: u32, path: &Path) -> Result<()> {
     let states = eval::episode_games(net, seed, cap, 2 * GIF_MAX_FRAMES)?;
-    let tmp = path.with_extension("tmp.gif");
     let opts = GifOptions {
         stride: 2,
         half: true,
         max_frames: GIF_MAX_FRAMES as u32,
         delay_cs: 0,
     };
-    let mut gif =
-        GifRecorder::create(&tmp, opts).with_context(|| format!("creating {}", tmp.display()))?;
-    for s in &states {
-        gif.push(s)?;
-    }
-    gif.finish()
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    crate::atomic::write_atomic_with(path, |tmp| {
+        let mut gif = GifRecorder::create(tmp, opts)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        for s in &states {
+            gif.push(s)?;
+        }
+        gif.finish()
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(())
+    })
 }
 
 /// Records `frames` frame stacks met while playing with exploration `eps`

@@ -3,7 +3,8 @@
 //! n-step updates, periodic greedy evaluation, metrics, checkpoints, resume.
 
 use crate::agent::Learner;
-use crate::checkpoint::{self, write_atomic, TrainState};
+use crate::atomic::{write_atomic, write_atomic_with};
+use crate::checkpoint::{self, TrainState};
 use crate::config::Config;
 use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
@@ -336,10 +337,9 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             // Ties go to the later network (more training, lower learning rate).
             if r.mean_score >= state.best_eval {
                 state.best_eval = r.mean_score;
-                // tch picks the file format from the extension: keep `.safetensors`.
-                let tmp = run_dir.join("best.tmp.safetensors");
-                learner.policy().vs.save(&tmp)?;
-                std::fs::rename(&tmp, best_model_path(run_dir))?;
+                write_atomic_with(&best_model_path(run_dir), |tmp| {
+                    Ok(learner.policy().vs.save(tmp)?)
+                })?;
             }
         }
         if state.env_steps >= next_log {

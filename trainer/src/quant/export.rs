@@ -1,8 +1,7 @@
 //! Post-training quantization of a [`FloatModel`] to a `policy-core` blob
 //! (the math is specified in `docs/quantization.md`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use flappy::FrameStack;
@@ -244,41 +243,8 @@ pub fn export_to_file(
     out: &Path,
 ) -> Result<Export> {
     let ex = export(model, calib, opts)?;
-    write_atomic(out, &ex.blob)?;
+    crate::atomic::write_atomic(out, &ex.blob)?;
     Ok(ex)
-}
-
-/// Writes `bytes` to `path` through a temporary sibling file and a rename, so
-/// readers see the old file or the whole new one, never a partial write.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| -> Result<()> {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
 }
 
 /// Quantizes `model` with activation ranges calibrated on `calib` and encodes
