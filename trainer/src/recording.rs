@@ -1,9 +1,9 @@
 //! Recorded observations: the frame stacks an agent met while playing, for
-//! calibration (`export --calib`) and the parity harness. Format version 1
-//! (specified in `docs/recording-format.md`):
+//! calibration (`export --calib`) and the parity harness. Format version 2
+//! (specified in `docs/recording-format.md`; version 1 is still read):
 //!
 //! 1. a postcard-encoded [`RecordingHeader`] (magic `FLAPREC1`, version,
-//!    counts, seed, CRC-32 of the body);
+//!    counts, seed, CRC-32 of the seed, the counts and the body);
 //! 2. the body: `frames` unique bit-packed frames of 800 bytes, then
 //!    `stacks` stacks of four little-endian `u32` frame indices (oldest first).
 //!
@@ -18,8 +18,9 @@ use std::path::Path;
 
 /// Magic bytes at the start of every recording.
 pub const MAGIC: [u8; 8] = *b"FLAPREC1";
-/// The format version this code writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this code writes. It also reads version 1, whose CRC
+/// covered the body only (so a flipped bit in the seed went unnoticed).
+pub const VERSION: u16 = 2;
 
 /// The header in front of the body.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -38,7 +39,8 @@ pub struct RecordingHeader {
     pub stacks: u32,
     /// The first game seed of the recording run.
     pub seed: u64,
-    /// CRC-32 (IEEE) of the body.
+    /// CRC-32 (IEEE) of the seed, `frames` and `stacks` (little-endian, in
+    /// that order) followed by the body; version 1: of the body alone.
     pub body_crc32: u32,
 }
 
@@ -80,7 +82,11 @@ impl Recording {
             frames: u32::try_from(frames.len()).context("too many frames")?,
             stacks: u32::try_from(self.stacks.len()).context("too many stacks")?,
             seed: self.seed,
-            body_crc32: policy_core::crc::crc32(&body),
+            body_crc32: 0,
+        };
+        let header = RecordingHeader {
+            body_crc32: checksum(&header, &body),
+            ..header
         };
         let mut out = postcard::to_allocvec(&header)?;
         out.extend_from_slice(&body);
@@ -97,9 +103,9 @@ impl Recording {
         }
         let (h, body): (RecordingHeader, &[u8]) = postcard::take_from_bytes(bytes)
             .map_err(|e| anyhow::anyhow!("truncated or corrupt recording header: {e}"))?;
-        if h.version != VERSION {
+        if h.version != VERSION && h.version != 1 {
             bail!(
-                "recording format version {} is not supported (this build reads version {VERSION})",
+                "recording format version {} is not supported (this build reads versions 1 and {VERSION})",
                 h.version
             );
         }
@@ -116,7 +122,7 @@ impl Recording {
                 h.stacks
             );
         }
-        if policy_core::crc::crc32(body) != h.body_crc32 {
+        if checksum(&h, body) != h.body_crc32 {
             bail!("recording checksum mismatch: the file is corrupt");
         }
         let (fb, rb) = body.split_at(frames_len as usize);
@@ -160,6 +166,19 @@ impl Recording {
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::atomic::write_atomic(path, &self.to_bytes()?)
     }
+}
+
+/// The CRC a header of `h.version` stores for `body`.
+fn checksum(h: &RecordingHeader, body: &[u8]) -> u32 {
+    if h.version == 1 {
+        return policy_core::crc::crc32(body);
+    }
+    let mut covered = Vec::with_capacity(16 + body.len());
+    covered.extend_from_slice(&h.seed.to_le_bytes());
+    covered.extend_from_slice(&h.frames.to_le_bytes());
+    covered.extend_from_slice(&h.stacks.to_le_bytes());
+    covered.extend_from_slice(body);
+    policy_core::crc::crc32(&covered)
 }
 
 #[cfg(test)]
@@ -217,13 +236,51 @@ mod tests {
             b[pos] ^= 0x10;
             assert!(Recording::from_bytes(&b).is_err(), "flipped at {pos}");
         }
-        let mut v2 = bytes.clone();
-        v2[8] = 2; // version (postcard varint right after the 8 magic bytes)
-        let e = Recording::from_bytes(&v2).unwrap_err().to_string();
-        assert!(e.contains("version 2"), "{e}");
+        let mut v3 = bytes.clone();
+        v3[8] = 3; // version (postcard varint right after the 8 magic bytes)
+        let e = Recording::from_bytes(&v3).unwrap_err().to_string();
+        assert!(e.contains("version 3"), "{e}");
         let e = Recording::from_bytes(b"hello world")
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a recording"), "{e}");
+    }
+
+    #[test]
+    fn every_header_bit_is_covered() {
+        let r = sample(40);
+        let bytes = r.to_bytes().unwrap();
+        let (_, body) = postcard::take_from_bytes::<RecordingHeader>(&bytes).unwrap();
+        let header_len = bytes.len() - body.len();
+        for pos in 0..header_len {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[pos] ^= 1 << bit;
+                // A flip may still decode, but never to the same recording.
+                if let Ok(got) = Recording::from_bytes(&b) {
+                    panic!("flip {pos}:{bit} loaded (seed {})", got.seed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let r = sample(30);
+        let v2 = r.to_bytes().unwrap();
+        let (h, body) = postcard::take_from_bytes::<RecordingHeader>(&v2).unwrap();
+        let h1 = RecordingHeader {
+            version: 1,
+            body_crc32: policy_core::crc::crc32(body),
+            ..h
+        };
+        let mut v1 = postcard::to_allocvec(&h1).unwrap();
+        v1.extend_from_slice(body);
+        assert_eq!(Recording::from_bytes(&v1).unwrap(), r);
+        // In version 1 the seed was not covered: the reason for version 2.
+        let h1_bad_seed = RecordingHeader { seed: 6, ..h1 };
+        let mut v1 = postcard::to_allocvec(&h1_bad_seed).unwrap();
+        v1.extend_from_slice(body);
+        assert_eq!(Recording::from_bytes(&v1).unwrap().seed, 6);
     }
 }
