@@ -157,23 +157,29 @@ fn load_into(net: &mut QNetwork, tensors: &[(String, Tensor)], file: &Path) -> R
     })
 }
 
+/// The `state.json` of the checkpoint folder `dir` (no search: see [`resolve`]),
+/// its config validated.
+pub fn read_state(dir: &Path) -> Result<TrainState> {
+    let p = dir.join("state.json");
+    let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    let state: TrainState =
+        serde_json::from_slice(&text).with_context(|| format!("bad {}", p.display()))?;
+    state
+        .config
+        .validate()
+        .with_context(|| format!("bad config in {}", p.display()))?;
+    Ok(state)
+}
+
 /// The config saved with a checkpoint.
 pub fn load_config(dir: &Path) -> Result<Config> {
-    let dir = resolve(dir)?;
-    let text = std::fs::read(dir.join("state.json"))
-        .with_context(|| format!("reading {}/state.json", dir.display()))?;
-    let state: TrainState = serde_json::from_slice(&text)
-        .with_context(|| format!("bad {}/state.json", dir.display()))?;
-    Ok(state.config)
+    Ok(read_state(&resolve(dir)?)?.config)
 }
 
 /// Loads a full checkpoint (networks, Adam, counters) for resuming.
 pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     let dir = resolve(dir)?;
-    let text = std::fs::read(dir.join("state.json"))
-        .with_context(|| format!("reading {}/state.json", dir.display()))?;
-    let state: TrainState = serde_json::from_slice(&text)
-        .with_context(|| format!("bad {}/state.json", dir.display()))?;
+    let state = read_state(&dir)?;
     let arch = Arch::parse(&state.config.net)?;
     let mut learner = Learner::new(arch, device)?;
     for (file, net) in [

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod env;
 pub mod eval;
+pub mod fuzz;
 pub mod metrics;
 pub mod net;
 pub mod priority;
