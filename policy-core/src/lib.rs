@@ -7,8 +7,8 @@
 //! * [`Policy`]: a loaded, validated blob plus its working buffers; `q_values` / `act`.
 //!
 //! No allocation, no floating point on the inference path (`clippy::float_arithmetic`
-//! is denied crate-wide), no `unsafe`. Host-only helpers live behind the `std` and
-//! `trace` features.
+//! is denied crate-wide), no `unsafe`. Host-only helpers live behind the `std`,
+//! `trace` and `test-support` features.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
@@ -23,6 +23,8 @@ pub mod crc;
 pub mod kernels;
 mod policy;
 pub mod requant;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use blob::{BlobError, Model};
 pub use flappy::{Action, Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};

@@ -118,7 +118,7 @@ fn wide_first_conv_followed_by_a_pool_is_accepted_and_exact() {
             0,
         ),
     ];
-    assert!(40 * 32 > policy_core::POOL_ROW_CAP);
+    const { assert!(40 * 32 > policy_core::POOL_ROW_CAP) };
     let blob = encode(&layers);
     let mut p = Policy::from_blob(&blob).expect("pooled row fits: valid blob");
     for _ in 0..3 {
@@ -145,4 +145,25 @@ fn wide_first_conv_followed_by_a_pool_is_accepted_and_exact() {
         Policy::from_blob(&bytes),
         Err(policy_core::BlobError::CapacityExceeded { layer: 0 })
     ));
+}
+
+/// Every architecture of `netspec` runs exactly: adding one there is enough
+/// for the integer runtime.
+#[test]
+fn every_netspec_architecture_matches_the_naive_reference() {
+    for arch in netspec::ALL {
+        let layers = policy_core::test_support::random_model(arch, 99);
+        let blob = encode(&layers);
+        let mut p = Policy::from_blob(&blob).unwrap_or_else(|e| panic!("{}: {e}", arch.name));
+        let mut rng = Rng(17);
+        for _ in 0..2 {
+            let stack = rand_stack(&mut rng);
+            assert_eq!(
+                p.q_values(&stack),
+                reference(&layers, &stack).1,
+                "{}",
+                arch.name
+            );
+        }
+    }
 }

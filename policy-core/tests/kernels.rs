@@ -48,7 +48,7 @@ fn naive_conv(
 fn rand_rq(rng: &mut Rng, n: usize, shift: u8) -> (Vec<u8>, Vec<u8>) {
     (
         (0..n)
-            .flat_map(|_| ((rng.next() >> 33) as i32).to_le_bytes())
+            .flat_map(|_| ((rng.next_u64() >> 33) as i32).to_le_bytes())
             .collect(),
         (0..n).map(|_| shift + rng.below(3) as u8).collect(),
     )
@@ -162,7 +162,7 @@ fn conv_u8_matches_naive_for_many_geometries() {
                 if rng.below(100) < sparsity {
                     0
                 } else {
-                    rng.next() as u8
+                    rng.next_u64() as u8
                 }
             })
             .collect();
@@ -215,13 +215,13 @@ fn dense_matches_naive() {
                 if rng.below(2) == 0 {
                     0
                 } else {
-                    rng.next() as u8
+                    rng.next_u64() as u8
                 }
             })
             .collect();
         let w: Vec<u8> = (0..inp * out_n).map(|_| rng.i8_in(127) as u8).collect();
         let b: Vec<u8> = (0..out_n)
-            .flat_map(|_| (rng.next() as i32 >> 12).to_le_bytes())
+            .flat_map(|_| (rng.next_u64() as i32 >> 12).to_le_bytes())
             .collect();
         let mut acc = vec![0i32; 512];
         kernels::dense_acc(&input, out_n, &w, &b, &mut acc, &mut Gather::new());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::Device;
 use trainer::checkpoint::load_network;
-use trainer::net::{Arch, QNetwork};
+use trainer::net::QNetwork;
 use trainer::quant::{export, ExportOptions};
 use trainer::recording::Recording;
 
@@ -186,7 +186,7 @@ fn cli_reports_json_and_rejects_bad_inputs() {
     assert!(err.contains("truncated"), "{err}");
     // A blob of another architecture than the checkpoint.
     tch::manual_seed(5);
-    let small = QNetwork::new(Arch::Small, Device::Cpu);
+    let small = QNetwork::new(netspec::SMALL, Device::Cpu);
     let rec = Recording::load(&frames).unwrap();
     let e = export(
         &small.to_float_model(),
@@ -219,7 +219,7 @@ proptest! {
     #[test]
     fn random_networks_agree_within_the_predicted_bound(seed in 0i64..1_000_000) {
         tch::manual_seed(seed);
-        let net = QNetwork::new(Arch::Small, Device::Cpu);
+        let net = QNetwork::new(netspec::SMALL, Device::Cpu);
         let model = net.to_float_model();
         let stacks = trainer::report::sample_stacks(48, seed as u64).unwrap();
         let opts = ExportOptions { percentile: 100.0, ..ExportOptions::default() };

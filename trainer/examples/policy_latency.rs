@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         }
         None => {
             println!("network: random classic\n");
-            FloatModel::random(&LayerShape::classic(), 1)
+            FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 1)
         }
     };
     let calib = float_model::played_stacks(512, 2);

@@ -267,9 +267,9 @@ mod tests {
     #[test]
     fn td_target_terminal_plain_and_double() {
         tch::manual_seed(3);
-        let online = QNetwork::new(Arch::Small, Device::Cpu);
+        let online = QNetwork::new(netspec::SMALL, Device::Cpu);
         tch::manual_seed(4);
-        let target = QNetwork::new(Arch::Small, Device::Cpu);
+        let target = QNetwork::new(netspec::SMALL, Device::Cpu);
         let n = 64;
         let disc: Vec<f32> = (0..n)
             .map(|i| if i % 3 == 0 { 0.0 } else { 0.97 })
@@ -313,7 +313,7 @@ mod tests {
             policy_ema: 0.1,
             ..Config::default()
         };
-        let mut l = Learner::new(Arch::Small, Device::Cpu)
+        let mut l = Learner::new(netspec::SMALL, Device::Cpu)
             .unwrap()
             .with_ema()
             .unwrap();
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn an_update_moves_the_prediction_toward_the_target() {
         // The seed's PyTorch port never backpropagated into the network: check we do.
-        let mut l = Learner::new(Arch::Small, Device::Cpu).unwrap();
+        let mut l = Learner::new(netspec::SMALL, Device::Cpu).unwrap();
         let b = batch(16, vec![0.0; 16]);
         let cfg = Config {
             lr: 1e-3,

@@ -78,7 +78,7 @@ pub fn measure(arch: Arch, device: Device, cfg: &Config, seconds: f64) -> Result
         } else {
             "cpu".into()
         },
-        net: arch.name().into(),
+        net: arch.name.into(),
         env_steps_per_s: env_sps,
         updates_per_s: ups,
         batch: cfg.batch_size,

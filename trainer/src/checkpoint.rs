@@ -6,7 +6,7 @@
 
 use crate::agent::Learner;
 use crate::config::Config;
-use crate::net::{Arch, QNetwork};
+use crate::net::QNetwork;
 use anyhow::{bail, Context, Result};
 use rand_pcg::Pcg32;
 use serde::{Deserialize, Serialize};
@@ -180,7 +180,7 @@ pub fn load_config(dir: &Path) -> Result<Config> {
 pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     let dir = resolve(dir)?;
     let state = read_state(&dir)?;
-    let arch = Arch::parse(&state.config.net)?;
+    let arch = crate::net::parse_arch(&state.config.net)?;
     let mut learner = Learner::new(arch, device)?;
     for (file, net) in [
         ("model.safetensors", &mut learner.online),

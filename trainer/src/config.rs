@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Network architecture: `compact` (default: shaped for the binary 80x80
-    /// input, a quarter of `classic`'s work), `classic` (the original DQN's) or
-    /// `small` (for small MCUs).
-    #[arg(long, default_value_t = Config::default().net)]
+    /// Network architecture, one of `netspec::ALL`: `compact` (default: shaped
+    /// for the binary 80x80 input, a quarter of `classic`'s work), `classic`
+    /// (the original DQN's), `small` or `tiny` (for small MCUs).
+    #[arg(long, default_value_t = Config::default().net,
+          value_parser = clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name)))]
     pub net: String,
     /// Master seed (torch init, environments, exploration and replay sampling).
     #[arg(long, default_value_t = Config::default().seed)]
@@ -180,7 +181,7 @@ impl Config {
 
     /// Checks ranges and names.
     pub fn validate(&self) -> Result<()> {
-        crate::net::Arch::parse(&self.net)?;
+        crate::net::parse_arch(&self.net)?;
         let checks = [
             (self.num_envs >= 1, "num_envs must be >= 1"),
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),

@@ -14,7 +14,7 @@ use crate::agent::Learner;
 use crate::checkpoint::{self, TrainState};
 use crate::config::Config;
 use crate::metrics::{EvalSpread, MetricRow, Metrics};
-use crate::net::{Arch, QNetwork};
+use crate::net::QNetwork;
 use crate::recording::Recording;
 use anyhow::{Context, Result};
 use flappy::{Action, FrameStack, Game};
@@ -128,7 +128,7 @@ impl Bases {
             policy_ema: 1e-4,
             ..Config::default()
         };
-        let learner = Learner::new(Arch::Compact, Device::Cpu)?.with_ema()?;
+        let learner = Learner::new(netspec::COMPACT, Device::Cpu)?.with_ema()?;
         let state = TrainState {
             env_steps: 123_456,
             updates: 15_432,
@@ -148,7 +148,9 @@ impl Bases {
             files.push((name, std::fs::read(ck.join(name))?));
         }
         let other = work.join("classic.safetensors");
-        QNetwork::new(Arch::Classic, Device::Cpu).vs.save(&other)?;
+        QNetwork::new(netspec::CLASSIC, Device::Cpu)
+            .vs
+            .save(&other)?;
 
         let stacks = played_stacks(60);
         let recording = Recording { seed: 11, stacks }.to_bytes()?;
@@ -357,7 +359,7 @@ fn one_case(b: &Bases, reader: Reader, rng: &mut Pcg32) -> Result<bool> {
     match reader {
         Reader::Blob => {
             let mut bytes = mutate(rng, &b.blob, None);
-            if rng.next_u32() % 2 == 0 && bytes.len() >= b.blob_header {
+            if rng.next_u32().is_multiple_of(2) && bytes.len() >= b.blob_header {
                 // Reseal with a correct CRC so the validator, not the CRC, is tested.
                 let payload = mutate(rng, &b.blob[b.blob_header..], None);
                 bytes = vec![0u8; payload.len() + policy_core::blob::MAX_HEADER_BYTES];
@@ -475,7 +477,7 @@ mod tests {
         let p = b.work.join("classic.safetensors");
         assert_eq!(
             checkpoint::load_network(&p, Device::Cpu).unwrap().arch,
-            Arch::Classic
+            netspec::CLASSIC
         );
     }
 

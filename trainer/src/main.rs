@@ -152,8 +152,9 @@ struct BenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Network: classic, small or compact.
-    #[arg(long, default_value = "compact")]
+    /// Network (one of `netspec::ALL`).
+    #[arg(long, default_value = "compact",
+          value_parser = clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name)))]
     net: String,
 }
 
@@ -347,7 +348,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    let arch = trainer::net::Arch::parse(&a.net)?;
+    let arch = trainer::net::parse_arch(&a.net)?;
     let cfg = Config::default();
     let mut rows = vec![bench::measure(arch, tch::Device::Cpu, &cfg, a.seconds)?];
     if train::pick_device().is_cuda() {

@@ -1,158 +1,39 @@
-//! The Q-network: named architectures (`classic`, `small`) as plain `nn::Module`
+//! The Q-network: the architectures of `netspec` as plain `nn::Module`
 //! compositions, the host-side batch builder (bit-packed frames to a float
 //! `[N, 4, 80, 80]` tensor) and the conversion to the quantizer's
 //! [`FloatModel`].
 
 use crate::quant::{FloatLayer, FloatModel};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use flappy::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 /// Floats in one network input (4 x 80 x 80).
 pub const INPUT_LEN: usize = STACK_LEN * FRAME_SIDE * FRAME_SIDE;
 
-/// One layer of a named architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layer {
-    /// `Conv2d(in, out, k, stride, pad)` followed by ReLU.
-    Conv {
-        /// Input channels.
-        in_c: i64,
-        /// Output channels.
-        out_c: i64,
-        /// Kernel side.
-        k: i64,
-        /// Stride.
-        stride: i64,
-        /// Zero padding.
-        pad: i64,
-    },
-    /// `MaxPool2d(k)`.
-    MaxPool(i64),
-    /// `Linear(inp, out)`, followed by ReLU unless it is the last layer.
-    Dense {
-        /// Inputs (the NCHW-flattened previous output for the first dense layer).
-        inp: i64,
-        /// Outputs.
-        out: i64,
-    },
+pub use netspec::{Arch, Layer};
+
+/// The architecture called `name` (see `netspec::ALL`), or an error listing the names.
+pub fn parse_arch(name: &str) -> Result<Arch> {
+    netspec::by_name(name).with_context(|| {
+        let names: Vec<&str> = netspec::ALL.iter().map(|a| a.name).collect();
+        format!(
+            "unknown network `{name}` (expected one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
-/// A named network architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    /// The default: conv 8x8/4 p2 -> 32, ReLU, maxpool 2; conv 4x4/2 p1 -> 64,
-    /// ReLU; conv 3x3/1 p1 -> 64, ReLU; fc 1600 -> 512, ReLU; fc 512 -> 2.
-    Classic,
-    /// For small MCUs: conv 8x8/4 p2 -> 16, ReLU, maxpool 2; conv 4x4/2 p1 -> 32,
-    /// ReLU; fc 800 -> 128, ReLU; fc 128 -> 2.
-    Small,
-    /// Shaped for the binary 80x80 input, about a quarter of `classic`'s
-    /// multiply-adds: conv 4x4/4 -> 16 (non-overlapping 4x4 patches), ReLU,
-    /// maxpool 2; conv 3x3/1 p1 -> 32, ReLU; conv 3x3/2 p1 -> 32, ReLU;
-    /// fc 800 -> 256, ReLU; fc 256 -> 2.
-    Compact,
-}
-
-impl Arch {
-    /// Parses `classic` / `small`.
-    pub fn parse(name: &str) -> Result<Arch> {
-        match name {
-            "classic" => Ok(Arch::Classic),
-            "small" => Ok(Arch::Small),
-            "compact" => Ok(Arch::Compact),
-            other => bail!("unknown network `{other}` (expected `classic`, `small` or `compact`)"),
-        }
-    }
-
-    /// The config name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Classic => "classic",
-            Arch::Small => "small",
-            Arch::Compact => "compact",
-        }
-    }
-
-    /// The layers, input to output.
-    pub fn layers(self) -> Vec<Layer> {
-        use Layer::*;
-        match self {
-            Arch::Classic => vec![
-                Conv {
-                    in_c: 4,
-                    out_c: 32,
-                    k: 8,
-                    stride: 4,
-                    pad: 2,
-                },
-                MaxPool(2),
-                Conv {
-                    in_c: 32,
-                    out_c: 64,
-                    k: 4,
-                    stride: 2,
-                    pad: 1,
-                },
-                Conv {
-                    in_c: 64,
-                    out_c: 64,
-                    k: 3,
-                    stride: 1,
-                    pad: 1,
-                },
-                Dense {
-                    inp: 1600,
-                    out: 512,
-                },
-                Dense { inp: 512, out: 2 },
-            ],
-            Arch::Small => vec![
-                Conv {
-                    in_c: 4,
-                    out_c: 16,
-                    k: 8,
-                    stride: 4,
-                    pad: 2,
-                },
-                MaxPool(2),
-                Conv {
-                    in_c: 16,
-                    out_c: 32,
-                    k: 4,
-                    stride: 2,
-                    pad: 1,
-                },
-                Dense { inp: 800, out: 128 },
-                Dense { inp: 128, out: 2 },
-            ],
-            Arch::Compact => vec![
-                Conv {
-                    in_c: 4,
-                    out_c: 16,
-                    k: 4,
-                    stride: 4,
-                    pad: 0,
-                },
-                MaxPool(2),
-                Conv {
-                    in_c: 16,
-                    out_c: 32,
-                    k: 3,
-                    stride: 1,
-                    pad: 1,
-                },
-                Conv {
-                    in_c: 32,
-                    out_c: 32,
-                    k: 3,
-                    stride: 2,
-                    pad: 1,
-                },
-                Dense { inp: 800, out: 256 },
-                Dense { inp: 256, out: 2 },
-            ],
-        }
+/// The libtorch shapes of layer `l`'s weight and bias (none for a pool).
+fn param_shapes(l: &Layer) -> Option<([i64; 4], usize, i64)> {
+    match *l {
+        Layer::Conv { in_c, out_c, k, .. } => Some((
+            [out_c as i64, in_c as i64, k as i64, k as i64],
+            4,
+            out_c as i64,
+        )),
+        Layer::Dense { inp, out } => Some(([out as i64, inp as i64, 0, 0], 2, out as i64)),
+        Layer::MaxPool { .. } => None,
     }
 }
 
@@ -176,9 +57,9 @@ impl QNetwork {
     pub fn new(arch: Arch, device: Device) -> QNetwork {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let layers = arch.layers();
-        let n = layers.len();
-        let ops = layers
+        let n = arch.layers.len();
+        let ops = arch
+            .layers
             .iter()
             .enumerate()
             .map(|(i, l)| match *l {
@@ -190,15 +71,21 @@ impl QNetwork {
                     pad,
                 } => {
                     let cfg = nn::ConvConfig {
-                        stride,
-                        padding: pad,
+                        stride: stride as i64,
+                        padding: pad as i64,
                         ..Default::default()
                     };
-                    Op::Conv(nn::conv2d(&root / format!("l{i}"), in_c, out_c, k, cfg))
+                    let (i_c, o_c, k) = (in_c as i64, out_c as i64, k as i64);
+                    Op::Conv(nn::conv2d(&root / format!("l{i}"), i_c, o_c, k, cfg))
                 }
-                Layer::MaxPool(k) => Op::Pool(k),
+                Layer::MaxPool { k } => Op::Pool(k as i64),
                 Layer::Dense { inp, out } => Op::Dense(
-                    nn::linear(&root / format!("l{i}"), inp, out, Default::default()),
+                    nn::linear(
+                        &root / format!("l{i}"),
+                        inp as i64,
+                        out as i64,
+                        Default::default(),
+                    ),
                     i + 1 < n,
                 ),
             })
@@ -206,17 +93,40 @@ impl QNetwork {
         QNetwork { vs, arch, ops }
     }
 
-    /// Infers the architecture from a checkpoint's variable names and shapes.
+    /// Infers the architecture from a checkpoint's variable names and shapes:
+    /// the one of `netspec::ALL` whose every weight and bias has the shape found.
     pub fn arch_of(tensors: &[(String, Tensor)]) -> Result<Arch> {
-        let first = tensors.iter().find(|(n, _)| n == "l0.weight");
-        match first.map(|(_, t)| t.size()) {
-            Some(s) if s == [32, 4, 8, 8] => Ok(Arch::Classic),
-            Some(s) if s == [16, 4, 8, 8] => Ok(Arch::Small),
-            Some(s) if s == [16, 4, 4, 4] => Ok(Arch::Compact),
-            Some(s) => {
-                bail!("unrecognised first layer shape {s:?} (not classic, small or compact)")
+        if !tensors.iter().any(|(n, _)| n == "l0.weight") {
+            bail!("not a Q-network checkpoint: no tensor `l0.weight`");
+        }
+        let shape_of = |name: String| {
+            tensors
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.size())
+        };
+        let fits = |arch: &Arch| {
+            arch.layers
+                .iter()
+                .enumerate()
+                .all(|(i, l)| match param_shapes(l) {
+                    None => true,
+                    Some((w, rank, b)) => {
+                        shape_of(format!("l{i}.weight")).as_deref() == Some(&w[..rank])
+                            && shape_of(format!("l{i}.bias")).as_deref() == Some(&[b][..])
+                    }
+                })
+        };
+        match netspec::ALL.iter().find(|a| fits(a)) {
+            Some(a) => Ok(*a),
+            None => {
+                let first = shape_of("l0.weight".into()).unwrap_or_default();
+                let names: Vec<&str> = netspec::ALL.iter().map(|a| a.name).collect();
+                bail!(
+                    "the weights (first layer {first:?}) match no known network ({})",
+                    names.join(", ")
+                )
             }
-            None => bail!("not a Q-network checkpoint: no tensor `l0.weight`"),
         }
     }
 
@@ -289,9 +199,9 @@ impl QNetwork {
                 .flatten(0, -1);
             Vec::<f32>::try_from(&t).unwrap_or_default()
         };
-        let layers = self.arch.layers();
-        let n = layers.len();
-        let layers = layers
+        let arch = self.arch;
+        let layers = arch
+            .layers
             .iter()
             .enumerate()
             .map(|(i, l)| match *l {
@@ -302,20 +212,20 @@ impl QNetwork {
                     stride,
                     pad,
                 } => FloatLayer::Conv {
-                    in_c: in_c as usize,
-                    out_c: out_c as usize,
-                    k: k as usize,
-                    stride: stride as usize,
-                    pad: pad as usize,
-                    relu: true,
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu: arch.relu(i),
                     weight: get(format!("l{i}.weight")),
                     bias: get(format!("l{i}.bias")),
                 },
-                Layer::MaxPool(k) => FloatLayer::MaxPool { k: k as usize },
+                Layer::MaxPool { k } => FloatLayer::MaxPool { k },
                 Layer::Dense { inp, out } => FloatLayer::Dense {
-                    inp: inp as usize,
-                    out: out as usize,
-                    relu: i + 1 < n,
+                    inp,
+                    out,
+                    relu: arch.relu(i),
                     weight: get(format!("l{i}.weight")),
                     bias: get(format!("l{i}.bias")),
                 },

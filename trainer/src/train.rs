@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
 use crate::metrics::{EvalSpread, MetricRow, Metrics};
-use crate::net::{Arch, QNetwork};
+use crate::net::QNetwork;
 use crate::replay::Replay;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -155,7 +155,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             );
         }
         tch::manual_seed(cfg.seed as i64);
-        let mut learner = Learner::new(Arch::parse(&cfg.net)?, device)?;
+        let mut learner = Learner::new(crate::net::parse_arch(&cfg.net)?, device)?;
         if cfg.policy_ema > 0.0 {
             learner = learner.with_ema()?;
         }

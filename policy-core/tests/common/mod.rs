@@ -1,200 +1,16 @@
 //! Shared test helpers: a random integer model of any supported architecture,
 //! a deterministic RNG, random frame stacks, and a naive integer reference.
-#![allow(dead_code, clippy::needless_range_loop)]
+#![allow(dead_code, unused_imports, clippy::needless_range_loop)]
 
-use policy_core::blob::{Bytes, InputDesc, Layer, LayerKind, Model};
+use policy_core::blob::LayerKind;
 use policy_core::requant::requantize_u8;
 use policy_core::{Frame, FrameStack};
 
-/// xorshift64*, deterministic.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub fn i8_in(&mut self, lim: i64) -> i8 {
-        (self.below(2 * lim as u64 + 1) as i64 - lim) as i8
-    }
-}
-
-/// Owned tensors of one layer (the blob borrows from these).
-#[derive(Clone, Debug)]
-pub struct OwnedLayer {
-    pub kind: LayerKind,
-    pub relu: bool,
-    pub weights: Vec<u8>,
-    pub biases: Vec<u8>,
-    pub mult: Vec<u8>,
-    pub shifts: Vec<u8>,
-    pub w_scales: Vec<u8>,
-}
-
-impl OwnedLayer {
-    pub fn view(&self) -> Layer<'_> {
-        Layer {
-            kind: self.kind,
-            relu: self.relu,
-            out_scale: 1.0f32.to_bits(),
-            w_scales: Bytes(&self.w_scales),
-            multipliers: Bytes(&self.mult),
-            shifts: Bytes(&self.shifts),
-            weights: Bytes(&self.weights),
-            biases: Bytes(&self.biases),
-        }
-    }
-}
-
-pub fn model_of(layers: &[OwnedLayer]) -> Model<'_> {
-    let mut v = heapless::Vec::new();
-    for l in layers {
-        v.push(l.view()).unwrap();
-    }
-    Model {
-        input: InputDesc::FLAPPY,
-        num_actions: 2,
-        layers: v,
-    }
-}
-
-pub fn encode(layers: &[OwnedLayer]) -> Vec<u8> {
-    let m = model_of(layers);
-    let mut buf = vec![0u8; 4 << 20];
-    let n = m.encode_into(&mut buf).expect("encode");
-    buf.truncate(n);
-    buf
-}
-
-/// A compute layer with random weights in `-wlim..=wlim`, random biases and
-/// requantization multipliers with the given shift.
-pub fn rand_layer(
-    rng: &mut Rng,
-    kind: LayerKind,
-    last: bool,
-    wlim: i64,
-    blim: i64,
-    shift: u8,
-) -> OwnedLayer {
-    let (wn, out) = match kind {
-        LayerKind::Conv2d { in_c, out_c, k, .. } => (
-            k as usize * k as usize * in_c as usize * out_c as usize,
-            out_c as usize,
-        ),
-        LayerKind::Dense { inp, out } => (inp as usize * out as usize, out as usize),
-        LayerKind::MaxPool { .. } => unreachable!(),
-    };
-    let weights = (0..wn).map(|_| rng.i8_in(wlim) as u8).collect();
-    let biases = (0..out)
-        .flat_map(|_| ((rng.below(2 * blim as u64 + 1) as i64 - blim) as i32).to_le_bytes())
-        .collect();
-    let (mult, shifts, w_scales) = if last {
-        (vec![], vec![], 0.01f32.to_bits().to_le_bytes().to_vec())
-    } else {
-        (
-            (0..out)
-                .flat_map(|_| ((1u32 << 30) + (rng.next() as u32 >> 2)).to_le_bytes())
-                .collect(),
-            (0..out).map(|_| shift + (rng.below(2) as u8)).collect(),
-            (0..out)
-                .flat_map(|_| 0.01f32.to_bits().to_le_bytes())
-                .collect(),
-        )
-    };
-    OwnedLayer {
-        kind,
-        relu: !last,
-        weights,
-        biases,
-        mult,
-        shifts,
-        w_scales,
-    }
-}
-
-pub fn pool_layer(k: u8) -> OwnedLayer {
-    OwnedLayer {
-        kind: LayerKind::MaxPool { k },
-        relu: false,
-        weights: vec![],
-        biases: vec![],
-        mult: vec![],
-        shifts: vec![],
-        w_scales: vec![],
-    }
-}
+pub use policy_core::test_support::{encode, model_of, pool_layer, rand_layer, OwnedLayer, Rng};
 
 /// The classic architecture with random integer parameters.
 pub fn classic(seed: u64) -> Vec<OwnedLayer> {
-    let mut rng = Rng(seed | 1);
-    vec![
-        rand_layer(
-            &mut rng,
-            LayerKind::Conv2d {
-                in_c: 4,
-                out_c: 32,
-                k: 8,
-                stride: 4,
-                pad: 2,
-            },
-            false,
-            60,
-            200,
-            3,
-        ),
-        pool_layer(2),
-        rand_layer(
-            &mut rng,
-            LayerKind::Conv2d {
-                in_c: 32,
-                out_c: 64,
-                k: 4,
-                stride: 2,
-                pad: 1,
-            },
-            false,
-            127,
-            20_000,
-            10,
-        ),
-        rand_layer(
-            &mut rng,
-            LayerKind::Conv2d {
-                in_c: 64,
-                out_c: 64,
-                k: 3,
-                stride: 1,
-                pad: 1,
-            },
-            false,
-            127,
-            20_000,
-            10,
-        ),
-        rand_layer(
-            &mut rng,
-            LayerKind::Dense {
-                inp: 1600,
-                out: 512,
-            },
-            false,
-            127,
-            50_000,
-            11,
-        ),
-        rand_layer(
-            &mut rng,
-            LayerKind::Dense { inp: 512, out: 2 },
-            true,
-            127,
-            50_000,
-            0,
-        ),
-    ]
+    policy_core::test_support::random_model(&netspec::CLASSIC, seed)
 }
 
 /// A random frame: mostly sparse noise plus full rows and solid blocks (like
@@ -444,9 +260,9 @@ pub fn fuzz_case(rng: &mut Rng, base_payload: &[u8], stack: &FrameStack) -> bool
         }
         let at = rng.below(p.len() as u64) as usize;
         match rng.below(7) {
-            0 => p[at] = rng.next() as u8,
+            0 => p[at] = rng.next_u64() as u8,
             1 => p[at] ^= 1 << rng.below(8),
-            2 => p.insert(at, rng.next() as u8),
+            2 => p.insert(at, rng.next_u64() as u8),
             3 => {
                 p.remove(at);
             }

@@ -760,7 +760,7 @@ mod tests {
     /// (one output step plus the multiplier's rounding), f32 slack.
     #[test]
     fn random_classic_export_matches_float_layer_by_layer() {
-        let model = FloatModel::random(&LayerShape::classic(), 11);
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 11);
         let stacks = synthetic_stacks(24, 5);
         let ex = export(
             &model,
@@ -839,7 +839,7 @@ mod tests {
     /// End to end: the integer Q-values track the float network's.
     #[test]
     fn random_classic_export_q_values_track_float() {
-        let model = FloatModel::random(&LayerShape::classic(), 12);
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 12);
         let calib = synthetic_stacks(48, 6);
         let ex = export(
             &model,
@@ -884,7 +884,7 @@ mod tests {
 
     #[test]
     fn float_model_matches_libtorch() {
-        let model = FloatModel::random(&LayerShape::classic(), 13);
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 13);
         let fwd = super::super::bench::torch_forward(&model);
         for stack in synthetic_stacks(4, 9) {
             let ours = model.forward(&stack);
@@ -900,7 +900,7 @@ mod tests {
     fn refuses_models_that_can_overflow() {
         let calib = synthetic_stacks(4, 1);
         // conv1: bias so large (in units of s_in * s_w) that |bias| + sum|w| > i32::MAX.
-        let mut model = FloatModel::random(&LayerShape::classic(), 14);
+        let mut model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 14);
         if let FloatLayer::Conv { weight, bias, .. } = &mut model.layers[0] {
             let wmax = weight[..256].iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
             bias[0] = ((i32::MAX as f64 - 1000.0) * wmax / 127.0) as f32;
@@ -910,7 +910,7 @@ mod tests {
             .to_string();
         assert!(err.contains("accumulator"), "{err}");
         // fc1: a bias that does not even fit int32 at its scale.
-        let mut model = FloatModel::random(&LayerShape::classic(), 15);
+        let mut model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 15);
         if let FloatLayer::Dense { weight, bias, .. } = &mut model.layers[4] {
             weight[..1600].iter_mut().for_each(|w| *w = 1e-7);
             bias[0] = 1e3;
@@ -920,7 +920,7 @@ mod tests {
             .to_string();
         assert!(err.contains("does not fit int32"), "{err}");
         assert!(export(
-            &FloatModel::random(&LayerShape::classic(), 15),
+            &FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 15),
             &[],
             &ExportOptions::default()
         )
@@ -929,7 +929,7 @@ mod tests {
 
     #[test]
     fn percentile_calibration_clips_little() {
-        let model = FloatModel::random(&LayerShape::classic(), 16);
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 16);
         let calib = synthetic_stacks(32, 7);
         let ex = export(&model, &calib, &ExportOptions::default()).unwrap();
         for r in &ex.table[..4] {

@@ -48,7 +48,8 @@ pub enum FloatLayer {
     },
 }
 
-/// A layer's shape without parameters (for [`FloatModel::random`]).
+/// A layer's shape without parameters: a `netspec::Layer` with its ReLU flag
+/// explicit (so tests can build the models the exporter must refuse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerShape {
     /// Conv2d shape.
@@ -83,45 +84,35 @@ pub enum LayerShape {
 }
 
 impl LayerShape {
-    /// The `classic` architecture (see `docs/ARCHITECTURE.md`).
-    pub fn classic() -> Vec<LayerShape> {
-        vec![
-            LayerShape::Conv {
-                in_c: 4,
-                out_c: 32,
-                k: 8,
-                stride: 4,
-                pad: 2,
-                relu: true,
-            },
-            LayerShape::MaxPool { k: 2 },
-            LayerShape::Conv {
-                in_c: 32,
-                out_c: 64,
-                k: 4,
-                stride: 2,
-                pad: 1,
-                relu: true,
-            },
-            LayerShape::Conv {
-                in_c: 64,
-                out_c: 64,
-                k: 3,
-                stride: 1,
-                pad: 1,
-                relu: true,
-            },
-            LayerShape::Dense {
-                inp: 1600,
-                out: 512,
-                relu: true,
-            },
-            LayerShape::Dense {
-                inp: 512,
-                out: 2,
-                relu: false,
-            },
-        ]
+    /// The layers of a `netspec` architecture, with its ReLU rule (every conv
+    /// and dense layer but the last).
+    pub fn of(arch: &netspec::Arch) -> Vec<LayerShape> {
+        arch.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| match *l {
+                netspec::Layer::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                } => LayerShape::Conv {
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    relu: arch.relu(i),
+                },
+                netspec::Layer::MaxPool { k } => LayerShape::MaxPool { k },
+                netspec::Layer::Dense { inp, out } => LayerShape::Dense {
+                    inp,
+                    out,
+                    relu: arch.relu(i),
+                },
+            })
+            .collect()
     }
 }
 
@@ -652,9 +643,9 @@ mod tests {
 
     #[test]
     fn from_params_and_from_named_rebuild_the_model() {
-        let m = FloatModel::random(&LayerShape::classic(), 3);
+        let m = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 3);
         let arch = m.shapes();
-        assert_eq!(arch, LayerShape::classic());
+        assert_eq!(arch, LayerShape::of(&netspec::CLASSIC));
         assert_eq!(FloatModel::from_params(&arch, params_of(&m)).unwrap(), m);
         let mut named = HashMap::new();
         let mut p = params_of(&m).into_iter();

@@ -1,0 +1,478 @@
+//! The Q-network architectures, described once, as data.
+//!
+//! Everything that depends on an architecture derives it from an [`Arch`]:
+//! the trainer's libtorch module, the float reference network of the
+//! quantizer, the blob's layer list, the random blobs of tests and the MCU
+//! budget checks. Adding an architecture is one more `const` and one more
+//! entry in [`ALL`].
+//!
+//! The input is always the 4 stacked 80x80 binary frames ([`INPUT`]). Every
+//! conv and dense layer except the last is followed by a ReLU; a max-pool may
+//! only follow the first conv (what `policy-core` runs).
+//!
+//! ```
+//! let arch = netspec::by_name("compact").unwrap();
+//! assert_eq!(arch.check(), Ok(()));
+//! let out = arch.output_shape(arch.layers.len() - 1);
+//! assert_eq!((out.c, out.h, out.w), (2, 1, 1)); // two Q-values
+//! assert!(arch.relu(0) && !arch.relu(arch.layers.len() - 1));
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+/// One layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// 2-D convolution with a square `k x k` kernel, `stride`, and `pad` zeros
+    /// on every side: an `H x W` map gives `(H + 2 pad - k) / stride + 1` rows
+    /// (likewise columns).
+    Conv {
+        /// Input channels.
+        in_c: usize,
+        /// Output channels.
+        out_c: usize,
+        /// Kernel side.
+        k: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on each side.
+        pad: usize,
+    },
+    /// Max-pool with window and stride `k` (floor: trailing rows are dropped).
+    MaxPool {
+        /// Window side and stride.
+        k: usize,
+    },
+    /// Fully connected layer over the flattened previous output.
+    Dense {
+        /// Inputs.
+        inp: usize,
+        /// Outputs.
+        out: usize,
+    },
+}
+
+/// An activation shape: channels x height x width (a dense output is `n x 1 x 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Shape {
+    /// Number of values.
+    pub const fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Whether the shape holds no value.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The network input: 4 stacked 80x80 binary frames.
+pub const INPUT: Shape = Shape { c: 4, h: 80, w: 80 };
+
+/// Number of outputs (Q-values): Idle, Flap.
+pub const NUM_ACTIONS: usize = 2;
+
+/// A named architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// The name used on the command line and in configs.
+    pub name: &'static str,
+    /// One line for `--help` and reports.
+    pub about: &'static str,
+    /// The layers, input to output.
+    pub layers: &'static [Layer],
+}
+
+/// Why an architecture is inconsistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecError {
+    /// Layer `i` does not take the previous output (channels, inputs), or its
+    /// kernel or pool window does not fit, or a size is zero.
+    Shape(usize),
+    /// Layer `i` is where it may not be (no layers, a pool not right after the
+    /// first conv, a conv after a dense layer, a last layer that is not dense).
+    Placement(usize),
+    /// The last layer does not output [`NUM_ACTIONS`] values.
+    Outputs,
+}
+
+impl core::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpecError::Shape(i) => write!(f, "layer {i} does not fit the previous layer's output"),
+            SpecError::Placement(i) => write!(f, "layer {i} is not allowed at this position"),
+            SpecError::Outputs => write!(f, "the last layer does not output {NUM_ACTIONS} values"),
+        }
+    }
+}
+
+impl Arch {
+    /// The output shape of layer `i`, from [`INPUT`] (no checks: see [`Arch::check`]).
+    pub fn output_shape(&self, i: usize) -> Shape {
+        let mut s = INPUT;
+        for l in &self.layers[..=i] {
+            s = next_shape(l, s).unwrap_or(Shape { c: 0, h: 0, w: 0 });
+        }
+        s
+    }
+
+    /// The input shape of layer `i`.
+    pub fn input_shape(&self, i: usize) -> Shape {
+        if i == 0 {
+            INPUT
+        } else {
+            self.output_shape(i - 1)
+        }
+    }
+
+    /// Whether layer `i` is followed by a ReLU: every conv and dense layer
+    /// but the last.
+    pub fn relu(&self, i: usize) -> bool {
+        i + 1 < self.layers.len() && !matches!(self.layers[i], Layer::MaxPool { .. })
+    }
+
+    /// Checks that the layers chain from [`INPUT`] to [`NUM_ACTIONS`] outputs
+    /// and are placed as `policy-core` runs them.
+    pub fn check(&self) -> Result<(), SpecError> {
+        let n = self.layers.len();
+        if n == 0 {
+            return Err(SpecError::Placement(0));
+        }
+        let mut s = INPUT;
+        let mut seen_dense = false;
+        for (i, l) in self.layers.iter().enumerate() {
+            match l {
+                Layer::Conv { .. } if seen_dense || i + 1 == n => {
+                    return Err(SpecError::Placement(i))
+                }
+                Layer::MaxPool { .. }
+                    if i != 1 || !matches!(self.layers[0], Layer::Conv { .. }) || i + 1 == n =>
+                {
+                    return Err(SpecError::Placement(i))
+                }
+                Layer::Dense { .. } => seen_dense = true,
+                _ => {}
+            }
+            s = next_shape(l, s).ok_or(SpecError::Shape(i))?;
+        }
+        if s.len() != NUM_ACTIONS {
+            return Err(SpecError::Outputs);
+        }
+        Ok(())
+    }
+
+    /// Weights and biases.
+    pub fn params(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| match *l {
+                Layer::Conv { in_c, out_c, k, .. } => k * k * in_c * out_c + out_c,
+                Layer::MaxPool { .. } => 0,
+                Layer::Dense { inp, out } => inp * out + out,
+            })
+            .sum()
+    }
+
+    /// Multiply-accumulates of one forward pass.
+    pub fn macs(&self) -> usize {
+        (0..self.layers.len())
+            .map(|i| match self.layers[i] {
+                Layer::Conv { in_c, k, .. } => self.output_shape(i).len() * k * k * in_c,
+                Layer::MaxPool { .. } => 0,
+                Layer::Dense { inp, out } => inp * out,
+            })
+            .sum()
+    }
+}
+
+/// The shape after `l` applied to `s`, or `None` if it does not fit.
+pub fn next_shape(l: &Layer, s: Shape) -> Option<Shape> {
+    match *l {
+        Layer::Conv {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+        } => {
+            if in_c != s.c || out_c == 0 || k == 0 || stride == 0 || pad >= k {
+                return None;
+            }
+            let h = (s.h + 2 * pad).checked_sub(k)? / stride + 1;
+            let w = (s.w + 2 * pad).checked_sub(k)? / stride + 1;
+            Some(Shape { c: out_c, h, w })
+        }
+        Layer::MaxPool { k } => {
+            if k == 0 || k > s.h || k > s.w {
+                return None;
+            }
+            Some(Shape {
+                c: s.c,
+                h: s.h / k,
+                w: s.w / k,
+            })
+        }
+        Layer::Dense { inp, out } => {
+            if inp != s.len() || out == 0 {
+                return None;
+            }
+            Some(Shape { c: out, h: 1, w: 1 })
+        }
+    }
+}
+
+/// The classic DQN network: conv 8x8/4 p2 -> 32, maxpool 2; conv 4x4/2 p1 ->
+/// 64; conv 3x3/1 p1 -> 64; fc 1600 -> 512; fc 512 -> 2.
+pub const CLASSIC: Arch = Arch {
+    name: "classic",
+    about: "the classic DQN net: conv 8x8/4 -> 32, pool 2, conv 4x4/2 -> 64, conv 3x3 -> 64, fc 1600 -> 512 -> 2",
+    layers: &[
+        Layer::Conv {
+            in_c: 4,
+            out_c: 32,
+            k: 8,
+            stride: 4,
+            pad: 2,
+        },
+        Layer::MaxPool { k: 2 },
+        Layer::Conv {
+            in_c: 32,
+            out_c: 64,
+            k: 4,
+            stride: 2,
+            pad: 1,
+        },
+        Layer::Conv {
+            in_c: 64,
+            out_c: 64,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
+        Layer::Dense {
+            inp: 1600,
+            out: 512,
+        },
+        Layer::Dense { inp: 512, out: 2 },
+    ],
+};
+
+/// Half the classic net's channels, one conv fewer: conv 8x8/4 p2 -> 16,
+/// maxpool 2; conv 4x4/2 p1 -> 32; fc 800 -> 128; fc 128 -> 2.
+pub const SMALL: Arch = Arch {
+    name: "small",
+    about: "for small MCUs: conv 8x8/4 -> 16, pool 2, conv 4x4/2 -> 32, fc 800 -> 128 -> 2",
+    layers: &[
+        Layer::Conv {
+            in_c: 4,
+            out_c: 16,
+            k: 8,
+            stride: 4,
+            pad: 2,
+        },
+        Layer::MaxPool { k: 2 },
+        Layer::Conv {
+            in_c: 16,
+            out_c: 32,
+            k: 4,
+            stride: 2,
+            pad: 1,
+        },
+        Layer::Dense { inp: 800, out: 128 },
+        Layer::Dense { inp: 128, out: 2 },
+    ],
+};
+
+/// Shaped for the binary 80x80 input, about a quarter of `classic`'s
+/// multiply-adds: conv 4x4/4 -> 16 (non-overlapping 4x4 patches), maxpool 2;
+/// conv 3x3/1 p1 -> 32; conv 3x3/2 p1 -> 32; fc 800 -> 256; fc 256 -> 2.
+pub const COMPACT: Arch = Arch {
+    name: "compact",
+    about: "the default: conv 4x4/4 -> 16, pool 2, conv 3x3 -> 32, conv 3x3/2 -> 32, fc 800 -> 256 -> 2",
+    layers: &[
+        Layer::Conv {
+            in_c: 4,
+            out_c: 16,
+            k: 4,
+            stride: 4,
+            pad: 0,
+        },
+        Layer::MaxPool { k: 2 },
+        Layer::Conv {
+            in_c: 16,
+            out_c: 32,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
+        Layer::Conv {
+            in_c: 32,
+            out_c: 32,
+            k: 3,
+            stride: 2,
+            pad: 1,
+        },
+        Layer::Dense { inp: 800, out: 256 },
+        Layer::Dense { inp: 256, out: 2 },
+    ],
+};
+
+/// For the 16 KiB Cortex-M0: conv 4x4/4 -> 8, maxpool 2; conv 3x3/2 p1 -> 16;
+/// fc 400 -> 64; fc 64 -> 2 (about 27 k weights, 0.2 M multiply-adds).
+pub const TINY: Arch = Arch {
+    name: "tiny",
+    about: "for a 16 KiB Cortex-M0: conv 4x4/4 -> 8, pool 2, conv 3x3/2 -> 16, fc 400 -> 64 -> 2",
+    layers: &[
+        Layer::Conv {
+            in_c: 4,
+            out_c: 8,
+            k: 4,
+            stride: 4,
+            pad: 0,
+        },
+        Layer::MaxPool { k: 2 },
+        Layer::Conv {
+            in_c: 8,
+            out_c: 16,
+            k: 3,
+            stride: 2,
+            pad: 1,
+        },
+        Layer::Dense { inp: 400, out: 64 },
+        Layer::Dense { inp: 64, out: 2 },
+    ],
+};
+
+/// Every architecture, by name.
+pub const ALL: &[Arch] = &[COMPACT, CLASSIC, SMALL, TINY];
+
+/// The architecture called `name`.
+pub fn by_name(name: &str) -> Option<Arch> {
+    ALL.iter().copied().find(|a| a.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_is_consistent_and_named_once() {
+        for (i, a) in ALL.iter().enumerate() {
+            assert_eq!(a.check(), Ok(()), "{}", a.name);
+            assert_eq!(by_name(a.name), Some(*a));
+            assert!(ALL[..i].iter().all(|b| b.name != a.name));
+        }
+        assert_eq!(by_name("nope"), None);
+    }
+
+    #[test]
+    fn shapes_follow_the_conv_formula() {
+        // compact: 80 -> conv 4/4 -> 20 -> pool 2 -> 10 -> conv 3/1 p1 -> 10 -> conv 3/2 p1 -> 5.
+        let s: [Shape; 6] = core::array::from_fn(|i| COMPACT.output_shape(i));
+        assert_eq!(
+            s[0],
+            Shape {
+                c: 16,
+                h: 20,
+                w: 20
+            }
+        );
+        assert_eq!(
+            s[1],
+            Shape {
+                c: 16,
+                h: 10,
+                w: 10
+            }
+        );
+        assert_eq!(
+            s[2],
+            Shape {
+                c: 32,
+                h: 10,
+                w: 10
+            }
+        );
+        assert_eq!(s[3], Shape { c: 32, h: 5, w: 5 });
+        assert_eq!(s[4].len(), 256);
+        // classic: 80 + 4 - 8 = 76, / 4 + 1 = 20.
+        assert_eq!(
+            CLASSIC.output_shape(0),
+            Shape {
+                c: 32,
+                h: 20,
+                w: 20
+            }
+        );
+        assert_eq!(CLASSIC.output_shape(3).len(), 1600);
+    }
+
+    #[test]
+    fn sizes() {
+        // Matches docs/learning.md: 1.3 M vs 5.8 M multiply-adds.
+        assert_eq!(COMPACT.macs(), 409_600 + 460_800 + 230_400 + 204_800 + 512);
+        assert!(CLASSIC.macs() > 4 * COMPACT.macs());
+        assert!(TINY.params() < 32 * 1024);
+    }
+
+    #[test]
+    fn inconsistent_architectures_are_refused() {
+        const BAD_DENSE: Arch = Arch {
+            name: "x",
+            about: "",
+            layers: &[
+                Layer::Conv {
+                    in_c: 4,
+                    out_c: 8,
+                    k: 4,
+                    stride: 4,
+                    pad: 0,
+                },
+                Layer::Dense { inp: 3199, out: 2 },
+            ],
+        };
+        assert_eq!(BAD_DENSE.check(), Err(SpecError::Shape(1)));
+        const POOL_LATE: Arch = Arch {
+            name: "x",
+            about: "",
+            layers: &[
+                Layer::Conv {
+                    in_c: 4,
+                    out_c: 8,
+                    k: 4,
+                    stride: 4,
+                    pad: 0,
+                },
+                Layer::Conv {
+                    in_c: 8,
+                    out_c: 8,
+                    k: 2,
+                    stride: 2,
+                    pad: 0,
+                },
+                Layer::MaxPool { k: 2 },
+                Layer::Dense { inp: 200, out: 2 },
+            ],
+        };
+        assert_eq!(POOL_LATE.check(), Err(SpecError::Placement(2)));
+        const WRONG_OUT: Arch = Arch {
+            name: "x",
+            about: "",
+            layers: &[Layer::Dense {
+                inp: 25_600,
+                out: 3,
+            }],
+        };
+        assert_eq!(WRONG_OUT.check(), Err(SpecError::Outputs));
+    }
+}
