@@ -288,3 +288,51 @@ pub fn to_input(buf: &[f32], n: usize, device: Device) -> Tensor {
         .view([n as i64, STACK_LEN as i64, side, side])
         .to_device(device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `netspec` architecture builds, runs, and is recognised again
+    /// from its saved weights; its float model agrees with libtorch.
+    #[test]
+    fn every_architecture_round_trips_through_its_weights() {
+        for arch in netspec::ALL {
+            tch::manual_seed(3);
+            let net = QNetwork::new(*arch, Device::Cpu);
+            let p = std::env::temp_dir().join(format!(
+                "net-{}-{}.safetensors",
+                arch.name,
+                std::process::id()
+            ));
+            net.vs.save(&p).unwrap();
+            let tensors = Tensor::read_safetensors(&p).unwrap();
+            assert_eq!(QNetwork::arch_of(&tensors).unwrap(), *arch, "{}", arch.name);
+            let _ = std::fs::remove_file(&p);
+
+            let mut s = FrameStack::default();
+            let mut f = Frame::empty();
+            for i in (0..FRAME_BYTES).step_by(7) {
+                f.0[i] = 0x5A;
+            }
+            s.push(&f);
+            let (_, q) = net.act(&[&s]);
+            let want = net.to_float_model().forward(&s);
+            for (a, b) in q[0].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{}: {a} vs {b}", arch.name);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_shapes_are_clear_errors() {
+        let e = parse_arch("huge").unwrap_err().to_string();
+        assert!(e.contains("compact") && e.contains("tiny"), "{e}");
+        let t = vec![(
+            "l0.weight".to_string(),
+            Tensor::zeros([5, 4, 4, 4], (Kind::Float, Device::Cpu)),
+        )];
+        let e = QNetwork::arch_of(&t).unwrap_err().to_string();
+        assert!(e.contains("match no known network"), "{e}");
+    }
+}
