@@ -7,6 +7,7 @@
 use crate::agent::Learner;
 use crate::config::Config;
 use crate::net::QNetwork;
+use crate::replay::Replay;
 use anyhow::{bail, Context, Result};
 use rand_pcg::Pcg32;
 use serde::{Deserialize, Serialize};
@@ -58,9 +59,21 @@ mod finite_or_null {
     }
 }
 
-/// Saves a checkpoint into `dir` (replacing it atomically).
-pub fn save(dir: &Path, learner: &Learner, state: &TrainState) -> Result<()> {
+/// The replay memory's file in a checkpoint folder.
+pub const REPLAY_FILE: &str = "replay.bin";
+
+/// Saves a checkpoint into `dir` (replacing it atomically), with the replay
+/// memory when given (`replay.bin`, 806 bytes per stored transition).
+pub fn save(
+    dir: &Path,
+    learner: &Learner,
+    state: &TrainState,
+    replay: Option<&Replay>,
+) -> Result<()> {
     crate::atomic::replace_dir_atomic(dir, |tmp| {
+        if let Some(r) = replay {
+            r.save(&tmp.join(REPLAY_FILE))?;
+        }
         learner
             .online
             .vs

@@ -1,7 +1,7 @@
 //! Mutation fuzzing of every reader of outside bytes: the policy blob, the
 //! recording, the config TOML, a checkpoint's `state.json`, `metrics.csv`, a
-//! weights file and a whole checkpoint folder (weights, target, Adam moments,
-//! policy average, state). Each case takes a real file, mutates it
+//! weights file, a whole checkpoint folder (weights, target, Adam moments,
+//! policy average, state) and a saved replay memory. Each case takes a real file, mutates it
 //! (truncation, bit flips, byte overwrites, inserted or deleted runs, garbage,
 //! an empty file, the same file of another architecture) and runs the
 //! reader on it. A reader must return `Ok` or an error; a panic is counted
@@ -41,11 +41,13 @@ pub enum Reader {
     Weights,
     /// `checkpoint::load` on a folder with one of its five files mutated.
     Checkpoint,
+    /// `Replay::load` (`replay.bin` of a checkpoint).
+    Replay,
 }
 
 impl Reader {
     /// All readers.
-    pub const ALL: [Reader; 7] = [
+    pub const ALL: [Reader; 8] = [
         Reader::Blob,
         Reader::Recording,
         Reader::Config,
@@ -53,6 +55,7 @@ impl Reader {
         Reader::Metrics,
         Reader::Weights,
         Reader::Checkpoint,
+        Reader::Replay,
     ];
 
     /// Relative share of the cases: the slow readers (libtorch tensors of a
@@ -66,6 +69,7 @@ impl Reader {
             Reader::Metrics => 15,
             Reader::Weights => 4,
             Reader::Checkpoint => 1,
+            Reader::Replay => 15,
         }
     }
 }
@@ -100,8 +104,13 @@ pub struct Bases {
     checkpoint: Vec<(&'static str, Vec<u8>)>,
     /// A weights file of another architecture (classic).
     other_weights: Vec<u8>,
+    /// A saved replay memory of [`REPLAY_SHAPE`].
+    replay: Vec<u8>,
     work: PathBuf,
 }
+
+/// Capacity and environments of the fuzzed replay memory.
+const REPLAY_SHAPE: (usize, usize) = (96, 4);
 
 const CHECKPOINT_FILES: [&str; 5] = [
     "model.safetensors",
@@ -142,7 +151,7 @@ impl Bases {
             config: cfg.clone(),
         };
         let ck = work.join("base-checkpoint");
-        checkpoint::save(&ck, &learner, &state)?;
+        checkpoint::save(&ck, &learner, &state, None)?;
         let mut files = Vec::new();
         for name in CHECKPOINT_FILES {
             files.push((name, std::fs::read(ck.join(name))?));
@@ -152,6 +161,28 @@ impl Bases {
             .vs
             .save(&other)?;
 
+        let mut replay = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+        let mut game = Game::new(4);
+        for t in 0..40u32 {
+            for env in 0..REPLAY_SHAPE.1 {
+                let a = if (t + env as u32) % 7 == 0 {
+                    Action::Flap
+                } else {
+                    Action::Idle
+                };
+                let step = game.step(a).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                replay.push(
+                    env,
+                    &game.frame(),
+                    t == 0,
+                    a as u8,
+                    step.reward.value(),
+                    step.terminal,
+                );
+            }
+        }
+        let mut replay_bytes = Vec::new();
+        replay.write_to(&mut replay_bytes)?;
         let stacks = played_stacks(60);
         let recording = Recording { seed: 11, stacks }.to_bytes()?;
         let calib = Recording::from_bytes(&recording)?.stacks;
@@ -195,6 +226,7 @@ impl Bases {
             metrics: metrics.to_csv().into_bytes(),
             checkpoint: files,
             other_weights: std::fs::read(&other)?,
+            replay: replay_bytes,
             work: work.to_path_buf(),
         })
     }
@@ -418,6 +450,11 @@ fn one_case(b: &Bases, reader: Reader, rng: &mut Pcg32) -> Result<bool> {
             }
             Ok(checkpoint::load(&dir, Device::Cpu).is_ok())
         }
+        Reader::Replay => {
+            let p = file("replay.bin", &mutate(rng, &b.replay, None))?;
+            let mut r = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+            Ok(r.load(&p).is_ok())
+        }
     }
 }
 
@@ -473,6 +510,9 @@ mod tests {
         assert!(checkpoint::read_state(&dir).is_ok());
         assert!(Metrics::from_csv(std::str::from_utf8(&b.metrics).unwrap()).is_ok());
         assert!(Config::from_toml(std::str::from_utf8(&b.config).unwrap()).is_ok());
+        let mut r = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+        r.read_from(&mut &b.replay[..]).unwrap();
+        assert!(r.len() > REPLAY_SHAPE.0 / 2);
         // The other architecture's weights are a different file, not a corrupt one.
         let p = b.work.join("classic.safetensors");
         assert_eq!(

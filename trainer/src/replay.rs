@@ -192,6 +192,15 @@ impl Replay {
         let mut i = index;
         while steps < n as u32 && i + 1 < r.written {
             let s = r.slot(i);
+            // A run resumed from a checkpoint starts new episodes in the same
+            // ring: an entry that did not end its episode but is followed by
+            // an episode's first frame lost its successor at the cut.
+            if r.flags[s] & DONE == 0 && r.flags[r.slot(i + 1)] & FIRST != 0 {
+                if steps == 0 {
+                    return None;
+                }
+                break;
+            }
             ret += disc * r.rewards[s];
             disc *= gamma;
             steps += 1;
@@ -302,10 +311,237 @@ impl Replay {
     }
 }
 
+/// Magic bytes of a saved replay memory (`replay.bin` in a checkpoint).
+pub const FILE_MAGIC: [u8; 8] = *b"FLAPRPL1";
+/// Version of the saved replay memory format.
+pub const FILE_VERSION: u32 = 1;
+
+impl Replay {
+    /// Writes the stored transitions to `w`: magic, version, the ring count
+    /// and size, each ring's `written` counter, then each ring's stored
+    /// entries oldest first (frames, actions, rewards as f32 LE, flags), then
+    /// a CRC-32 of everything before it (all integers little-endian). Only
+    /// what is stored is written: 806 bytes per transition.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut h = crc32fast::Hasher::new();
+        let mut put = |w: &mut dyn std::io::Write, b: &[u8]| -> std::io::Result<()> {
+            h.update(b);
+            w.write_all(b)
+        };
+        put(w, &FILE_MAGIC)?;
+        put(w, &FILE_VERSION.to_le_bytes())?;
+        put(w, &(self.rings.len() as u32).to_le_bytes())?;
+        put(w, &(self.rings[0].frames.len() as u64).to_le_bytes())?;
+        for r in &self.rings {
+            put(w, &r.written.to_le_bytes())?;
+        }
+        for r in &self.rings {
+            let live = r.oldest()..r.written;
+            for i in live.clone() {
+                put(w, &r.frames[r.slot(i)])?;
+            }
+            let mut bytes = Vec::with_capacity(6 * (r.written - r.oldest()) as usize);
+            bytes.extend(live.clone().map(|i| r.actions[r.slot(i)]));
+            for i in live.clone() {
+                bytes.extend_from_slice(&r.rewards[r.slot(i)].to_le_bytes());
+            }
+            bytes.extend(live.map(|i| r.flags[r.slot(i)]));
+            put(w, &bytes)?;
+        }
+        let crc = h.finalize();
+        w.write_all(&crc.to_le_bytes())
+    }
+
+    /// Reads what [`Replay::write_to`] wrote into this (empty) memory, which
+    /// must have the same number of rings and ring size; every defect is an
+    /// error naming it, and on error the memory is left empty.
+    pub fn read_from(&mut self, r: &mut impl std::io::Read) -> anyhow::Result<()> {
+        let res = self.read_inner(r);
+        if res.is_err() {
+            for ring in &mut self.rings {
+                ring.written = 0;
+            }
+        }
+        res
+    }
+
+    fn read_inner(&mut self, rd: &mut impl std::io::Read) -> anyhow::Result<()> {
+        use anyhow::{bail, Context};
+        let mut h = crc32fast::Hasher::new();
+        let mut take = |rd: &mut dyn std::io::Read, buf: &mut [u8]| -> anyhow::Result<()> {
+            rd.read_exact(buf).context("truncated replay memory")?;
+            h.update(buf);
+            Ok(())
+        };
+        let mut b8 = [0u8; 8];
+        let mut b4 = [0u8; 4];
+        take(rd, &mut b8)?;
+        if b8 != FILE_MAGIC {
+            bail!("not a saved replay memory (bad magic)");
+        }
+        take(rd, &mut b4)?;
+        let version = u32::from_le_bytes(b4);
+        if version != FILE_VERSION {
+            bail!("replay memory format version {version}, this build reads {FILE_VERSION}");
+        }
+        take(rd, &mut b4)?;
+        let rings = u32::from_le_bytes(b4) as usize;
+        take(rd, &mut b8)?;
+        let per = u64::from_le_bytes(b8);
+        let my_per = self.rings[0].frames.len() as u64;
+        if rings != self.rings.len() || per != my_per {
+            bail!(
+                "the saved replay memory has {rings} rings of {per}, this run {} of {my_per} (num_envs or replay_capacity changed)",
+                self.rings.len()
+            );
+        }
+        let mut written = Vec::with_capacity(rings);
+        for _ in 0..rings {
+            take(rd, &mut b8)?;
+            written.push(u64::from_le_bytes(b8));
+        }
+        for (ring, &wr) in self.rings.iter_mut().zip(&written) {
+            ring.written = wr;
+            let live = ring.oldest()..wr;
+            let n = (wr - ring.oldest()) as usize;
+            for i in live.clone() {
+                let s = ring.slot(i);
+                take(rd, &mut ring.frames[s])?;
+            }
+            let mut bytes = vec![0u8; 6 * n];
+            take(rd, &mut bytes)?;
+            let (acts, rest) = bytes.split_at(n);
+            let (rews, flags) = rest.split_at(4 * n);
+            for (k, i) in live.enumerate() {
+                let s = ring.slot(i);
+                ring.actions[s] = acts[k];
+                ring.rewards[s] = f32::from_le_bytes([
+                    rews[4 * k],
+                    rews[4 * k + 1],
+                    rews[4 * k + 2],
+                    rews[4 * k + 3],
+                ]);
+                ring.flags[s] = flags[k];
+            }
+        }
+        let want = h.finalize();
+        rd.read_exact(&mut b4)
+            .context("truncated replay memory (no checksum)")?;
+        if u32::from_le_bytes(b4) != want {
+            bail!("replay memory checksum mismatch: the file is corrupt");
+        }
+        let mut extra = [0u8; 1];
+        if rd.read(&mut extra)? != 0 {
+            bail!("unexpected bytes after the replay memory");
+        }
+        if let Some(t) = &mut self.tree {
+            // Priorities are not saved: every restored transition starts at the largest.
+            let p = t.max_priority();
+            for (env, ring) in self.rings.iter().enumerate() {
+                for i in ring.oldest()..ring.written {
+                    t.set(env * ring.frames.len() + ring.slot(i), p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the memory to `path` (through a buffered writer).
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        self.write_to(&mut w)
+            .and_then(|()| std::io::Write::flush(&mut w))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Loads a memory saved by [`Replay::save`] into this empty one.
+    pub fn load(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+        self.read_from(&mut r)
+            .with_context(|| format!("in {}", path.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn saved_memory_round_trips_and_every_corruption_is_refused() {
+        let mut r = Replay::new(40, 2);
+        for t in 0..57u8 {
+            for env in 0..2 {
+                let done = t % 13 == 12;
+                r.push(
+                    env,
+                    &frame(t.wrapping_add(env as u8)),
+                    t % 13 == 0,
+                    t % 2,
+                    0.1 * t as f32,
+                    done,
+                );
+            }
+        }
+        let mut bytes = Vec::new();
+        r.write_to(&mut bytes).unwrap();
+        let mut back = Replay::new(40, 2);
+        back.read_from(&mut &bytes[..]).unwrap();
+        assert_eq!(back.len(), r.len());
+        for env in 0..2 {
+            for i in r.rings[env].oldest()..r.rings[env].written {
+                assert_eq!(back.stack(env, i), r.stack(env, i));
+                assert_eq!(
+                    back.transition(env, i, 3, 0.9),
+                    r.transition(env, i, 3, 0.9)
+                );
+            }
+        }
+        for cut in [0, 5, 20, bytes.len() / 2, bytes.len() - 1] {
+            let mut m = Replay::new(40, 2);
+            assert!(m.read_from(&mut &bytes[..cut]).is_err(), "cut {cut}");
+            assert!(m.is_empty());
+        }
+        for pos in (0..bytes.len()).step_by(37) {
+            let mut b = bytes.clone();
+            b[pos] ^= 4;
+            assert!(
+                Replay::new(40, 2).read_from(&mut &b[..]).is_err(),
+                "flip {pos}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Replay::new(40, 2).read_from(&mut &longer[..]).is_err());
+        let e = Replay::new(40, 4).read_from(&mut &bytes[..]).unwrap_err();
+        assert!(e.to_string().contains("num_envs"), "{e}");
+    }
+
+    #[test]
+    fn a_resume_cut_is_never_bridged() {
+        let mut r = Replay::new(100, 1);
+        for t in 0..10u8 {
+            r.push(0, &frame(t), t == 0, 0, 1.0, false);
+        }
+        // Resumed: a new episode starts in the same ring without a terminal step.
+        for t in 10..20u8 {
+            r.push(0, &frame(t), t == 10, 0, 1.0, false);
+        }
+        // Entry 9 lost its successor; entries 7 and 8 stop before the cut.
+        assert_eq!(r.transition(0, 9, 3, 1.0), None);
+        let s = r.transition(0, 8, 3, 1.0).unwrap();
+        assert_eq!((s.steps, s.next_index, s.done), (1, 9, false));
+        let s = r.transition(0, 7, 3, 1.0).unwrap();
+        assert_eq!((s.steps, s.next_index), (2, 9));
+        // Inside the new episode everything is as usual.
+        let s = r.transition(0, 10, 3, 1.0).unwrap();
+        assert_eq!((s.steps, s.next_index, s.ret), (3, 13, 3.0));
+    }
 
     fn frame(n: u8) -> Frame {
         Frame([n; FRAME_BYTES])

@@ -188,11 +188,27 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     if cfg.per_alpha > 0.0 {
         replay = replay.with_priorities(cfg.per_alpha);
     }
+    // A resumed run restores the replay memory saved with its checkpoint.
+    let mut restored = false;
+    if resume {
+        let p = checkpoint::resolve(run_dir)?.join(checkpoint::REPLAY_FILE);
+        if p.is_file() {
+            match replay.load(&p) {
+                Ok(()) => {
+                    restored = true;
+                    eprintln!("restored {} transitions of replay memory", replay.len());
+                }
+                Err(e) => eprintln!("warning: replay memory not restored, starting empty: {e:#}"),
+            }
+        } else {
+            eprintln!("warning: the checkpoint has no replay memory, starting empty");
+        }
+    }
     let mut rng = state.rng.clone();
     let mut recent: VecDeque<u32> = state.recent_scores.iter().copied().collect();
     // A fresh run learns after `learning_starts` steps of biased random play; a
-    // resumed one refills its (empty) replay with that many steps of its policy.
-    let warmup_until = state.env_steps + cfg.learning_starts;
+    // resumed one without its replay refills it with that many steps of its policy.
+    let warmup_until = state.env_steps + if restored { 0 } else { cfg.learning_starts };
     let mut update_credit = 0u64;
 
     let bar = progress_bar(budget_s, cfg.total_steps);
@@ -371,12 +387,12 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         bar.set_position(progress_pos(elapsed, &state, &cfg));
         if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint_min * 60.0 {
             state.elapsed_s = elapsed;
-            save_checkpoint(run_dir, &learner, &mut state, &rng, &recent)?;
+            save_checkpoint(run_dir, &learner, &mut state, &rng, &recent, &replay)?;
             last_ckpt = Instant::now();
         }
     }
     state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
-    save_checkpoint(run_dir, &learner, &mut state, &rng, &recent)?;
+    save_checkpoint(run_dir, &learner, &mut state, &rng, &recent, &replay)?;
     metrics.save(run_dir)?;
     bar.finish_and_clear();
     if !best_model_path(run_dir).exists() {
@@ -397,12 +413,13 @@ fn save_checkpoint(
     state: &mut TrainState,
     rng: &Pcg32,
     recent: &VecDeque<u32>,
+    replay: &Replay,
 ) -> Result<()> {
     state.updates = learner.updates;
     state.adam_t = learner.adam.t;
     state.rng = rng.clone();
     state.recent_scores = recent.iter().copied().collect();
-    checkpoint::save(&run_dir.join("checkpoint"), learner, state)
+    checkpoint::save(&run_dir.join("checkpoint"), learner, state, Some(replay))
 }
 
 fn mean(v: &VecDeque<u32>) -> f64 {

@@ -348,3 +348,82 @@ fn tabular_prints_the_known_table() {
         "{out}"
     );
 }
+
+/// SIGKILL in the middle of a run (possibly mid-checkpoint), then `--resume`:
+/// it continues from the last checkpoint with its replay memory and finishes
+/// with a model and a blob.
+#[test]
+fn a_killed_run_resumes_with_its_replay_memory_and_finishes() {
+    let dir = tmpdir("killed");
+    let runs = dir.join("runs");
+    let run = runs.join("killed");
+    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "killed"];
+    args.extend_from_slice(&["--total-steps", "1000000", "--checkpoint-min", "0.01"]);
+    args.extend_from_slice(TINY);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(&args)
+        .env("OMP_NUM_THREADS", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting trainer");
+    let state = |p: &Path| -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(p.join("checkpoint/state.json")).ok()?).ok()
+    };
+    let t0 = std::time::Instant::now();
+    // Wait for a checkpoint past warm-up, then kill without warning.
+    loop {
+        let steps = state(&run).map(|st| st["env_steps"].as_u64().unwrap_or(0));
+        if steps.is_some_and(|s| s >= 1200) {
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "no checkpoint after 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ck = if run.join("checkpoint/state.json").is_file() {
+        run.join("checkpoint")
+    } else {
+        run.join("checkpoint.old")
+    };
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("state.json")).unwrap()).unwrap();
+    let at_kill = before["env_steps"].as_u64().unwrap();
+    assert!(ck.join("replay.bin").is_file());
+
+    let total = (at_kill + 800).to_string();
+    let o = trainer(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--total-steps",
+        &total,
+        "--final-episodes",
+        "2",
+        "--final-max-score",
+        "3",
+        "--record-frames",
+        "64",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("resuming {}", run.display())),
+        "{err}"
+    );
+    assert!(err.contains(&format!("at {at_kill} env steps")), "{err}");
+    assert!(
+        err.contains("restored") && err.contains("transitions of replay memory"),
+        "{err}"
+    );
+    let after = state(&run).unwrap();
+    assert_eq!(after["env_steps"].as_u64().unwrap(), at_kill + 800);
+    for f in ["best.safetensors", "policy.bin", "report.md"] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
