@@ -165,7 +165,7 @@ impl Bases {
         let mut game = Game::new(4);
         for t in 0..40u32 {
             for env in 0..REPLAY_SHAPE.1 {
-                let a = if (t + env as u32) % 7 == 0 {
+                let a = if (t + env as u32).is_multiple_of(7) {
                     Action::Flap
                 } else {
                     Action::Idle
