@@ -318,6 +318,9 @@ fn cmd_record(a: RecordArgs) -> Result<()> {
     if a.frames == 0 {
         bail!("--frames must be at least 1");
     }
+    if !(0.0..=1.0).contains(&a.eps) {
+        bail!("--eps must be a probability in [0, 1], not {}", a.eps);
+    }
     let net = checkpoint::load_network(&a.checkpoint, train::pick_device())?;
     let rec = report::record(&net, a.frames, a.seed, a.eps)?;
     rec.save(&a.out)?;

@@ -427,3 +427,228 @@ fn a_killed_run_resumes_with_its_replay_memory_and_finishes() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Fails cleanly: non-zero exit that is not a panic's (101), no panic or
+/// backtrace text, and exactly one line of stderr that is the error.
+fn assert_clean_failure(o: &Output, what: &str) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "{what}: succeeded\n{e}");
+    assert_ne!(o.status.code(), Some(101), "{what}: panicked\n{e}");
+    assert!(
+        !e.contains("panicked") && !e.contains("backtrace"),
+        "{what}: panic text\n{e}"
+    );
+    let errors = e.lines().filter(|l| l.starts_with("error")).count();
+    assert_eq!(errors, 1, "{what}: not one error line\n{e}");
+}
+
+/// Every subcommand, every file argument given a missing path, an empty file,
+/// garbage, a folder, or a valid file of another kind; every output path
+/// unwritable; numbers out of range.
+#[test]
+fn every_subcommand_refuses_bad_inputs_cleanly() {
+    let dir = tmpdir("walk");
+    let runs = dir.join("runs");
+    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "ok"];
+    args.extend_from_slice(&["--total-steps", "800", "--no-finish"]);
+    args.extend_from_slice(TINY);
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ok = runs.join("ok");
+    let rec = dir.join("ok.rec");
+    let o = trainer(&[
+        "record",
+        "--checkpoint",
+        s(&ok),
+        "--frames",
+        "32",
+        "--out",
+        s(&rec),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let missing = dir.join("missing");
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = dir.join("garbage.bin");
+    std::fs::write(
+        &garbage,
+        (0..3000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    // A path below a regular file can never be created.
+    let unwritable = empty.join("out.bin");
+    let wrong_kind = rec.clone(); // a recording where weights or a blob are expected
+    let bad_files = [&missing, &empty, &garbage, &folder, &wrong_kind];
+
+    let mut cases: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add =
+        |what: String, a: Vec<&str>| cases.push((what, a.iter().map(|x| x.to_string()).collect()));
+    for f in bad_files {
+        add(
+            format!("eval --checkpoint {}", f.display()),
+            vec!["eval", "--checkpoint", s(f), "--episodes", "1"],
+        );
+        add(
+            format!("record --checkpoint {}", f.display()),
+            vec![
+                "record",
+                "--checkpoint",
+                s(f),
+                "--out",
+                s(&dir.join("r.rec")),
+            ],
+        );
+        add(
+            format!("export --checkpoint {}", f.display()),
+            vec![
+                "export",
+                "--checkpoint",
+                s(f),
+                "--calib",
+                s(&rec),
+                "--out",
+                s(&dir.join("p.bin")),
+            ],
+        );
+        add(
+            format!("train --resume {}", f.display()),
+            vec!["train", "--resume", s(f)],
+        );
+        // (An empty config is a valid one: all defaults.)
+        if f != &empty {
+            add(
+                format!("train --config {}", f.display()),
+                vec!["train", "--config", s(f), "--runs-dir", s(&runs)],
+            );
+        }
+        add(
+            format!("curves {}", f.display()),
+            vec!["curves", s(f), "--out", s(&dir.join("c.png"))],
+        );
+    }
+    for f in [
+        &missing,
+        &empty,
+        &garbage,
+        &folder,
+        &ok.join("checkpoint/model.safetensors"),
+    ] {
+        add(
+            format!("export --calib {}", f.display()),
+            vec![
+                "export",
+                "--checkpoint",
+                s(&ok),
+                "--calib",
+                s(f),
+                "--out",
+                s(&dir.join("p.bin")),
+            ],
+        );
+    }
+    add(
+        "eval --gif unwritable".into(),
+        vec![
+            "eval",
+            "--checkpoint",
+            s(&ok),
+            "--episodes",
+            "1",
+            "--max-score",
+            "1",
+            "--gif",
+            s(&unwritable),
+        ],
+    );
+    add(
+        "record --out unwritable".into(),
+        vec![
+            "record",
+            "--checkpoint",
+            s(&ok),
+            "--frames",
+            "8",
+            "--out",
+            s(&unwritable),
+        ],
+    );
+    add(
+        "export --out unwritable".into(),
+        vec![
+            "export",
+            "--checkpoint",
+            s(&ok),
+            "--calib",
+            s(&rec),
+            "--out",
+            s(&unwritable),
+        ],
+    );
+    add(
+        "curves --out unwritable".into(),
+        vec!["curves", s(&ok), "--out", s(&unwritable)],
+    );
+    add(
+        "train --runs-dir unwritable".into(),
+        vec!["train", "--runs-dir", s(&unwritable), "--total-steps", "10"],
+    );
+    for (flag, v) in [
+        ("--lr", "-1"),
+        ("--num-envs", "0"),
+        ("--gamma", "NaN"),
+        ("--batch-size", "x"),
+        ("--minutes", "-3"),
+        ("--bogus", "1"),
+    ] {
+        add(
+            format!("train {flag} {v}"),
+            vec!["train", "--runs-dir", s(&runs), flag, v],
+        );
+    }
+    add(
+        "eval --episodes -1".into(),
+        vec!["eval", "--checkpoint", s(&ok), "--episodes", "-1"],
+    );
+    add(
+        "record --eps 2".into(),
+        vec![
+            "record",
+            "--checkpoint",
+            s(&ok),
+            "--eps",
+            "2",
+            "--out",
+            s(&dir.join("r.rec")),
+        ],
+    );
+    add(
+        "export --percentile 150".into(),
+        vec![
+            "export",
+            "--checkpoint",
+            s(&ok),
+            "--calib",
+            s(&rec),
+            "--percentile",
+            "150",
+            "--out",
+            s(&dir.join("p.bin")),
+        ],
+    );
+    add(
+        "bench --seconds -1".into(),
+        vec!["bench", "--seconds", "-1"],
+    );
+    add("bench --net huge".into(), vec!["bench", "--net", "huge"]);
+    add("no such subcommand".into(), vec!["fly"]);
+    for (what, a) in &cases {
+        let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
+        assert_clean_failure(&trainer(&a), what);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
