@@ -252,3 +252,63 @@ fn action_indices_match_flappy_actions() {
         assert_eq!((o.crashed, o.score), (s.terminal, s.episode_score()));
     }
 }
+
+/// Every file argument given a missing path, an empty file, garbage or a
+/// folder, every output unwritable, numbers out of range: a non-zero exit,
+/// one error line, no panic.
+#[test]
+fn every_bad_input_is_one_clear_error() {
+    let dir = std::env::temp_dir().join(format!("fwsim-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.bin");
+    std::fs::write(&good, blob()).unwrap();
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = dir.join("garbage.bin");
+    std::fs::write(&garbage, vec![0x5Au8; 5000]).unwrap();
+    let unwritable = empty.join("x");
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let mut cases: Vec<Vec<String>> = Vec::new();
+    for f in [
+        dir.join("missing.bin"),
+        empty.clone(),
+        garbage.clone(),
+        dir.clone(),
+    ] {
+        cases.push(vec!["--blob".into(), p(&f)]);
+    }
+    let g = p(&good);
+    cases.push(vec![
+        "--blob".into(),
+        g.clone(),
+        "--max-score".into(),
+        "1".into(),
+        "--gif".into(),
+        p(&unwritable),
+    ]);
+    cases.push(vec!["--write-random-blob".into(), p(&unwritable)]);
+    cases.push(vec![
+        "--blob".into(),
+        g.clone(),
+        "--episodes".into(),
+        "-1".into(),
+    ]);
+    cases.push(vec![
+        "--blob".into(),
+        g.clone(),
+        "--seed".into(),
+        "x".into(),
+    ]);
+    cases.push(vec!["--blob".into(), g, "--bogus".into()]);
+    cases.push(vec![]);
+    for args in &cases {
+        let o = sim().args(args).output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        let n = e.lines().filter(|l| l.starts_with("error")).count();
+        assert_eq!(n, 1, "{args:?}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -207,6 +207,72 @@ fn cli_reports_json_and_rejects_bad_inputs() {
     assert_eq!(code, Some(1));
     assert!(err.contains("architecture"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+
+    // Every file argument: missing, empty, garbage, a folder, a file of another
+    // kind; an unwritable report; numbers out of range.
+    let empty = tmp.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = tmp.join("garbage");
+    std::fs::write(&garbage, vec![0xA5u8; 4000]).unwrap();
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let good = [p(&ck), p(&blob), p(&frames)];
+    let bad = [
+        p(&tmp.join("missing")),
+        p(&empty),
+        p(&garbage),
+        p(&tmp),
+        p(&report),
+    ];
+    let mut cases: Vec<Vec<String>> = Vec::new();
+    for slot in 0..3 {
+        for b in &bad {
+            let mut files = good.clone();
+            files[slot] = b.clone();
+            cases.push(vec![
+                "--checkpoint".into(),
+                files[0].clone(),
+                "--blob".into(),
+                files[1].clone(),
+                "--frames".into(),
+                files[2].clone(),
+                "--episodes".into(),
+                "1".into(),
+                "--max-score".into(),
+                "1".into(),
+            ]);
+        }
+    }
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--checkpoint".into(),
+            good[0].clone(),
+            "--blob".into(),
+            good[1].clone(),
+        ];
+        v.extend([
+            "--frames".into(),
+            good[2].clone(),
+            "--episodes".into(),
+            "1".into(),
+            "--max-score".into(),
+            "1".into(),
+        ]);
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    cases.push(base(&["--report", &p(&empty.join("r.md"))]));
+    cases.push(base(&["--margin-frac", "-1"]));
+    cases.push(base(&["--seed", "x"]));
+    cases.push(vec!["--blob".into(), good[1].clone()]);
+    for args in &cases {
+        let o = Command::new(bin).args(args).output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        let n = e.lines().filter(|l| l.starts_with("error")).count();
+        assert_eq!(n, 1, "{args:?}: {e}");
+    }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
