@@ -43,7 +43,8 @@ pub struct Config {
     /// Minibatch size of a gradient update.
     #[arg(long, default_value_t = Config::default().batch_size)]
     pub batch_size: usize,
-    /// Replay memory capacity in transitions (one 800-byte frame each; 1M ≈ 0.8 GB).
+    /// Replay memory capacity in transitions (one 800-byte frame each; 1M ≈ 0.8 GB,
+    /// filled as it is used). The default holds a whole CPU run: nothing is forgotten.
     #[arg(long, default_value_t = Config::default().replay_capacity)]
     pub replay_capacity: usize,
     /// Prioritized replay exponent alpha (0 = uniform replay): transitions are
@@ -102,7 +103,8 @@ pub struct Config {
     /// Score at which an evaluation episode is stopped (so evaluation terminates).
     #[arg(long, default_value_t = Config::default().eval_max_score)]
     pub eval_max_score: u32,
-    /// Minutes between checkpoints (a SIGKILL loses at most this much).
+    /// Minutes between checkpoints (a SIGKILL loses at most this much). Each
+    /// checkpoint also saves the replay memory (806 bytes per stored transition).
     #[arg(long, default_value_t = Config::default().checkpoint_min)]
     pub checkpoint_min: f64,
     /// Environment steps between metrics rows.
@@ -131,14 +133,14 @@ impl Default for Config {
             gamma: 0.99,
             n_step: 3,
             batch_size: 64,
-            replay_capacity: 500_000,
+            replay_capacity: 3_000_000,
             per_alpha: 0.0,
             per_beta: 0.4,
             learning_starts: 5_000,
             steps_per_update: 8,
             target_update: 2_000,
             tau: 0.0,
-            policy_ema: 0.0,
+            policy_ema: 1e-4,
             double_dqn: true,
             huber_delta: 1.0,
             grad_clip: 10.0,
@@ -149,7 +151,7 @@ impl Default for Config {
             eval_every: 100_000,
             eval_episodes: 10,
             eval_max_score: 1000,
-            checkpoint_min: 3.0,
+            checkpoint_min: 5.0,
             log_every: 10_000,
             total_steps: 0,
             minutes: 0.0,
