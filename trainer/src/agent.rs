@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::net::{to_input, unpack_frames, Arch, QNetwork, INPUT_LEN};
 use crate::replay::{Replay, Sample};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -33,7 +33,7 @@ impl Adam {
 
     /// One Adam step on `net` from its current gradients, after clipping their
     /// global norm to `clip`. Returns the norm before clipping.
-    pub fn step(&mut self, net: &QNetwork, lr: f64, eps: f64, clip: f64) -> f64 {
+    pub fn step(&mut self, net: &QNetwork, lr: f64, eps: f64, clip: f64) -> Result<f64> {
         let (b1, b2) = (0.9f64, 0.999f64);
         let vars = net.vs.variables();
         tch::no_grad(|| {
@@ -66,9 +66,12 @@ impl Adam {
                 v.copy_(&nv);
                 let upd = (&nm / bc1) / ((&nv / bc2).sqrt() + eps) * lr;
                 let mut p = vars[name].shallow_clone();
-                let _ = p.f_sub_(&upd);
+                // In place; the returned alias of `p` is not needed.
+                let _alias = p
+                    .f_sub_(&upd)
+                    .with_context(|| format!("Adam step on `{name}`"))?;
             }
-            norm
+            Ok(norm)
         })
     }
 }
@@ -212,7 +215,7 @@ impl Learner {
         }
         loss.backward();
         self.adam
-            .step(&self.online, lr, cfg.adam_eps, cfg.grad_clip);
+            .step(&self.online, lr, cfg.adam_eps, cfg.grad_clip)?;
         self.updates += 1;
         if let Some(ema) = &mut self.ema {
             ema.polyak_from(&self.online, cfg.policy_ema);

@@ -163,8 +163,11 @@ impl QNetwork {
             unpack_stack(s, &mut buf[i * INPUT_LEN..(i + 1) * INPUT_LEN]);
         }
         let q = tch::no_grad(|| self.forward(&to_input(&buf, stacks.len(), self.device())));
+        // A float tensor on the CPU always converts; were it ever not to, every
+        // stack would get Q = 0 (Idle) instead of a panic further on.
         let q: Vec<f32> =
-            Vec::try_from(q.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
+            Vec::try_from(q.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+                .unwrap_or_else(|_| vec![0.0; 2 * stacks.len()]);
         let qs: Vec<[f32; 2]> = q.chunks(2).map(|c| [c[0], c[1]]).collect();
         let acts = qs.iter().map(|q| u8::from(q[1] > q[0])).collect();
         (acts, qs)
