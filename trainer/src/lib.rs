@@ -1,4 +1,4 @@
-//! DQN trainer for Flappy Bird from pixels, the seed's tabular methods, and
+//! DQN trainer for Flappy Bird from pixels, and
 //! the host side of quantization (float reference network, PTQ export).
 //!
 //! Data flows one way: `flappy` frames → [`replay`] → [`agent`] (tch) →
@@ -21,5 +21,4 @@ pub mod quant;
 pub mod recording;
 pub mod replay;
 pub mod report;
-pub mod tabular;
 pub mod train;

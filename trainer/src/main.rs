@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use trainer::config::Config;
-use trainer::{bench, checkpoint, eval, quant, recording, report, tabular, train};
+use trainer::{bench, checkpoint, eval, quant, recording, report, train};
 
 /// Learns Flappy Bird from pixels with a Deep Q-Network (tch / libtorch, CUDA
 /// when present), then evaluates, records frames and exports the int8 blob.
