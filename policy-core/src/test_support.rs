@@ -205,10 +205,10 @@ pub fn random_model(arch: &netspec::Arch, seed: u64) -> Vec<OwnedLayer> {
         .map(|(i, l)| {
             let last = i + 1 == n;
             match *l {
-                netspec::Layer::MaxPool { .. } => pool_layer(match layer_kind(l) {
-                    LayerKind::MaxPool { k } => k,
-                    _ => unreachable!(),
-                }),
+                netspec::Layer::MaxPool { .. } => OwnedLayer {
+                    kind: layer_kind(l),
+                    ..pool_layer(0)
+                },
                 netspec::Layer::Conv { .. } if i == 0 => {
                     rand_layer(&mut rng, layer_kind(l), last, 60, 200, 3)
                 }
