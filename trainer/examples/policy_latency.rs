@@ -6,7 +6,8 @@
 //! play (heuristic controller), and timed on played and synthetic stacks.
 use std::path::Path;
 
-use trainer::quant::{bench, export, float_model, ExportOptions, FloatModel, LayerShape};
+use trainer::latency as bench;
+use trainer::quant::{export, float_model, ExportOptions, FloatModel, LayerShape};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -364,7 +364,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let stacks = report::sample_stacks(64, 7)?;
     let exp = quant::export(&model, &stacks, &quant::ExportOptions::default())?;
     tch::set_num_threads(1);
-    let lat = quant::bench::compare_latency(&model, &exp.blob, &stacks, 200)?;
+    let lat = trainer::latency::compare_latency(&model, &exp.blob, &stacks, 200)?;
     println!("{}", lat.render());
     Ok(())
 }

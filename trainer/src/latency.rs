@@ -7,7 +7,7 @@ use anyhow::Result;
 use flappy::FrameStack;
 use tch::{Device, Kind, Tensor};
 
-use super::float_model::{input_tensor, FloatLayer, FloatModel};
+use quant::float_model::{input_tensor, FloatLayer, FloatModel};
 
 /// One row of the latency table.
 #[derive(Clone, Debug)]
@@ -228,4 +228,26 @@ pub fn compare_latency(
         rows: vec![int8, torch, rust],
     };
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quant::float_model::synthetic_stacks;
+    use quant::LayerShape;
+
+    /// The plain-Rust float reference and libtorch compute the same network.
+    #[test]
+    fn float_model_matches_libtorch() {
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 13);
+        let fwd = torch_forward(&model);
+        for stack in synthetic_stacks(4, 9) {
+            let ours = model.forward(&stack);
+            let theirs = fwd(&torch_input(&stack));
+            for (a, &o) in ours.iter().enumerate() {
+                let t = theirs.double_value(&[0, a as i64]);
+                assert!((o as f64 - t).abs() <= 1e-4 * (1.0 + t.abs()), "{o} vs {t}");
+            }
+        }
+    }
 }

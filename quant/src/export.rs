@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use flappy::FrameStack;
 use policy_core::blob::{self, BlobError, Bytes, InputDesc, Layer, LayerKind, Model};
 
-use super::float_model::{FloatLayer, FloatModel};
+use crate::float_model::{FloatLayer, FloatModel};
 
 /// Export settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct ExportOptions {
     /// given ones (0 = all of them). Default 4096.
     pub max_calib_stacks: usize,
     /// Refit the output layer's weight rounding and biases to the float
-    /// Q-values on the calibration stacks ([`super::refit`]). Default on.
+    /// Q-values on the calibration stacks ([`crate::refit`]). Default on.
     pub refit_last: bool,
 }
 
@@ -83,7 +83,7 @@ pub struct Export {
     /// One row per compute stage.
     pub table: Vec<LayerReport>,
     /// What the output-layer refit did (`None` when it was off).
-    pub refit: Option<super::refit::RefitReport>,
+    pub refit: Option<crate::refit::RefitReport>,
 }
 
 impl Export {
@@ -172,6 +172,51 @@ struct QLayer {
 }
 
 impl QLayer {
+    /// A conv or dense stage: per-channel weight scales (one on the last
+    /// layer), multipliers and shifts (none on the last layer), int32 biases.
+    #[allow(clippy::too_many_arguments)]
+    fn compute(
+        kind: LayerKind,
+        relu: bool,
+        s_out: f64,
+        s_w: &[f64],
+        mq: &[(i32, u8)],
+        weights: Vec<u8>,
+        bq: &[i32],
+        last: bool,
+    ) -> QLayer {
+        let w_scales = if last { &s_w[..1] } else { s_w };
+        QLayer {
+            kind,
+            relu,
+            out_scale: s_out as f32,
+            w_scales: w_scales
+                .iter()
+                .flat_map(|&s| (s as f32).to_bits().to_le_bytes())
+                .collect(),
+            multipliers: mq.iter().flat_map(|m| m.0.to_le_bytes()).collect(),
+            shifts: mq.iter().map(|m| m.1).collect(),
+            weights,
+            biases: bq.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// A max-pool (no parameters).
+    fn max_pool(k: usize) -> Result<QLayer> {
+        Ok(QLayer {
+            kind: LayerKind::MaxPool {
+                k: u8::try_from(k)?,
+            },
+            relu: false,
+            out_scale: 0.0,
+            w_scales: vec![],
+            multipliers: vec![],
+            shifts: vec![],
+            weights: vec![],
+            biases: vec![],
+        })
+    }
+
     fn view(&self) -> Layer<'_> {
         Layer {
             kind: self.kind,
@@ -278,8 +323,8 @@ pub fn export(model: &FloatModel, calib: &[FrameStack], opts: &ExportOptions) ->
         })
         .unzip();
     let (mut w, mut b) = (last.weights, last.biases);
-    let rep = super::refit::refit(
-        super::refit::OutputLayer {
+    let rep = crate::refit::refit(
+        crate::refit::OutputLayer {
             weights: &mut w,
             biases: &mut b,
             float_over_scale: &last.float_over_scale,
@@ -316,6 +361,12 @@ struct LastLayer {
 
 /// [`export`] without the refit; `last` replaces the output layer's integer
 /// weights and biases (each weight within one step of its float value).
+///
+/// A pipeline of named stages, run once per compute stage of the network:
+/// [`group_stages`] → [`calibrate`] → [`stage_params`] → [`weight_scales`] →
+/// [`output_scale`] → [`quantize_params`] → [`requant_multipliers`] →
+/// [`error_estimate`] → [`blob_layout`] → [`report_row`], then
+/// [`assemble_blob`] once.
 fn export_with(
     model: &FloatModel,
     calib: &[FrameStack],
@@ -325,126 +376,24 @@ fn export_with(
     opts.validate()?;
     ensure!(!calib.is_empty(), "no calibration frame stacks");
     model.validate().context("the float model")?;
-    let n = model.layers.len();
-    // Compute stages: (layer index, pool k).
-    let mut stages: Vec<(usize, usize)> = Vec::new();
-    for (i, l) in model.layers.iter().enumerate() {
-        match l {
-            FloatLayer::MaxPool { k } => {
-                let Some(last) = stages.last_mut().filter(|s| s.0 + 1 == i) else {
-                    bail!("layer {i}: a MaxPool must follow a Conv");
-                };
-                last.1 = *k;
-            }
-            _ => stages.push((i, 1)),
-        }
-    }
-    ensure!(
-        n <= policy_core::MAX_LAYERS,
-        "{n} layers; policy-core runs at most {}",
-        policy_core::MAX_LAYERS
-    );
-    // Calibration: every stage's float outputs over (a subsample of) the stacks.
+    let stages = group_stages(model)?;
     let picked = pick(calib, opts);
     let mut acts = calibrate(model, &picked, stages.len());
 
     let mut qlayers: Vec<QLayer> = Vec::new();
-    let mut last_layer = None;
     let mut table = Vec::new();
-    let (mut s_in, mut e_in, mut xmax_in) = (1.0f64, 0.0f64, 1.0f64);
-    // For the RMS prediction: error variance and mean square of the stage input.
-    let bits: u64 = picked
-        .iter()
-        .map(|s| (0..4).map(|i| s.frame(i).count_ones() as u64).sum::<u64>())
-        .sum();
-    let (mut var_in, mut ms_in) = (0.0f64, bits as f64 / (picked.len() * 4 * 6400) as f64);
+    let mut last_layer = None;
+    let mut input = StageInput::pixels(&picked);
     // Shape of the current activation (c, h, w), for the dense permutation.
     let mut shape = (4usize, 80usize, 80usize);
-    for (si, &(li, pool)) in stages.iter().enumerate() {
+    for (si, stage) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
+        let li = stage.layer;
+        let p = stage_params(&model.layers[li], li, last)?;
+        let s_w = weight_scales(&p, last, input.scale);
         let mut values = std::mem::take(&mut acts[si]);
-        let (out_n, fan_in, relu, w, b) = match &model.layers[li] {
-            FloatLayer::Conv {
-                in_c,
-                out_c,
-                k,
-                relu,
-                weight,
-                bias,
-                ..
-            } => (*out_c, in_c * k * k, *relu, weight, bias),
-            FloatLayer::Dense {
-                inp,
-                out,
-                relu,
-                weight,
-                bias,
-            } => (*out, *inp, *relu, weight, bias),
-            FloatLayer::MaxPool { .. } => unreachable!(),
-        };
-        ensure!(
-            w.len() == out_n * fan_in && b.len() == out_n,
-            "layer {li}: parameter sizes do not match the shape"
-        );
-        ensure!(
-            relu != last,
-            "layer {li}: hidden layers need ReLU, the last must not have it"
-        );
-        // Weight scales: per output channel, per tensor on the last layer.
-        let absmax = |o: usize| {
-            w[o * fan_in..][..fan_in]
-                .iter()
-                .fold(0f32, |m, v| m.max(v.abs())) as f64
-        };
-        let tensor_max = (0..out_n).map(absmax).fold(0f64, f64::max);
-        let s_w: Vec<f64> = (0..out_n)
-            .map(|o| {
-                let m = if last { tensor_max } else { absmax(o) };
-                if m > 0.0 {
-                    m / 127.0
-                } else {
-                    // All-zero weights: any scale works for them; pick one the
-                    // bias (the largest bias on the per-tensor last layer) fits.
-                    let bmax = if last {
-                        b.iter().fold(0f32, |m, v| m.max(v.abs()))
-                    } else {
-                        b[o].abs()
-                    };
-                    (bmax as f64).max(1e-6) / s_in / 2f64.powi(24)
-                }
-            })
-            .collect();
-        // Output scale.
-        let (s_out, clip_rate) = if last {
-            (s_in * s_w[0], 0.0)
-        } else {
-            let top = percentile(&mut values, opts.percentile) as f64;
-            let s_min = s_w.iter().map(|&sw| s_in * sw).fold(0f64, f64::max) * (1.0 + 1e-6);
-            let s = (top / 255.0).max(s_min);
-            let clip = values.iter().filter(|&&v| v as f64 > 255.0 * s).count() as f64
-                / values.len().max(1) as f64;
-            (s, clip)
-        };
-        // Quantized weights (float index o*fan_in + j), biases, multipliers.
-        let mut wq = vec![0i8; w.len()];
-        for o in 0..out_n {
-            for j in 0..fan_in {
-                wq[o * fan_in + j] = (w[o * fan_in + j] as f64 / s_w[o])
-                    .round()
-                    .clamp(-127.0, 127.0) as i8;
-            }
-        }
-        let mut bq = vec![0i32; out_n];
-        for o in 0..out_n {
-            let v = (b[o] as f64 / (s_in * s_w[o])).round();
-            ensure!(
-                v.abs() <= i32::MAX as f64,
-                "layer {li} channel {o}: bias {} does not fit int32 at scale {:e}",
-                b[o],
-                s_in * s_w[o]
-            );
-            bq[o] = v as i32;
-        }
+        let (s_out, clip_rate) = output_scale(&mut values, &s_w, input.scale, last, opts.percentile);
+        let (mut wq, mut bq) = quantize_params(&p, &s_w, input.scale, li)?;
         if last {
             if let Some((w_over, b_over)) = &last_override {
                 ensure!(
@@ -457,224 +406,483 @@ fn export_with(
             last_layer = Some(LastLayer {
                 weights: wq.clone(),
                 biases: bq.clone(),
-                float_over_scale: w.iter().map(|&v| v as f64 / s_w[0]).collect(),
-                scale: s_in * s_w[0],
+                float_over_scale: p.w.iter().map(|&v| v as f64 / s_w[0]).collect(),
+                scale: input.scale * s_w[0],
             });
         }
-        let mut mult = Vec::new();
-        let mut shifts = Vec::new();
-        let mut mq = vec![(0i32, 0u8); out_n];
-        if !last {
-            for o in 0..out_n {
-                mq[o] = quantize_multiplier(s_in * s_w[o] / s_out)
-                    .with_context(|| format!("layer {li} channel {o}"))?;
-                mult.extend(mq[o].0.to_le_bytes());
-                shifts.push(mq[o].1);
-            }
-        }
-        // Error bound and worst-case accumulator.
-        let max_in = if si == 0 { 1i64 } else { 255 };
-        let mut err = 0f64;
-        let mut acc_bound = 0i64;
-        for o in 0..out_n {
-            let row = &wq[o * fan_in..][..fan_in];
-            let sum_q: i64 = row.iter().map(|&v| (v as i64).abs()).sum();
-            let acc_o = sum_q * max_in + (bq[o] as i64).abs();
-            acc_bound = acc_bound.max(acc_o);
-            let dw: f64 = (0..fan_in)
-                .map(|j| (w[o * fan_in + j] as f64 - row[j] as f64 * s_w[o]).abs())
-                .sum();
-            let db = (b[o] as f64 - bq[o] as f64 * s_in * s_w[o]).abs();
-            let mut e = sum_q as f64 * s_w[o] * e_in + dw * xmax_in + db;
-            if !last {
-                let dm = (s_in * s_w[o] / s_out - multiplier_value(mq[o].0, mq[o].1)).abs();
-                e += s_out * (1.0 + dm * acc_o as f64);
-            }
-            err = err.max(e);
-        }
-        // RMS prediction: input errors through the quantized weights, weight and
-        // bias rounding, output rounding (uniform, variance step^2 / 12).
-        let (mut var_max, mut var_sum) = (0f64, 0f64);
-        for o in 0..out_n {
-            let row = &wq[o * fan_in..][..fan_in];
-            let (mut sq_wq, mut sq_dw) = (0f64, 0f64);
-            for (j, &q) in row.iter().enumerate() {
-                let wq_real = q as f64 * s_w[o];
-                sq_wq += wq_real * wq_real;
-                let d = w[o * fan_in + j] as f64 - wq_real;
-                sq_dw += d * d;
-            }
-            let db = b[o] as f64 - bq[o] as f64 * s_in * s_w[o];
-            let mut v = sq_wq * var_in + sq_dw * ms_in + db * db;
-            if !last {
-                v += s_out * s_out / 12.0;
-            }
-            var_max = var_max.max(v);
-            var_sum += v;
-        }
-        let ms_out = if values.is_empty() {
-            0.0
+        let mq = if last {
+            Vec::new()
         } else {
-            let top = 255.0 * s_out;
-            values
-                .iter()
-                .map(|&v| (v as f64).min(top).powi(2))
-                .sum::<f64>()
-                / values.len() as f64
+            requant_multipliers(input.scale, &s_w, s_out, li)?
         };
-        if acc_bound > i32::MAX as i64 {
+        let est = error_estimate(&p, &wq, &bq, &s_w, &mq, s_out, &input, si == 0);
+        if est.acc_bound > i32::MAX as i64 {
             bail!(
-                "layer {li}: worst-case accumulator {acc_bound} exceeds i32::MAX; refusing to export a model that can overflow"
+                "layer {li}: worst-case accumulator {} exceeds i32::MAX; refusing to export a model that can overflow",
+                est.acc_bound
             );
         }
-        // Blob layouts.
-        let (kind, weights) = match &model.layers[li] {
-            FloatLayer::Conv {
-                in_c,
-                out_c,
-                k,
-                stride,
-                pad,
-                ..
-            } => {
-                let (ic, oc, k) = (*in_c, *out_c, *k);
-                let mut hwio = vec![0u8; wq.len()];
-                for o in 0..oc {
-                    for c in 0..ic {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                hwio[((ky * k + kx) * ic + c) * oc + o] =
-                                    wq[((o * ic + c) * k + ky) * k + kx] as u8;
-                            }
-                        }
-                    }
-                }
-                let oh = (shape.1 + 2 * pad)
-                    .checked_sub(k)
-                    .map(|v| v / stride + 1)
-                    .ok_or_else(|| anyhow!("layer {li}: kernel larger than input"))?;
-                let ow = (shape.2 + 2 * pad)
-                    .checked_sub(k)
-                    .map(|v| v / stride + 1)
-                    .ok_or_else(|| anyhow!("layer {li}: kernel larger than input"))?;
-                shape = (oc, oh / pool, ow / pool);
-                let kind = LayerKind::Conv2d {
-                    in_c: u16::try_from(ic)?,
-                    out_c: u16::try_from(oc)?,
-                    k: u8::try_from(k)?,
-                    stride: u8::try_from(*stride)?,
-                    pad: u8::try_from(*pad)?,
-                };
-                (kind, hwio)
-            }
-            FloatLayer::Dense { inp, out, .. } => {
-                let (c, h, wd) = shape;
-                ensure!(
-                    c * h * wd == *inp,
-                    "layer {li}: dense input {inp} != previous output {}",
-                    c * h * wd
-                );
-                let mut im = vec![0u8; wq.len()];
-                for ch in 0..c {
-                    for y in 0..h {
-                        for x in 0..wd {
-                            let j = (ch * h + y) * wd + x; // PyTorch NCHW flatten
-                            let i = (y * wd + x) * c + ch; // policy-core HWC
-                            for o in 0..*out {
-                                im[i * out + o] = wq[o * inp + j] as u8;
-                            }
-                        }
-                    }
-                }
-                shape = (*out, 1, 1);
-                (
-                    LayerKind::Dense {
-                        inp: u32::try_from(*inp)?,
-                        out: u32::try_from(*out)?,
-                    },
-                    im,
-                )
-            }
-            FloatLayer::MaxPool { .. } => unreachable!(),
-        };
-        let w_scales: Vec<u8> = if last {
-            (s_w[0] as f32).to_bits().to_le_bytes().to_vec()
-        } else {
-            s_w.iter()
-                .flat_map(|&s| (s as f32).to_bits().to_le_bytes())
-                .collect()
-        };
-        let (wmin, wmax) = w
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, z), &v| {
-                (a.min(v), z.max(v))
-            });
-        let name = match kind {
-            LayerKind::Conv2d {
-                in_c,
-                out_c,
-                k,
-                stride,
-                pad,
-            } => {
-                let p = if pool > 1 {
-                    format!(" +pool{pool}")
-                } else {
-                    String::new()
-                };
-                format!("{li}: conv {k}x{k}/{stride} p{pad} {in_c}->{out_c}{p}")
-            }
-            LayerKind::Dense { inp, out } => format!("{li}: fc {inp}->{out}"),
-            LayerKind::MaxPool { .. } => unreachable!(),
-        };
-        table.push(LayerReport {
-            layer: li,
-            name,
-            weight_range: (wmin, wmax),
-            w_scale_range: (
-                s_w.iter().cloned().fold(f64::INFINITY, f64::min),
-                s_w.iter().cloned().fold(0.0, f64::max),
-            ),
-            in_scale: s_in,
-            out_scale: s_out,
-            clip_rate,
-            acc_bound,
-            err_bound: err,
-            err_rms: var_max.sqrt(),
-        });
-        qlayers.push(QLayer {
+        let (kind, weights) = blob_layout(&model.layers[li], &wq, &mut shape, stage.pool, li)?;
+        table.push(report_row(
+            li,
             kind,
-            relu,
-            out_scale: s_out as f32,
-            w_scales,
-            multipliers: mult,
-            shifts,
-            weights,
-            biases: bq.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        });
-        if pool > 1 {
-            qlayers.push(QLayer {
-                kind: LayerKind::MaxPool {
-                    k: u8::try_from(pool)?,
-                },
-                relu: false,
-                out_scale: 0.0,
-                w_scales: vec![],
-                multipliers: vec![],
-                shifts: vec![],
-                weights: vec![],
-                biases: vec![],
-            });
+            stage.pool,
+            p.w,
+            &s_w,
+            (input.scale, s_out),
+            clip_rate,
+            &est,
+        ));
+        qlayers.push(QLayer::compute(kind, p.relu, s_out, &s_w, &mq, weights, &bq, last));
+        if stage.pool > 1 {
+            qlayers.push(QLayer::max_pool(stage.pool)?);
         }
-        e_in = err;
-        var_in = var_sum / out_n as f64;
-        ms_in = ms_out;
-        s_in = s_out;
-        xmax_in = 255.0 * s_out;
+        input = StageInput {
+            scale: s_out,
+            err: est.err_bound,
+            xmax: 255.0 * s_out,
+            var: est.var_sum / p.out_n as f64,
+            mean_square: mean_square_clipped(&values, s_out),
+        };
     }
+    let blob = assemble_blob(&qlayers)?;
+    let last = last_layer.ok_or_else(|| anyhow!("the model has no layers"))?;
+    Ok((
+        Export {
+            blob,
+            table,
+            refit: None,
+        },
+        last,
+    ))
+}
 
+/// One compute stage of the integer network: a conv or dense layer, with
+/// the max-pool that follows it (`pool` > 1) fused in.
+#[derive(Clone, Copy, Debug)]
+struct Stage {
+    layer: usize,
+    pool: usize,
+}
+
+/// Stage 1: groups the layers into compute stages (a max-pool must follow a
+/// conv and is fused into it).
+fn group_stages(model: &FloatModel) -> Result<Vec<Stage>> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for (i, l) in model.layers.iter().enumerate() {
+        match l {
+            FloatLayer::MaxPool { k } => {
+                let Some(last) = stages.last_mut().filter(|s| s.layer + 1 == i) else {
+                    bail!("layer {i}: a MaxPool must follow a Conv");
+                };
+                last.pool = *k;
+            }
+            _ => stages.push(Stage { layer: i, pool: 1 }),
+        }
+    }
+    let n = model.layers.len();
+    ensure!(
+        n <= policy_core::MAX_LAYERS,
+        "{n} layers; policy-core runs at most {}",
+        policy_core::MAX_LAYERS
+    );
+    Ok(stages)
+}
+
+/// What the quantization of a stage knows about its input: the scale, the
+/// error bound and largest value carried in, and (for the RMS prediction)
+/// the error variance and mean square of the input.
+struct StageInput {
+    scale: f64,
+    err: f64,
+    xmax: f64,
+    var: f64,
+    mean_square: f64,
+}
+
+impl StageInput {
+    /// The network's input: exact 0/1 pixels at scale 1.
+    fn pixels(picked: &[&FrameStack]) -> StageInput {
+        let bits: u64 = picked
+            .iter()
+            .map(|s| (0..4).map(|i| s.frame(i).count_ones() as u64).sum::<u64>())
+            .sum();
+        StageInput {
+            scale: 1.0,
+            err: 0.0,
+            xmax: 1.0,
+            var: 0.0,
+            mean_square: bits as f64 / (picked.len() * 4 * 6400) as f64,
+        }
+    }
+}
+
+/// A compute layer's float parameters as a matrix `[out_n][fan_in]`
+/// (PyTorch order) and a bias per output.
+struct StageParams<'a> {
+    out_n: usize,
+    fan_in: usize,
+    relu: bool,
+    w: &'a [f32],
+    b: &'a [f32],
+}
+
+/// Stage 2: a compute layer's parameters, checked for size and for ReLU on
+/// every hidden layer and not on the last.
+fn stage_params(layer: &FloatLayer, li: usize, last: bool) -> Result<StageParams<'_>> {
+    let p = match layer {
+        FloatLayer::Conv {
+            in_c,
+            out_c,
+            k,
+            relu,
+            weight,
+            bias,
+            ..
+        } => StageParams {
+            out_n: *out_c,
+            fan_in: in_c * k * k,
+            relu: *relu,
+            w: weight,
+            b: bias,
+        },
+        FloatLayer::Dense {
+            inp,
+            out,
+            relu,
+            weight,
+            bias,
+        } => StageParams {
+            out_n: *out,
+            fan_in: *inp,
+            relu: *relu,
+            w: weight,
+            b: bias,
+        },
+        FloatLayer::MaxPool { .. } => bail!("layer {li}: a MaxPool is not a compute stage"),
+    };
+    ensure!(
+        p.w.len() == p.out_n * p.fan_in && p.b.len() == p.out_n,
+        "layer {li}: parameter sizes do not match the shape"
+    );
+    ensure!(
+        p.relu != last,
+        "layer {li}: hidden layers need ReLU, the last must not have it"
+    );
+    Ok(p)
+}
+
+/// Stage 3: weight scales, symmetric int8 (`absmax / 127`): per output
+/// channel, per tensor on the last layer (so the Q-values share one scale).
+fn weight_scales(p: &StageParams, last: bool, s_in: f64) -> Vec<f64> {
+    let absmax = |o: usize| {
+        p.w[o * p.fan_in..][..p.fan_in]
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs())) as f64
+    };
+    let tensor_max = (0..p.out_n).map(absmax).fold(0f64, f64::max);
+    (0..p.out_n)
+        .map(|o| {
+            let m = if last { tensor_max } else { absmax(o) };
+            if m > 0.0 {
+                m / 127.0
+            } else {
+                // All-zero weights: any scale works for them; pick one the
+                // bias (the largest bias on the per-tensor last layer) fits.
+                let bmax = if last {
+                    p.b.iter().fold(0f32, |m, v| m.max(v.abs()))
+                } else {
+                    p.b[o].abs()
+                };
+                (bmax as f64).max(1e-6) / s_in / 2f64.powi(24)
+            }
+        })
+        .collect()
+}
+
+/// Stage 4: the output scale and the fraction of calibration values it
+/// clips. Hidden layers map the `percentile` of their calibration outputs to
+/// u8 255 (never finer than the accumulator step, so every multiplier stays
+/// below 1); the last layer keeps the accumulator's own scale.
+fn output_scale(
+    values: &mut [f32],
+    s_w: &[f64],
+    s_in: f64,
+    last: bool,
+    pct: f64,
+) -> (f64, f64) {
+    if last {
+        return (s_in * s_w[0], 0.0);
+    }
+    let top = percentile(values, pct) as f64;
+    let s_min = s_w.iter().map(|&sw| s_in * sw).fold(0f64, f64::max) * (1.0 + 1e-6);
+    let s = (top / 255.0).max(s_min);
+    let clip = values.iter().filter(|&&v| v as f64 > 255.0 * s).count() as f64
+        / values.len().max(1) as f64;
+    (s, clip)
+}
+
+/// Stage 5: int8 weights (rounded, clamped to ±127; PyTorch order) and int32
+/// biases at the accumulator's scale `s_in * s_w`.
+fn quantize_params(
+    p: &StageParams,
+    s_w: &[f64],
+    s_in: f64,
+    li: usize,
+) -> Result<(Vec<i8>, Vec<i32>)> {
+    let mut wq = vec![0i8; p.w.len()];
+    for o in 0..p.out_n {
+        for j in 0..p.fan_in {
+            wq[o * p.fan_in + j] = (p.w[o * p.fan_in + j] as f64 / s_w[o])
+                .round()
+                .clamp(-127.0, 127.0) as i8;
+        }
+    }
+    let mut bq = vec![0i32; p.out_n];
+    for o in 0..p.out_n {
+        let v = (p.b[o] as f64 / (s_in * s_w[o])).round();
+        ensure!(
+            v.abs() <= i32::MAX as f64,
+            "layer {li} channel {o}: bias {} does not fit int32 at scale {:e}",
+            p.b[o],
+            s_in * s_w[o]
+        );
+        bq[o] = v as i32;
+    }
+    Ok((wq, bq))
+}
+
+/// Stage 6: each hidden channel's requantization multiplier
+/// `s_in * s_w / s_out` as a Q31 mantissa and shift ([`quantize_multiplier`]).
+fn requant_multipliers(s_in: f64, s_w: &[f64], s_out: f64, li: usize) -> Result<Vec<(i32, u8)>> {
+    s_w.iter()
+        .enumerate()
+        .map(|(o, &sw)| {
+            quantize_multiplier(s_in * sw / s_out).with_context(|| format!("layer {li} channel {o}"))
+        })
+        .collect()
+}
+
+/// What [`error_estimate`] finds for one stage.
+struct ErrorEstimate {
+    /// Worst-case |accumulator| over all inputs.
+    acc_bound: i64,
+    /// Worst-case error of the dequantized outputs (unclipped inputs).
+    err_bound: f64,
+    /// Predicted error variance of the worst channel.
+    var_max: f64,
+    /// Predicted error variance summed over the channels.
+    var_sum: f64,
+}
+
+/// Stage 7: the worst-case accumulator (the overflow check), the worst-case
+/// output error carried through from the input, and the predicted error
+/// variance (rounding errors as independent, zero-mean; output rounding
+/// uniform, variance step² / 12). `mq` is empty on the last layer.
+#[allow(clippy::too_many_arguments)]
+fn error_estimate(
+    p: &StageParams,
+    wq: &[i8],
+    bq: &[i32],
+    s_w: &[f64],
+    mq: &[(i32, u8)],
+    s_out: f64,
+    input: &StageInput,
+    first: bool,
+) -> ErrorEstimate {
+    let last = mq.is_empty();
+    let s_in = input.scale;
+    let max_in = if first { 1i64 } else { 255 };
+    let mut est = ErrorEstimate {
+        acc_bound: 0,
+        err_bound: 0.0,
+        var_max: 0.0,
+        var_sum: 0.0,
+    };
+    for o in 0..p.out_n {
+        let row = &wq[o * p.fan_in..][..p.fan_in];
+        let w = &p.w[o * p.fan_in..][..p.fan_in];
+        let sum_q: i64 = row.iter().map(|&v| (v as i64).abs()).sum();
+        let acc_o = sum_q * max_in + (bq[o] as i64).abs();
+        est.acc_bound = est.acc_bound.max(acc_o);
+        let (mut dw, mut sq_wq, mut sq_dw) = (0f64, 0f64, 0f64);
+        for (&q, &f) in row.iter().zip(w) {
+            let wq_real = q as f64 * s_w[o];
+            let d = f as f64 - wq_real;
+            dw += d.abs();
+            sq_wq += wq_real * wq_real;
+            sq_dw += d * d;
+        }
+        let db = b_error(p.b[o], bq[o], s_in * s_w[o]);
+        let mut e = sum_q as f64 * s_w[o] * input.err + dw * input.xmax + db.abs();
+        let mut v = sq_wq * input.var + sq_dw * input.mean_square + db * db;
+        if !last {
+            let dm = (s_in * s_w[o] / s_out - multiplier_value(mq[o].0, mq[o].1)).abs();
+            e += s_out * (1.0 + dm * acc_o as f64);
+            v += s_out * s_out / 12.0;
+        }
+        est.err_bound = est.err_bound.max(e);
+        est.var_max = est.var_max.max(v);
+        est.var_sum += v;
+    }
+    est
+}
+
+/// A bias's rounding error in real units.
+fn b_error(b: f32, bq: i32, step: f64) -> f64 {
+    b as f64 - bq as f64 * step
+}
+
+/// The mean square of a stage's calibration outputs after clipping at the
+/// u8 range (the next stage's input, for the RMS prediction).
+fn mean_square_clipped(values: &[f32], s_out: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let top = 255.0 * s_out;
+    values
+        .iter()
+        .map(|&v| (v as f64).min(top).powi(2))
+        .sum::<f64>()
+        / values.len() as f64
+}
+
+/// Stage 8: the blob's layer kind and weight layout. Conv weights go from
+/// PyTorch's OIHW to policy-core's HWIO; dense rows from PyTorch's NCHW
+/// flatten to policy-core's HWC order. Advances `shape` (c, h, w) past the
+/// stage (pool included).
+fn blob_layout(
+    layer: &FloatLayer,
+    wq: &[i8],
+    shape: &mut (usize, usize, usize),
+    pool: usize,
+    li: usize,
+) -> Result<(LayerKind, Vec<u8>)> {
+    match layer {
+        FloatLayer::Conv {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+            ..
+        } => {
+            let (ic, oc, k) = (*in_c, *out_c, *k);
+            let mut hwio = vec![0u8; wq.len()];
+            for o in 0..oc {
+                for c in 0..ic {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            hwio[((ky * k + kx) * ic + c) * oc + o] =
+                                wq[((o * ic + c) * k + ky) * k + kx] as u8;
+                        }
+                    }
+                }
+            }
+            let out_len = |n: usize| {
+                (n + 2 * pad)
+                    .checked_sub(k)
+                    .map(|v| v / stride + 1)
+                    .ok_or_else(|| anyhow!("layer {li}: kernel larger than input"))
+            };
+            let (oh, ow) = (out_len(shape.1)?, out_len(shape.2)?);
+            *shape = (oc, oh / pool, ow / pool);
+            let kind = LayerKind::Conv2d {
+                in_c: u16::try_from(ic)?,
+                out_c: u16::try_from(oc)?,
+                k: u8::try_from(k)?,
+                stride: u8::try_from(*stride)?,
+                pad: u8::try_from(*pad)?,
+            };
+            Ok((kind, hwio))
+        }
+        FloatLayer::Dense { inp, out, .. } => {
+            let (c, h, wd) = *shape;
+            ensure!(
+                c * h * wd == *inp,
+                "layer {li}: dense input {inp} != previous output {}",
+                c * h * wd
+            );
+            let mut im = vec![0u8; wq.len()];
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..wd {
+                        let j = (ch * h + y) * wd + x; // PyTorch NCHW flatten
+                        let i = (y * wd + x) * c + ch; // policy-core HWC
+                        for o in 0..*out {
+                            im[i * out + o] = wq[o * inp + j] as u8;
+                        }
+                    }
+                }
+            }
+            *shape = (*out, 1, 1);
+            let kind = LayerKind::Dense {
+                inp: u32::try_from(*inp)?,
+                out: u32::try_from(*out)?,
+            };
+            Ok((kind, im))
+        }
+        FloatLayer::MaxPool { .. } => bail!("layer {li}: a MaxPool has no weights"),
+    }
+}
+
+/// Stage 9: the stage's row of the export report.
+#[allow(clippy::too_many_arguments)]
+fn report_row(
+    li: usize,
+    kind: LayerKind,
+    pool: usize,
+    w: &[f32],
+    s_w: &[f64],
+    (s_in, s_out): (f64, f64),
+    clip_rate: f64,
+    est: &ErrorEstimate,
+) -> LayerReport {
+    let name = match kind {
+        LayerKind::Conv2d {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+        } => {
+            let p = if pool > 1 {
+                format!(" +pool{pool}")
+            } else {
+                String::new()
+            };
+            format!("{li}: conv {k}x{k}/{stride} p{pad} {in_c}->{out_c}{p}")
+        }
+        LayerKind::Dense { inp, out } => format!("{li}: fc {inp}->{out}"),
+        LayerKind::MaxPool { k } => format!("{li}: maxpool {k}"),
+    };
+    let (wmin, wmax) = w
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, z), &v| {
+            (a.min(v), z.max(v))
+        });
+    LayerReport {
+        layer: li,
+        name,
+        weight_range: (wmin, wmax),
+        w_scale_range: (
+            s_w.iter().cloned().fold(f64::INFINITY, f64::min),
+            s_w.iter().cloned().fold(0.0, f64::max),
+        ),
+        in_scale: s_in,
+        out_scale: s_out,
+        clip_rate,
+        acc_bound: est.acc_bound,
+        err_bound: est.err_bound,
+        err_rms: est.var_max.sqrt(),
+    }
+}
+
+/// Stage 10: the blob: every layer in order, encoded by policy-core's own
+/// writer (which re-checks every rule the reader enforces).
+fn assemble_blob(qlayers: &[QLayer]) -> Result<Vec<u8>> {
     let mut layers = heapless::Vec::<Layer, { policy_core::MAX_LAYERS }>::new();
-    for q in &qlayers {
+    for q in qlayers {
         layers
             .push(q.view())
             .map_err(|_| anyhow!("more than {} layers", policy_core::MAX_LAYERS))?;
@@ -697,21 +905,12 @@ fn export_with(
         e => anyhow!("the quantized model is not a valid blob: {e}"),
     })?;
     buf.truncate(len);
-    debug_assert_eq!(blob::worst_case_accumulator(&m, 0), table[0].acc_bound);
-    let last = last_layer.ok_or_else(|| anyhow!("the model has no layers"))?;
-    Ok((
-        Export {
-            blob: buf,
-            table,
-            refit: None,
-        },
-        last,
-    ))
+    Ok(buf)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
+    use crate::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
     use super::*;
     use policy_core::Policy;
 
@@ -783,7 +982,7 @@ mod tests {
         for stack in &stacks {
             let tr = policy.q_values_trace(stack);
             assert_eq!(tr.stages.len(), 5);
-            let mut x = super::super::float_model::input_tensor(stack);
+            let mut x = crate::float_model::input_tensor(stack);
             for (si, layers) in stage_layers.iter().enumerate() {
                 let r = &ex.table[si];
                 let mut y = x.clone();
@@ -880,20 +1079,6 @@ mod tests {
             max_err <= 5.0 * rms,
             "max error {max_err} vs predicted rms {rms}"
         );
-    }
-
-    #[test]
-    fn float_model_matches_libtorch() {
-        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 13);
-        let fwd = super::super::bench::torch_forward(&model);
-        for stack in synthetic_stacks(4, 9) {
-            let ours = model.forward(&stack);
-            let theirs = fwd(&super::super::bench::torch_input(&stack));
-            for (a, &o) in ours.iter().enumerate() {
-                let t = theirs.double_value(&[0, a as i64]);
-                assert!((o as f64 - t).abs() <= 1e-4 * (1.0 + t.abs()), "{o} vs {t}");
-            }
-        }
     }
 
     #[test]
