@@ -30,7 +30,7 @@
 //! table entry per run of all-set kernel rows of a frame (the ground band and
 //! pipe bodies: 8 full rows in 1.2 runs per position on average in play),
 //! and one per non-zero nibble of the other rows; all-zero rows are skipped. The result is the same integer as
-//! [`crate::kernels::conv1_binary`] (exact sums), which the tests check.
+//! `kernels::conv1_binary` (exact sums), which the tests check.
 //!
 //! [`check`] recomputes every word from the blob's weights, so an attached
 //! table can never change what the policy computes.
@@ -222,7 +222,7 @@ pub struct TableScratch<'s> {
 }
 
 /// First layer through the table (checked with [`check`]): the same output
-/// as [`crate::kernels::conv1_binary`], convolution, max-pool (window and
+/// as `kernels::conv1_binary`, convolution, max-pool (window and
 /// stride `pool`) and requantization with ReLU fused.
 #[allow(clippy::too_many_arguments)]
 pub fn conv1_table(

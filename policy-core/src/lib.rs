@@ -1,10 +1,12 @@
 //! Integer-only DQN inference for microcontrollers.
 //!
 //! * [`blob`]: the policy blob format (postcard), its encoder and its validating decoder.
-//! * [`requant`]: gemmlowp-style fixed-point requantization.
 //! * [`conv1_table`]: the optional nibble table that speeds up the binary first conv.
-//! * [`kernels`]: the integer layer kernels (binary conv1 + ReLU + max-pool fused, u8 convs, dense).
 //! * [`Policy`]: a loaded, validated blob plus its working buffers; `q_values` / `act`.
+//! * `kernels` (one module per operator: binary conv1 + ReLU + max-pool fused,
+//!   u8 conv, dense, and the shared multiply-accumulate) and `requant`
+//!   (gemmlowp-style fixed-point requantization) are internal; the
+//!   `test-support` feature makes them public for the kernel tests.
 //!
 //! No allocation, no floating point on the inference path (`clippy::float_arithmetic`
 //! is denied crate-wide), no `unsafe`. Host-only helpers live behind the `std`,
@@ -20,9 +22,15 @@ extern crate std;
 pub mod blob;
 pub mod conv1_table;
 pub mod crc;
+#[cfg(feature = "test-support")]
 pub mod kernels;
+#[cfg(not(feature = "test-support"))]
+mod kernels;
 mod policy;
+#[cfg(feature = "test-support")]
 pub mod requant;
+#[cfg(not(feature = "test-support"))]
+mod requant;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
