@@ -1,4 +1,5 @@
-//! Gives the trainer's binaries an rpath to libtorch in the project venv, so
+//! Gives a libtorch-linking crate's binaries and tests (trainer, parity, fuzz-readers:
+//! the others point their `build` here) an rpath to libtorch in the project venv, so
 //! they run without `LD_LIBRARY_PATH` (which still wins when set: RUNPATH).
 fn main() {
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use flappy::FrameStack;
-use policy_core::blob::{self, BlobError, Bytes, InputDesc, Layer, LayerKind, Model};
+use policy_core::blob::{BlobError, Bytes, InputDesc, Layer, LayerKind, Model};
 
 use crate::float_model::{FloatLayer, FloatModel};
 
@@ -392,7 +392,8 @@ fn export_with(
         let p = stage_params(&model.layers[li], li, last)?;
         let s_w = weight_scales(&p, last, input.scale);
         let mut values = std::mem::take(&mut acts[si]);
-        let (s_out, clip_rate) = output_scale(&mut values, &s_w, input.scale, last, opts.percentile);
+        let (s_out, clip_rate) =
+            output_scale(&mut values, &s_w, input.scale, last, opts.percentile);
         let (mut wq, mut bq) = quantize_params(&p, &s_w, input.scale, li)?;
         if last {
             if let Some((w_over, b_over)) = &last_override {
@@ -433,7 +434,9 @@ fn export_with(
             clip_rate,
             &est,
         ));
-        qlayers.push(QLayer::compute(kind, p.relu, s_out, &s_w, &mq, weights, &bq, last));
+        qlayers.push(QLayer::compute(
+            kind, p.relu, s_out, &s_w, &mq, weights, &bq, last,
+        ));
         if stage.pool > 1 {
             qlayers.push(QLayer::max_pool(stage.pool)?);
         }
@@ -604,13 +607,7 @@ fn weight_scales(p: &StageParams, last: bool, s_in: f64) -> Vec<f64> {
 /// clips. Hidden layers map the `percentile` of their calibration outputs to
 /// u8 255 (never finer than the accumulator step, so every multiplier stays
 /// below 1); the last layer keeps the accumulator's own scale.
-fn output_scale(
-    values: &mut [f32],
-    s_w: &[f64],
-    s_in: f64,
-    last: bool,
-    pct: f64,
-) -> (f64, f64) {
+fn output_scale(values: &mut [f32], s_w: &[f64], s_in: f64, last: bool, pct: f64) -> (f64, f64) {
     if last {
         return (s_in * s_w[0], 0.0);
     }
@@ -658,7 +655,8 @@ fn requant_multipliers(s_in: f64, s_w: &[f64], s_out: f64, li: usize) -> Result<
     s_w.iter()
         .enumerate()
         .map(|(o, &sw)| {
-            quantize_multiplier(s_in * sw / s_out).with_context(|| format!("layer {li} channel {o}"))
+            quantize_multiplier(s_in * sw / s_out)
+                .with_context(|| format!("layer {li} channel {o}"))
         })
         .collect()
 }
@@ -910,8 +908,8 @@ fn assemble_blob(qlayers: &[QLayer]) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
     use super::*;
+    use crate::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
     use policy_core::Policy;
 
     #[test]

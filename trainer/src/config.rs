@@ -7,6 +7,9 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
 
+/// The shapes of the learning-rate fall ([`Config::lr_fall`]).
+pub const LR_FALLS: [&str; 2] = ["linear", "geometric"];
+
 /// Training hyperparameters. Every field is a `train` flag (`--lr 1e-4`) and a
 /// key of the TOML config file.
 #[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,10 +30,16 @@ pub struct Config {
     /// Adam learning rate.
     #[arg(long, default_value_t = Config::default().lr)]
     pub lr: f64,
-    /// Learning rate at the end of the budget: the rate falls linearly from `lr`
-    /// to this over the run (time budget, or `total_steps` when set).
+    /// Learning rate at the end of the budget: the rate falls from `lr` to
+    /// this over the run (time budget, or `total_steps` when set).
     #[arg(long, default_value_t = Config::default().lr_end)]
     pub lr_end: f64,
+    /// How the learning rate falls from `lr` to `lr_end`: `linear`, or
+    /// `geometric` (by the same factor each minute, so the run spends more of
+    /// its time at low rates: halfway it is sqrt(lr * lr_end)).
+    #[arg(long, default_value_t = Config::default().lr_fall,
+          value_parser = clap::builder::PossibleValuesParser::new(LR_FALLS))]
+    pub lr_fall: String,
     /// Adam epsilon.
     #[arg(long, default_value_t = Config::default().adam_eps)]
     pub adam_eps: f64,
@@ -129,6 +138,7 @@ impl Default for Config {
             num_envs: 16,
             lr: 3e-4,
             lr_end: 3e-5,
+            lr_fall: "linear".into(),
             adam_eps: 1e-4,
             gamma: 0.99,
             n_step: 3,
@@ -184,6 +194,13 @@ impl Config {
     /// Checks ranges and names.
     pub fn validate(&self) -> Result<()> {
         crate::net::parse_arch(&self.net)?;
+        if !LR_FALLS.contains(&self.lr_fall.as_str()) {
+            bail!(
+                "bad config: lr_fall `{}` is not one of {}",
+                self.lr_fall,
+                LR_FALLS.join(", ")
+            );
+        }
         let checks = [
             (self.num_envs >= 1, "num_envs must be >= 1"),
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),
@@ -257,7 +274,11 @@ impl Config {
     /// Learning rate at `progress` (0 = start, 1 = end of the budget).
     pub fn learning_rate(&self, progress: f64) -> f64 {
         let t = progress.clamp(0.0, 1.0);
-        self.lr * (1.0 - t) + self.lr_end * t
+        if self.lr_fall == "geometric" && self.lr_end > 0.0 {
+            self.lr * (self.lr_end / self.lr).powf(t)
+        } else {
+            self.lr * (1.0 - t) + self.lr_end * t
+        }
     }
 
     /// Exploration rate after `env_steps` total environment steps.
@@ -376,6 +397,31 @@ mod tests {
             "past the budget it stays at lr_end"
         );
         assert!(Config::from_toml("lr = 1e-4\nlr_end = 2e-4").is_err());
+    }
+
+    #[test]
+    fn a_geometric_fall_passes_the_geometric_mean_halfway() {
+        let c = Config {
+            lr: 4e-4,
+            lr_end: 1e-4,
+            lr_fall: "geometric".into(),
+            ..Config::default()
+        };
+        assert!((c.learning_rate(0.0) - 4e-4).abs() < 1e-15);
+        assert!((c.learning_rate(0.5) - 2e-4).abs() < 1e-12);
+        assert!((c.learning_rate(1.0) - 1e-4).abs() < 1e-15);
+        assert!(
+            c.learning_rate(0.25)
+                < Config {
+                    lr_fall: "linear".into(),
+                    ..c.clone()
+                }
+                .learning_rate(0.25)
+        );
+        let e = Config::from_toml("lr_fall = \"cosine\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lr_fall"), "{e}");
     }
 
     #[test]

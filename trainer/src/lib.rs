@@ -12,7 +12,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod env;
 pub mod eval;
-pub mod fuzz;
 pub mod latency;
 pub mod metrics;
 pub mod net;

@@ -179,4 +179,3 @@ fn conv1_position(
         &gather.row_offs[..nr],
     );
 }
-

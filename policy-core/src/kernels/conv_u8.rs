@@ -43,4 +43,3 @@ pub fn conv_u8(
         }
     }
 }
-

@@ -213,7 +213,13 @@ fn sum_rows_16(w: &[u8], offs: &[u32], ob: usize) -> [i32; 16] {
 
 /// [`add_block`] over all of `acc`.
 #[inline(always)]
-pub(super) fn add_gathered(acc: &mut [i32], w: &[u8], offs: &[u32], rowsum: &[i32], row_offs: &[u32]) {
+pub(super) fn add_gathered(
+    acc: &mut [i32],
+    w: &[u8],
+    offs: &[u32],
+    rowsum: &[i32],
+    row_offs: &[u32],
+) {
     let n = acc.len();
     let mut ob = 0;
     while ob + BLOCK <= n {
@@ -276,4 +282,3 @@ pub(super) fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize, g: &mut Ga
     gather_nonzero(acc, w, g, &mut cnt, x, 0, n);
     mac_gathered(acc, w, &g.offs[..cnt], &g.vals[..cnt]);
 }
-

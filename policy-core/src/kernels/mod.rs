@@ -83,4 +83,3 @@ pub(crate) fn init_bias(acc: &mut [i32], biases: &[u8]) {
         *a = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }
 }
-

@@ -1,5 +1,5 @@
-//! Fuzzes every reader of outside bytes with mutated real files (see `trainer::fuzz`):
-//! `cargo run --release -p trainer --example fuzz_readers -- [cases=1000000] [seed]`.
+//! Fuzzes every reader of outside bytes with mutated real files (see the
+//! library): `cargo run --release -p fuzz-readers -- [cases=1000000] [seed]`.
 //! Exits non-zero if any case panicked.
 use std::io::Write;
 
@@ -17,9 +17,9 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(0xF022);
     tch::set_num_threads(1);
     let work = std::env::temp_dir().join(format!("fuzz-readers-{}", std::process::id()));
-    let bases = trainer::fuzz::Bases::new(&work)?;
+    let bases = fuzz_readers::Bases::new(&work)?;
     let t = std::time::Instant::now();
-    let tallies = trainer::fuzz::run(&bases, cases, seed, |n| {
+    let tallies = fuzz_readers::run(&bases, cases, seed, |n| {
         if n % 50_000 == 0 {
             eprint!("\r{n} / {cases} cases, {:.0} s", t.elapsed().as_secs_f64());
             let _ = std::io::stderr().flush();
@@ -28,10 +28,10 @@ fn main() -> anyhow::Result<()> {
     eprintln!();
     let _ = std::fs::remove_dir_all(&work);
     println!(
-        "fuzz_readers: {cases} cases, seed {seed:#x}, {:.0} s\n",
+        "fuzz-readers: {cases} cases, seed {seed:#x}, {:.0} s\n",
         t.elapsed().as_secs_f64()
     );
-    print!("{}", trainer::fuzz::table(&tallies));
+    print!("{}", fuzz_readers::table(&tallies));
     let mut panicked = false;
     for (r, t) in &tallies {
         if let Some((case, msg)) = &t.first_panic {

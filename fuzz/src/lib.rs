@@ -7,15 +7,9 @@
 //! reader on it. A reader must return `Ok` or an error; a panic is counted
 //! and reported with the case number, so `run` with the same seed replays it.
 //!
-//! `cargo run --release -p trainer --example fuzz_readers -- 1000000` runs a
-//! million cases; `make test` runs a seeded sample.
+//! `cargo run --release -p fuzz-readers -- 1000000` runs a million cases;
+//! `make test` runs a seeded sample.
 
-use crate::agent::Learner;
-use crate::checkpoint::{self, TrainState};
-use crate::config::Config;
-use crate::metrics::{EvalSpread, MetricRow, Metrics};
-use crate::net::QNetwork;
-use crate::recording::Recording;
 use anyhow::{Context, Result};
 use flappy::{Action, FrameStack, Game};
 use rand_core::{RngCore, SeedableRng};
@@ -23,6 +17,12 @@ use rand_pcg::Pcg32;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tch::Device;
+use trainer::agent::Learner;
+use trainer::checkpoint::{self, TrainState};
+use trainer::config::Config;
+use trainer::metrics::{EvalSpread, MetricRow, Metrics};
+use trainer::net::QNetwork;
+use trainer::recording::Recording;
 
 /// The readers, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +161,7 @@ impl Bases {
             .vs
             .save(&other)?;
 
-        let mut replay = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+        let mut replay = trainer::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
         let mut game = Game::new(4);
         for t in 0..40u32 {
             for env in 0..REPLAY_SHAPE.1 {
@@ -187,7 +187,7 @@ impl Bases {
         let recording = Recording { seed: 11, stacks }.to_bytes()?;
         let calib = Recording::from_bytes(&recording)?.stacks;
         let float = learner.policy().to_float_model();
-        let ex = crate::quant::export(&float, &calib, &Default::default())?;
+        let ex = trainer::quant::export(&float, &calib, &Default::default())?;
         let blob = ex.blob;
         let blob_header = (1..=policy_core::blob::MAX_HEADER_BYTES)
             .find(|&h| {
@@ -452,7 +452,7 @@ fn one_case(b: &Bases, reader: Reader, rng: &mut Pcg32) -> Result<bool> {
         }
         Reader::Replay => {
             let p = file("replay.bin", &mutate(rng, &b.replay, None))?;
-            let mut r = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+            let mut r = trainer::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
             Ok(r.load(&p).is_ok())
         }
     }
@@ -510,7 +510,7 @@ mod tests {
         assert!(checkpoint::read_state(&dir).is_ok());
         assert!(Metrics::from_csv(std::str::from_utf8(&b.metrics).unwrap()).is_ok());
         assert!(Config::from_toml(std::str::from_utf8(&b.config).unwrap()).is_ok());
-        let mut r = crate::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
+        let mut r = trainer::replay::Replay::new(REPLAY_SHAPE.0, REPLAY_SHAPE.1);
         r.read_from(&mut &b.replay[..]).unwrap();
         assert!(r.len() > REPLAY_SHAPE.0 / 2);
         // The other architecture's weights are a different file, not a corrupt one.
