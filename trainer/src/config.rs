@@ -112,6 +112,11 @@ pub struct Config {
     /// Score at which an evaluation episode is stopped (so evaluation terminates).
     #[arg(long, default_value_t = Config::default().eval_max_score)]
     pub eval_max_score: u32,
+    /// Games on which, at the end of the run, the final policy and the best
+    /// periodic snapshot are each played again (fresh seeds); the higher mean
+    /// is kept as `best.safetensors` (0 = keep the best snapshot unchecked).
+    #[arg(long, default_value_t = Config::default().select_episodes)]
+    pub select_episodes: usize,
     /// Minutes between checkpoints (a SIGKILL loses at most this much). Each
     /// checkpoint also saves the replay memory (806 bytes per stored transition).
     #[arg(long, default_value_t = Config::default().checkpoint_min)]
@@ -161,6 +166,7 @@ impl Default for Config {
             eval_every: 100_000,
             eval_episodes: 10,
             eval_max_score: 1000,
+            select_episodes: 50,
             checkpoint_min: 5.0,
             log_every: 10_000,
             total_steps: 0,
@@ -292,7 +298,7 @@ impl Config {
 
     /// Settings a resumed run may change: its budget and its bookkeeping.
     /// Every other setting shapes what is learned and stays as saved.
-    pub const RESUMABLE: [&'static str; 8] = [
+    pub const RESUMABLE: [&'static str; 9] = [
         "minutes",
         "total_steps",
         "threads",
@@ -301,6 +307,7 @@ impl Config {
         "eval_every",
         "eval_episodes",
         "eval_max_score",
+        "select_episodes",
     ];
 
     /// The names of the learning settings (all but [`Config::RESUMABLE`]) on

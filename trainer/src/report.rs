@@ -85,6 +85,15 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
         "| best periodic eval mean | {:.2} |\n",
         s.best_eval
     ));
+    if let Some(sel) = &t.selection {
+        md.push_str(&format!(
+            "| end-of-run selection ({} fresh games) | final policy {:.2}, best snapshot {:.2}: kept the {} |\n",
+            sel.episodes,
+            sel.final_mean,
+            sel.snapshot_mean,
+            if sel.kept_final { "final policy" } else { "snapshot" }
+        ));
+    }
     if let Some(l) = last {
         md.push_str(&format!(
             "| throughput (last interval) | {:.0} env steps/s, {:.1} updates/s |\n",
@@ -92,7 +101,7 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
         ));
     }
     md.push_str(&format!(
-        "\n## Greedy evaluation of the best network\n\n{} episodes, game seeds 0..{}, capped at {cap} pipes.\n\n",
+        "\n## Greedy evaluation of the selected network\n\n{} episodes, game seeds 0..{}, capped at {cap} pipes.\n\n",
         r.episodes, r.episodes
     ));
     md.push_str("| mean | median | max |\n|---:|---:|---:|\n");
