@@ -1114,20 +1114,43 @@ mod tests {
     fn percentile_calibration_clips_little() {
         let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 16);
         let calib = synthetic_stacks(32, 7);
-        let ex = export(&model, &calib, &ExportOptions::default()).unwrap();
-        for r in &ex.table[..4] {
-            assert!(r.clip_rate <= 1.5e-4, "{}: clip {}", r.name, r.clip_rate);
-        }
-        let ex100 = export(
+        // The default (100) maps the largest calibration value to 255: no clipping.
+        let ex100 = export(&model, &calib, &ExportOptions::default()).unwrap();
+        assert!(ex100.table[..4].iter().all(|r| r.clip_rate == 0.0));
+        // 99.9 clips at most the values above that percentile (0.1 %, plus
+        // one value of rounding in the rank), and only ever narrows a scale.
+        let ex = export(
             &model,
             &calib,
             &ExportOptions {
-                percentile: 100.0,
+                percentile: 99.9,
                 ..Default::default()
             },
         )
         .unwrap();
-        assert!(ex100.table[..4].iter().all(|r| r.clip_rate == 0.0));
+        for (r, r100) in ex.table[..4].iter().zip(&ex100.table) {
+            assert!(
+                r.clip_rate <= 1.0e-3 + 1e-6,
+                "{}: clip {}",
+                r.name,
+                r.clip_rate
+            );
+            assert!(
+                r.out_scale <= r100.out_scale,
+                "{}: {} > {}",
+                r.name,
+                r.out_scale,
+                r100.out_scale
+            );
+        }
+        assert!(
+            ex.table[..4]
+                .iter()
+                .zip(&ex100.table)
+                .any(|(r, r100)| r.clip_rate > 0.0 && r.out_scale < r100.out_scale),
+            "the percentile changed nothing"
+        );
+        assert_ne!(ex.blob, ex100.blob);
         let t = ex.render_table();
         assert!(t.contains("| 0: conv 8x8/4 p2 4->32 +pool2 |") && t.contains("fc 512->2"));
     }
