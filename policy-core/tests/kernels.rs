@@ -338,7 +338,20 @@ fn extreme_values_match_naive() {
     let w: Vec<u8> = (0..9 * 64 * 40)
         .map(|_| if rng.below(2) == 0 { 127u8 } else { 0x80 })
         .collect();
-    let b = vec![0u8; 40 * 4];
+    // Accumulators reach about 255 * 128 * 576 = 1.9e7; a bias per channel
+    // brings the interior positions (all 9 taps) to 2 * (50 + o), so their
+    // outputs (multiplier 0.5) are 50 + o, far from saturation: an
+    // accumulator off by 2 would show. Border positions are checked too.
+    let free = naive_conv(
+        &|y, x, c| input[(y * 5 + x) * 64 + c] as i64,
+        &g,
+        &w,
+        &[0u8; 160],
+    );
+    let interior = (2 * 5 + 2) * 40;
+    let b: Vec<u8> = (0..40)
+        .flat_map(|o| ((2 * (50 + o) as i64 - free[interior + o]) as i32).to_le_bytes())
+        .collect();
     let (m, s) = (
         (0..40)
             .flat_map(|_| (1i32 << 30).to_le_bytes())
@@ -368,6 +381,10 @@ fn extreme_values_match_naive() {
             "conv_u8 at {i}"
         );
     }
+    for o in 0..40 {
+        assert_eq!(out[interior + o] as usize, 50 + o, "interior channel {o}");
+    }
+    let b = vec![0u8; 40 * 4];
     let (inp, out_n) = (1600, 40);
     let input = vec![255u8; inp];
     let w: Vec<u8> = (0..inp * out_n)
