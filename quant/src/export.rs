@@ -711,7 +711,7 @@ fn error_estimate(
             sq_wq += wq_real * wq_real;
             sq_dw += d * d;
         }
-        let db = b_error(p.b[o], bq[o], s_in * s_w[o]);
+        let db = p.b[o] as f64 - bq[o] as f64 * s_in * s_w[o];
         let mut e = sum_q as f64 * s_w[o] * input.err + dw * input.xmax + db.abs();
         let mut v = sq_wq * input.var + sq_dw * input.mean_square + db * db;
         if !last {
@@ -724,11 +724,6 @@ fn error_estimate(
         est.var_sum += v;
     }
     est
-}
-
-/// A bias's rounding error in real units.
-fn b_error(b: f32, bq: i32, step: f64) -> f64 {
-    b as f64 - bq as f64 * step
 }
 
 /// The mean square of a stage's calibration outputs after clipping at the
