@@ -103,6 +103,21 @@ pub struct Config {
     /// to the ceiling; about 1 flap in 19 frames holds its height, 0.08 drifts gently up.
     #[arg(long, default_value_t = Config::default().flap_prob)]
     pub flap_prob: f64,
+    /// Probability that a crashed training game is retried: put back where it
+    /// was a few steps before the crash (the same pipes to come, the stack it
+    /// had) instead of starting a new game, so the agent practises exactly the
+    /// spots where it fails. 0 = never. A retried game's later crashes may be
+    /// retried again; only first tries count in the training score.
+    #[arg(long, default_value_t = Config::default().retry_prob)]
+    pub retry_prob: f64,
+    /// The most steps a retry goes back (drawn uniformly from 1..=this).
+    #[arg(long, default_value_t = Config::default().retry_back)]
+    pub retry_back: usize,
+    /// While a retried game replays the steps before its crash, the chance
+    /// at each step that the agent's greedy action is swapped for the other
+    /// one, so the retry tries what the first attempt did not.
+    #[arg(long, default_value_t = Config::default().retry_eps)]
+    pub retry_eps: f64,
     /// Environment steps between greedy evaluations (0 = none during training).
     #[arg(long, default_value_t = Config::default().eval_every)]
     pub eval_every: u64,
@@ -163,6 +178,9 @@ impl Default for Config {
             eps_end: 0.001,
             eps_decay_steps: 400_000,
             flap_prob: 0.08,
+            retry_prob: 0.0,
+            retry_back: 48,
+            retry_eps: 0.1,
             eval_every: 100_000,
             eval_episodes: 10,
             eval_max_score: 1000,
@@ -250,6 +268,18 @@ impl Config {
             (
                 (0.0..=1.0).contains(&self.flap_prob),
                 "flap_prob must be in [0, 1]",
+            ),
+            (
+                (0.0..=1.0).contains(&self.retry_prob),
+                "retry_prob must be in [0, 1]",
+            ),
+            (
+                self.retry_back >= 1 || self.retry_prob == 0.0,
+                "retry_back must be >= 1 when retry_prob > 0",
+            ),
+            (
+                (0.0..=1.0).contains(&self.retry_eps),
+                "retry_eps must be in [0, 1]",
             ),
             (self.grad_clip > 0.0, "grad_clip must be > 0"),
             (self.checkpoint_min > 0.0, "checkpoint_min must be > 0"),
@@ -367,6 +397,11 @@ mod tests {
         assert!(e.contains("gamma"), "{e}");
         let e = Config::from_toml("net = \"huge\"").unwrap_err().to_string();
         assert!(e.contains("unknown network"), "{e}");
+        let e = Config::from_toml("retry_prob = 0.5\nretry_back = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retry_back"), "{e}");
+        assert!(Config::from_toml("retry_prob = 0.5\nretry_back = 1").is_ok());
     }
 
     #[test]

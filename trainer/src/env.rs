@@ -1,7 +1,10 @@
-//! Several games stepped together, each with its frame stack.
+//! Several games stepped together, each with its frame stack, and (when
+//! asked) the recent past of each game, so a crashed game can be retried from
+//! a few steps before its crash ([`VecEnv::retry`]).
 
 use anyhow::Result;
-use flappy::{Action, Frame, FrameStack, Game};
+use flappy::{Action, Frame, FrameStack, Game, STACK_LEN};
+use std::collections::VecDeque;
 
 /// What one environment reported for one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,6 +26,11 @@ pub struct VecEnv {
     pub frames: Vec<Frame>,
     /// Whether the current frame is an episode's first.
     pub first: Vec<bool>,
+    /// Per game, the states met in its current (or just crashed) episode, at
+    /// most `depth`:
+    /// the game before each step and the frame the agent saw there.
+    history: Vec<VecDeque<(Game, Frame)>>,
+    depth: usize,
 }
 
 impl VecEnv {
@@ -34,11 +42,46 @@ impl VecEnv {
         let frames: Vec<Frame> = games.iter().map(|g| g.frame()).collect();
         let stacks = frames.iter().map(FrameStack::new).collect();
         VecEnv {
+            history: vec![VecDeque::new(); n],
             games,
             stacks,
             frames,
             first: vec![true; n],
+            depth: 0,
         }
+    }
+
+    /// The same games, keeping the last `back + STACK_LEN` states of each
+    /// episode so that [`VecEnv::retry`] can go up to `back` steps back.
+    pub fn with_history(mut self, back: usize) -> VecEnv {
+        self.depth = if back == 0 { 0 } else { back + STACK_LEN };
+        self
+    }
+
+    /// Puts game `i`, which has just crashed, back where it was `back` steps
+    /// before the crash (the same game, the same pipes to come) with the frame
+    /// stack it had there. Returns the stack's three older frames, oldest
+    /// first (a replay memory needs them to rebuild that stack), or `None`
+    /// when the episode was too short to go that far back with a full stack.
+    pub fn retry(&mut self, i: usize, back: usize) -> Option<[Frame; STACK_LEN - 1]> {
+        let h = &mut self.history[i];
+        let at = h.len().checked_sub(back)?;
+        if back == 0 || at < STACK_LEN - 1 {
+            return None;
+        }
+        let older: [Frame; STACK_LEN - 1] = core::array::from_fn(|k| h[at - (STACK_LEN - 1) + k].1);
+        let (game, frame) = h[at].clone();
+        h.truncate(at);
+        let mut stack = FrameStack::new(&older[0]);
+        for f in &older[1..] {
+            stack.push(f);
+        }
+        stack.push(&frame);
+        self.games[i] = game;
+        self.frames[i] = frame;
+        self.stacks[i] = stack;
+        self.first[i] = false;
+        Some(older)
     }
 
     /// Number of games.
@@ -54,6 +97,16 @@ impl VecEnv {
     /// Steps game `i` with `action` (0 idle, 1 flap) and updates its stack.
     pub fn step(&mut self, i: usize, action: u8) -> Result<EnvStep> {
         let act = Action::try_from(action).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.depth > 0 {
+            let h = &mut self.history[i];
+            if self.first[i] {
+                h.clear();
+            }
+            if h.len() == self.depth {
+                h.pop_front();
+            }
+            h.push_back((self.games[i].clone(), self.frames[i]));
+        }
         let s = self.games[i]
             .step(act)
             .map_err(|e| anyhow::anyhow!("game error: {e}"))?;
@@ -74,5 +127,74 @@ impl VecEnv {
     /// The game `i` (for rendering).
     pub fn game(&self, i: usize) -> &Game {
         &self.games[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &FrameStack, b: &FrameStack) -> bool {
+        (0..STACK_LEN).all(|k| a.frame(k) == b.frame(k))
+    }
+
+    /// Plays game 0 with a fixed flap rhythm until it crashes; returns the
+    /// stacks met and the actions taken.
+    fn play_to_crash(env: &mut VecEnv, every: usize) -> (Vec<FrameStack>, Vec<u8>) {
+        let (mut stacks, mut acts) = (vec![], vec![]);
+        for t in 0.. {
+            let a = u8::from(every > 0 && t % every == 0);
+            stacks.push(env.stacks[0]);
+            acts.push(a);
+            if env.step(0, a).unwrap().terminal {
+                break;
+            }
+        }
+        (stacks, acts)
+    }
+
+    #[test]
+    fn a_retry_replays_the_same_game_from_the_same_stack() {
+        let mut env = VecEnv::new(1, 7).with_history(30);
+        let (stacks, acts) = play_to_crash(&mut env, 14);
+        assert!(stacks.len() > 40, "the rhythm should pass a few frames");
+        let back = 25;
+        let older = env.retry(0, back).expect("the episode is long enough");
+        let at = stacks.len() - back;
+        assert!(
+            same(&env.stacks[0], &stacks[at]),
+            "the stack of that step comes back"
+        );
+        for (k, f) in older.iter().enumerate() {
+            assert!(f == stacks[at].frame(k));
+        }
+        assert!(!env.first[0]);
+        // The same actions lead to the same crash at the same step.
+        for (t, &a) in acts[at..].iter().enumerate() {
+            assert!(same(&env.stacks[0], &stacks[at + t]));
+            let s = env.step(0, a).unwrap();
+            assert_eq!(s.terminal, at + t == acts.len() - 1);
+        }
+        // A second retry goes back into the retried episode's own past.
+        assert!(env.retry(0, 5).is_some());
+    }
+
+    #[test]
+    fn a_retry_needs_a_full_stack_and_kept_history() {
+        let mut env = VecEnv::new(1, 3).with_history(10);
+        let (stacks, _) = play_to_crash(&mut env, 14);
+        assert!(stacks.len() > 20);
+        assert!(env.retry(0, 11 + STACK_LEN).is_none(), "beyond the history");
+        assert!(env.retry(0, 0).is_none());
+        let mut plain = VecEnv::new(1, 3);
+        play_to_crash(&mut plain, 14);
+        assert!(plain.retry(0, 5).is_none(), "no history kept");
+        // A fall to the ground: a retry cannot start before the fourth frame.
+        let mut short = VecEnv::new(1, 3).with_history(40);
+        let (stacks, _) = play_to_crash(&mut short, 0);
+        assert!(stacks.len() < 30 && stacks.len() > STACK_LEN);
+        assert!(short.retry(0, stacks.len() - 2).is_none());
+        let older = short.retry(0, stacks.len() - 3).expect("fourth frame");
+        assert!(older[0] == *stacks[0].frame(0));
     }
 }

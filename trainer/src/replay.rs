@@ -29,6 +29,9 @@ struct Ring {
 
 const DONE: u8 = 1;
 const FIRST: u8 = 2;
+/// A frame stored only to complete the stacks after it (the past of a
+/// retried game, [`Replay::push_context`]): not a transition of its own.
+const CONTEXT: u8 = 4;
 
 impl Ring {
     fn cap(&self) -> u64 {
@@ -140,6 +143,26 @@ impl Replay {
         }
     }
 
+    /// Stores the frames that precede a game put back into an earlier state
+    /// (oldest first), so the stacks of the steps pushed next are rebuilt as
+    /// the agent saw them. They start a new stretch of the ring and are never
+    /// sampled as transitions.
+    pub fn push_context(&mut self, env: usize, older: &[Frame]) {
+        for (k, f) in older.iter().enumerate() {
+            let r = &mut self.rings[env];
+            let s = r.slot(r.written);
+            r.frames[s] = f.0;
+            r.actions[s] = 0;
+            r.rewards[s] = 0.0;
+            r.flags[s] = CONTEXT | if k == 0 { FIRST } else { 0 };
+            r.written += 1;
+            let leaf = env * r.frames.len() + s;
+            if let Some(t) = &mut self.tree {
+                t.set(leaf, 0.0);
+            }
+        }
+    }
+
     /// Bytes of memory per stored transition (frame, action, reward, flags).
     pub const BYTES_PER_TRANSITION: usize = FRAME_BYTES + 1 + 4 + 1;
 
@@ -182,7 +205,7 @@ impl Replay {
     /// `index` is the newest entry or no longer stored.
     pub fn transition(&self, env: usize, index: u64, n: usize, gamma: f32) -> Option<Sample> {
         let r = &self.rings[env];
-        if index < r.oldest() || index + 1 >= r.written {
+        if index < r.oldest() || index + 1 >= r.written || r.flags[r.slot(index)] & CONTEXT != 0 {
             return None;
         }
         let mut ret = 0.0;
@@ -471,6 +494,47 @@ impl Replay {
 mod tests {
     use super::*;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn context_frames_complete_stacks_and_are_never_sampled() {
+        let mut r = Replay::new(1000, 1);
+        // An episode of 10 steps that crashes, then the game put back at its
+        // step 6 (context: its frames 3, 4, 5), then 5 more steps.
+        for t in 0..10u8 {
+            r.push(0, &frame(t), t == 0, t % 2, 0.1, t == 9);
+        }
+        r.push_context(0, &[frame(3), frame(4), frame(5)]);
+        for t in 6..11u8 {
+            r.push(0, &frame(100 + t), false, 1, 0.1, false);
+        }
+        let first_retried = 13;
+        let stack = r.stack(0, first_retried);
+        let want = [frame(3), frame(4), frame(5), frame(106)];
+        for (got, want) in stack.iter().zip(&want) {
+            assert_eq!(**got, want.0);
+        }
+        // The next one slides on: 4, 5, 106, 107.
+        assert_eq!(*r.stack(0, first_retried + 1)[0], frame(4).0);
+        for i in 10..13 {
+            assert_eq!(r.transition(0, i, 3, 0.9), None, "context entry {i}");
+        }
+        // The crash before the context is still a terminal transition.
+        let crash = r.transition(0, 9, 3, 0.9).unwrap();
+        assert!(crash.done && crash.steps == 1);
+        let mut rng = Pcg32::seed_from_u64(5);
+        for s in r.sample(&mut rng, 500, 3, 0.9) {
+            assert!(!(10..13).contains(&s.index));
+        }
+        let mut p = Replay::new(1000, 1).with_priorities(0.6);
+        for t in 0..10u8 {
+            p.push(0, &frame(t), t == 0, 0, 0.1, t == 9);
+        }
+        p.push_context(0, &[frame(3), frame(4), frame(5)]);
+        p.push(0, &frame(6), false, 0, 0.1, false);
+        p.push(0, &frame(7), false, 0, 0.1, false);
+        let drawn = p.sample_prioritized(&mut rng, 200, 1, 0.9, 0.4);
+        assert!(drawn.samples.iter().all(|s| !(10..13).contains(&s.index)));
+    }
 
     #[test]
     fn saved_memory_round_trips_and_every_corruption_is_refused() {

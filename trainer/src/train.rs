@@ -13,7 +13,7 @@ use crate::net::QNetwork;
 use crate::replay::Replay;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -202,7 +202,16 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         .seed
         .wrapping_mul(1_000_003)
         .wrapping_add(state.sessions * 10_007);
-    let mut envs = VecEnv::new(cfg.num_envs, env_seed);
+    let retries_on = cfg.retry_prob > 0.0;
+    let mut envs = VecEnv::new(cfg.num_envs, env_seed).with_history(if retries_on {
+        cfg.retry_back
+    } else {
+        0
+    });
+    // Per game: steps left in the replayed stretch of a retry (where greedy
+    // actions may be swapped), and whether its current episode is a retry.
+    let mut replaying = vec![0usize; cfg.num_envs];
+    let mut retried = vec![false; cfg.num_envs];
     let mut replay = Replay::new(cfg.replay_capacity, cfg.num_envs);
     if cfg.per_alpha > 0.0 {
         replay = replay.with_priorities(cfg.per_alpha);
@@ -273,7 +282,10 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         for (i, a) in actions.iter_mut().enumerate() {
             if explore[i] {
                 *a = u8::from(unit(&mut rng) < cfg.flap_prob);
+            } else if replaying[i] > 0 && unit(&mut rng) < cfg.retry_eps {
+                *a ^= 1;
             }
+            replaying[i] = replaying[i].saturating_sub(1);
         }
 
         // Step every game; store what each saw, did and got.
@@ -283,10 +295,21 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             let s = envs.step(i, a)?;
             replay.push(i, &obs, first, a, s.reward, s.terminal);
             if let Some(score) = s.final_score {
-                state.episodes += 1;
-                recent.push_back(score);
-                if recent.len() > RECENT_EPISODES {
-                    recent.pop_front();
+                if !retried[i] {
+                    state.episodes += 1;
+                    recent.push_back(score);
+                    if recent.len() > RECENT_EPISODES {
+                        recent.pop_front();
+                    }
+                }
+                retried[i] = false;
+                if retries_on && unit(&mut rng) < cfg.retry_prob {
+                    let back = 1 + (rng.next_u32() as usize) % cfg.retry_back;
+                    if let Some(older) = envs.retry(i, back) {
+                        replay.push_context(i, &older);
+                        replaying[i] = back;
+                        retried[i] = true;
+                    }
                 }
             }
         }
