@@ -152,6 +152,14 @@ fn sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
 }
 
+/// Runs the command, which must succeed.
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    out
+}
+
 #[test]
 fn binary_prints_json_and_rejects_bad_blobs() {
     let dir = std::env::temp_dir().join(format!("fwsim-test-{}", std::process::id()));
@@ -164,24 +172,15 @@ fn binary_prints_json_and_rejects_bad_blobs() {
     assert!(st.success());
     assert_eq!(std::fs::read(&good).unwrap(), blob());
 
-    let out = sim()
-        .args(["--blob", good.to_str().unwrap()])
-        .args([
-            "--episodes",
-            "2",
-            "--seed",
-            "7",
-            "--max-score",
-            "3",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(sim().args(["--blob", good.to_str().unwrap()]).args([
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--max-score",
+        "3",
+        "--json",
+    ]));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut p = Policy::from_blob(blob()).unwrap();
     let plan = Plan {
@@ -209,15 +208,10 @@ fn binary_prints_json_and_rejects_bad_blobs() {
     }
 
     let gif = dir.join("first.gif");
-    let out = sim()
-        .args(["--blob", good.to_str().unwrap(), "--episodes", "2"])
-        .args(["--gif", gif.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        sim()
+            .args(["--blob", good.to_str().unwrap(), "--episodes", "2"])
+            .args(["--gif", gif.to_str().unwrap()]),
     );
     let bytes = std::fs::read(&gif).unwrap();
     assert!(bytes.starts_with(b"GIF89a") && bytes.ends_with(b";"));
@@ -302,13 +296,15 @@ fn every_bad_input_is_one_clear_error() {
     cases.push(vec!["--blob".into(), g, "--bogus".into()]);
     cases.push(vec![]);
     for args in &cases {
+        // Fails cleanly: not a panic (exit 101, panic text), one error line.
         let o = sim().args(args).output().unwrap();
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{args:?} succeeded");
-        assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {e}");
-        assert!(!e.contains("panicked"), "{args:?}: {e}");
-        let n = e.lines().filter(|l| l.starts_with("error")).count();
-        assert_eq!(n, 1, "{args:?}: {e}");
+        let errors = e.lines().filter(|l| l.starts_with("error")).count();
+        let (status, code) = (o.status, o.status.code());
+        assert!(
+            !status.success() && code != Some(101) && !e.contains("panicked") && errors == 1,
+            "{args:?}: {status}, {errors} error lines: {e}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,8 +5,9 @@
 //! floor(6.4 r + 2.7) and the next one; output column c reads source columns
 //! floor(3.6 c + 1.3) and the next one; a cell is 1 iff any tap is non-black.
 
+mod common;
 use flappy::raster::{self, reference};
-use flappy::{agent, Action, Frame, FrameStack, Game, PipePair, State, FRAME_SIDE};
+use flappy::{Action, Frame, FrameStack, Game, PipePair, State, FRAME_SIDE};
 use proptest::prelude::*;
 
 fn scene(y: i32, anim: u8, pipes: &[(i32, i32)]) -> State {
@@ -145,14 +146,7 @@ fn bird_at_ceiling_and_near_ground() {
 
 #[test]
 fn observation_along_heuristic_play_matches_reference() {
-    let mut g = Game::new(5);
-    for k in 0..3000 {
-        let a = if k % 211 == 0 {
-            Action::Flap
-        } else {
-            agent::heuristic_action(&g)
-        };
-        g.step(a).unwrap();
+    common::play(5, 3000, 211, |k, g| {
         if k % 7 == 0 {
             assert_eq!(
                 g.frame(),
@@ -161,7 +155,7 @@ fn observation_along_heuristic_play_matches_reference() {
                 g.state()
             );
         }
-    }
+    });
 }
 
 #[test]

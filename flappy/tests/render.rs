@@ -1,9 +1,10 @@
 //! Human rendering: the RGB frame shows exactly the game's scene (plus the
 //! score), PNG and GIF files decode back to it, and errors are errors.
 
+mod common;
 use flappy::raster::reference;
 use flappy::render::{self, GifOptions, GifRecorder, HEIGHT, PALETTE, RGB_LEN, WIDTH};
-use flappy::{agent, Action, Game, PipePair, State};
+use flappy::{agent, Game, PipePair, State};
 use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
@@ -22,18 +23,11 @@ fn pixel(rgb: &[u8], x: usize, y: usize) -> [u8; 3] {
 
 fn states() -> Vec<State> {
     let mut v = Vec::new();
-    let mut g = Game::new(21);
-    for k in 0..2000 {
-        let a = if k % 301 == 0 {
-            Action::Flap
-        } else {
-            agent::heuristic_action(&g)
-        };
-        g.step(a).unwrap();
+    common::play(21, 2000, 301, |k, g| {
         if k % 37 == 0 {
             v.push(g.state());
         }
-    }
+    });
     let mut s = State::fresh(0, 7, 0).unwrap();
     s.player_y = 0;
     s.anim_index = 2;

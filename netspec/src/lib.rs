@@ -53,8 +53,26 @@ pub enum Layer {
     },
 }
 
+impl Layer {
+    /// A [`Layer::Conv`].
+    pub const fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> Layer {
+        Layer::Conv {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+        }
+    }
+
+    /// A [`Layer::Dense`].
+    pub const fn dense(inp: usize, out: usize) -> Layer {
+        Layer::Dense { inp, out }
+    }
+}
+
 /// An activation shape: channels x height x width (a dense output is `n x 1 x 1`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Shape {
     /// Channels.
     pub c: usize,
@@ -237,33 +255,12 @@ pub const CLASSIC: Arch = Arch {
     name: "classic",
     about: "the classic DQN net: conv 8x8/4 -> 32, pool 2, conv 4x4/2 -> 64, conv 3x3 -> 64, fc 1600 -> 512 -> 2",
     layers: &[
-        Layer::Conv {
-            in_c: 4,
-            out_c: 32,
-            k: 8,
-            stride: 4,
-            pad: 2,
-        },
+        Layer::conv(4, 32, 8, 4, 2),
         Layer::MaxPool { k: 2 },
-        Layer::Conv {
-            in_c: 32,
-            out_c: 64,
-            k: 4,
-            stride: 2,
-            pad: 1,
-        },
-        Layer::Conv {
-            in_c: 64,
-            out_c: 64,
-            k: 3,
-            stride: 1,
-            pad: 1,
-        },
-        Layer::Dense {
-            inp: 1600,
-            out: 512,
-        },
-        Layer::Dense { inp: 512, out: 2 },
+        Layer::conv(32, 64, 4, 2, 1),
+        Layer::conv(64, 64, 3, 1, 1),
+        Layer::dense(1600, 512),
+        Layer::dense(512, 2),
     ],
 };
 
@@ -273,23 +270,11 @@ pub const SMALL: Arch = Arch {
     name: "small",
     about: "for small MCUs: conv 8x8/4 -> 16, pool 2, conv 4x4/2 -> 32, fc 800 -> 128 -> 2",
     layers: &[
-        Layer::Conv {
-            in_c: 4,
-            out_c: 16,
-            k: 8,
-            stride: 4,
-            pad: 2,
-        },
+        Layer::conv(4, 16, 8, 4, 2),
         Layer::MaxPool { k: 2 },
-        Layer::Conv {
-            in_c: 16,
-            out_c: 32,
-            k: 4,
-            stride: 2,
-            pad: 1,
-        },
-        Layer::Dense { inp: 800, out: 128 },
-        Layer::Dense { inp: 128, out: 2 },
+        Layer::conv(16, 32, 4, 2, 1),
+        Layer::dense(800, 128),
+        Layer::dense(128, 2),
     ],
 };
 
@@ -300,30 +285,12 @@ pub const COMPACT: Arch = Arch {
     name: "compact",
     about: "the default: conv 4x4/4 -> 16, pool 2, conv 3x3 -> 32, conv 3x3/2 -> 32, fc 800 -> 256 -> 2",
     layers: &[
-        Layer::Conv {
-            in_c: 4,
-            out_c: 16,
-            k: 4,
-            stride: 4,
-            pad: 0,
-        },
+        Layer::conv(4, 16, 4, 4, 0),
         Layer::MaxPool { k: 2 },
-        Layer::Conv {
-            in_c: 16,
-            out_c: 32,
-            k: 3,
-            stride: 1,
-            pad: 1,
-        },
-        Layer::Conv {
-            in_c: 32,
-            out_c: 32,
-            k: 3,
-            stride: 2,
-            pad: 1,
-        },
-        Layer::Dense { inp: 800, out: 256 },
-        Layer::Dense { inp: 256, out: 2 },
+        Layer::conv(16, 32, 3, 1, 1),
+        Layer::conv(32, 32, 3, 2, 1),
+        Layer::dense(800, 256),
+        Layer::dense(256, 2),
     ],
 };
 
@@ -333,23 +300,11 @@ pub const TINY: Arch = Arch {
     name: "tiny",
     about: "for a 16 KiB Cortex-M0: conv 4x4/4 -> 8, pool 2, conv 3x3/2 -> 16, fc 400 -> 64 -> 2",
     layers: &[
-        Layer::Conv {
-            in_c: 4,
-            out_c: 8,
-            k: 4,
-            stride: 4,
-            pad: 0,
-        },
+        Layer::conv(4, 8, 4, 4, 0),
         Layer::MaxPool { k: 2 },
-        Layer::Conv {
-            in_c: 8,
-            out_c: 16,
-            k: 3,
-            stride: 2,
-            pad: 1,
-        },
-        Layer::Dense { inp: 400, out: 64 },
-        Layer::Dense { inp: 64, out: 2 },
+        Layer::conv(8, 16, 3, 2, 1),
+        Layer::dense(400, 64),
+        Layer::dense(64, 2),
     ],
 };
 
@@ -430,48 +385,24 @@ mod tests {
         const BAD_DENSE: Arch = Arch {
             name: "x",
             about: "",
-            layers: &[
-                Layer::Conv {
-                    in_c: 4,
-                    out_c: 8,
-                    k: 4,
-                    stride: 4,
-                    pad: 0,
-                },
-                Layer::Dense { inp: 3199, out: 2 },
-            ],
+            layers: &[Layer::conv(4, 8, 4, 4, 0), Layer::dense(3199, 2)],
         };
         assert_eq!(BAD_DENSE.check(), Err(SpecError::Shape(1)));
         const POOL_LATE: Arch = Arch {
             name: "x",
             about: "",
             layers: &[
-                Layer::Conv {
-                    in_c: 4,
-                    out_c: 8,
-                    k: 4,
-                    stride: 4,
-                    pad: 0,
-                },
-                Layer::Conv {
-                    in_c: 8,
-                    out_c: 8,
-                    k: 2,
-                    stride: 2,
-                    pad: 0,
-                },
+                Layer::conv(4, 8, 4, 4, 0),
+                Layer::conv(8, 8, 2, 2, 0),
                 Layer::MaxPool { k: 2 },
-                Layer::Dense { inp: 200, out: 2 },
+                Layer::dense(200, 2),
             ],
         };
         assert_eq!(POOL_LATE.check(), Err(SpecError::Placement(2)));
         const WRONG_OUT: Arch = Arch {
             name: "x",
             about: "",
-            layers: &[Layer::Dense {
-                inp: 25_600,
-                out: 3,
-            }],
+            layers: &[Layer::dense(25_600, 3)],
         };
         assert_eq!(WRONG_OUT.check(), Err(SpecError::Outputs));
     }

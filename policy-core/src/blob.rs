@@ -276,6 +276,29 @@ pub enum LayerKind {
     },
 }
 
+impl LayerKind {
+    /// The same layer as a [`netspec::Layer`] (sizes as `usize`).
+    pub fn to_netspec(self) -> netspec::Layer {
+        match self {
+            LayerKind::Conv2d {
+                in_c,
+                out_c,
+                k,
+                stride,
+                pad,
+            } => netspec::Layer::conv(
+                in_c as usize,
+                out_c as usize,
+                k as usize,
+                stride as usize,
+                pad as usize,
+            ),
+            LayerKind::MaxPool { k } => netspec::Layer::MaxPool { k: k as usize },
+            LayerKind::Dense { inp, out } => netspec::Layer::dense(inp as usize, out as usize),
+        }
+    }
+}
+
 /// One layer: shape, ReLU flag, quantization parameters and tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer<'a> {
@@ -340,26 +363,7 @@ struct Header {
 }
 
 /// A tensor shape, channels-height-width (dense vectors are `c x 1 x 1`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Shape {
-    /// Channels.
-    pub c: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-}
-
-impl Shape {
-    /// Number of elements.
-    pub const fn len(&self) -> usize {
-        self.c * self.h * self.w
-    }
-    /// Whether it has no elements.
-    pub const fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use netspec::Shape;
 
 /// One compute stage of a validated model: a Conv2d or Dense layer, plus the
 /// MaxPool that directly follows it (fused), with the resolved shapes.
@@ -470,8 +474,11 @@ impl<'a> Model<'a> {
         for (i, layer) in self.layers.iter().enumerate() {
             let shape_err = BlobError::ShapeMismatch { layer: i };
             let last = i + 1 == n;
-            match layer.kind {
-                LayerKind::MaxPool { k } => {
+            let kind = layer.kind.to_netspec();
+            // The shape rules are netspec's (sizes chain, kernels and windows fit).
+            let next = netspec::next_shape(&kind, shape);
+            match kind {
+                netspec::Layer::MaxPool { k } => {
                     let prev_is_first_conv =
                         i == 1 && matches!(self.layers[0].kind, LayerKind::Conv2d { .. });
                     if !prev_is_first_conv || last {
@@ -481,53 +488,29 @@ impl<'a> Model<'a> {
                         return Err(BlobError::BadRelu { layer: i });
                     }
                     empty_params(layer, i)?;
-                    let k = k as usize;
-                    if k == 0 || k > shape.h || k > shape.w {
-                        return Err(shape_err);
-                    }
-                    shape = Shape {
-                        c: shape.c,
-                        h: shape.h / k,
-                        w: shape.w / k,
-                    };
+                    let pooled = next.ok_or(shape_err)?;
                     let st = stages
                         .last_mut()
                         .ok_or(BlobError::UnsupportedLayer { layer: i })?;
                     st.pool = k;
+                    shape = pooled;
                     st.output = shape;
                     if shape.w * shape.c > POOL_ROW_CAP || shape.len() > ACT_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
                     continue;
                 }
-                LayerKind::Conv2d {
+                netspec::Layer::Conv {
                     in_c,
                     out_c,
                     k,
-                    stride,
-                    pad,
+                    pad: p,
+                    ..
                 } => {
                     if seen_dense || last {
                         return Err(BlobError::UnsupportedLayer { layer: i });
                     }
-                    let (in_c, out_c, k, s, p) = (
-                        in_c as usize,
-                        out_c as usize,
-                        k as usize,
-                        stride as usize,
-                        pad as usize,
-                    );
-                    if in_c != shape.c || out_c == 0 || k == 0 || s == 0 || p >= k {
-                        return Err(shape_err);
-                    }
-                    if shape.h + 2 * p < k || shape.w + 2 * p < k {
-                        return Err(shape_err);
-                    }
-                    let out = Shape {
-                        c: out_c,
-                        h: (shape.h + 2 * p - k) / s + 1,
-                        w: (shape.w + 2 * p - k) / s + 1,
-                    };
+                    let out = next.ok_or(shape_err)?;
                     if out_c > ACC_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
@@ -553,65 +536,29 @@ impl<'a> Model<'a> {
                     self.check_params(layer, i, out_c, false)?;
                     let max_in: i64 = if i == 0 { 1 } else { 255 };
                     for oc in 0..out_c {
-                        let mut sum: i64 = 0;
-                        let mut j = oc;
-                        while j < layer.weights.0.len() {
-                            sum += (layer.weights.0[j] as i8 as i64).abs();
-                            j += out_c;
-                        }
+                        let sum = sum_abs_weights(layer.weights.0, oc, out_c);
                         check_overflow(sum, max_in, le_i32(layer.biases.0, oc), i, oc)?;
                     }
-                    push_stage(
-                        &mut stages,
-                        Stage {
-                            layer: i,
-                            pool: 1,
-                            input: shape,
-                            pre_pool: out,
-                            output: out,
-                            last,
-                        },
-                    )?;
+                    push_stage(&mut stages, i, shape, out, last)?;
                     shape = out;
                 }
-                LayerKind::Dense { inp, out } => {
+                netspec::Layer::Dense { inp, out } => {
                     if i == 0 {
                         return Err(BlobError::UnsupportedLayer { layer: i });
                     }
                     seen_dense = true;
-                    let (inp, out) = (inp as usize, out as usize);
-                    if inp != shape.len() || out == 0 {
-                        return Err(shape_err);
-                    }
+                    let o = next.ok_or(shape_err)?;
                     if out > ACC_CAP || (!last && out > ACT_CAP) {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
                     let wlen = inp.checked_mul(out).ok_or(shape_err)?;
                     check_len(layer.weights, wlen, i, Field::Weights)?;
                     self.check_params(layer, i, out, last)?;
-                    for o in 0..out {
-                        let sum: i64 = layer
-                            .weights
-                            .0
-                            .iter()
-                            .skip(o)
-                            .step_by(out)
-                            .map(|&w| (w as i8 as i64).abs())
-                            .sum();
-                        check_overflow(sum, 255, le_i32(layer.biases.0, o), i, o)?;
+                    for ch in 0..out {
+                        let sum = sum_abs_weights(layer.weights.0, ch, out);
+                        check_overflow(sum, 255, le_i32(layer.biases.0, ch), i, ch)?;
                     }
-                    let o = Shape { c: out, h: 1, w: 1 };
-                    push_stage(
-                        &mut stages,
-                        Stage {
-                            layer: i,
-                            pool: 1,
-                            input: shape,
-                            pre_pool: o,
-                            output: o,
-                            last,
-                        },
-                    )?;
+                    push_stage(&mut stages, i, shape, o, last)?;
                     shape = o;
                 }
             }
@@ -693,8 +640,33 @@ pub fn seal(payload: &[u8], version: u16, out: &mut [u8]) -> Result<usize, BlobE
     Ok(end)
 }
 
-fn push_stage(stages: &mut Stages, st: Stage) -> Result<(), BlobError> {
+/// Appends the stage of compute layer `layer` (no pool yet).
+fn push_stage(
+    stages: &mut Stages,
+    layer: usize,
+    input: Shape,
+    out: Shape,
+    last: bool,
+) -> Result<(), BlobError> {
+    let st = Stage {
+        layer,
+        pool: 1,
+        input,
+        pre_pool: out,
+        output: out,
+        last,
+    };
     stages.push(st).map_err(|_| BlobError::Malformed)
+}
+
+/// `sum |w|` over output channel `o`'s weights (`o`, `o + out`, ...).
+fn sum_abs_weights(weights: &[u8], o: usize, out: usize) -> i64 {
+    weights
+        .iter()
+        .skip(o)
+        .step_by(out)
+        .map(|&w| (w as i8 as i64).abs())
+        .sum()
 }
 
 fn empty_params(layer: &Layer, i: usize) -> Result<(), BlobError> {
@@ -743,15 +715,7 @@ pub fn worst_case_accumulator(model: &Model, layer: usize) -> i64 {
     };
     (0..out)
         .map(|o| {
-            let s: i64 = l
-                .weights
-                .0
-                .iter()
-                .skip(o)
-                .step_by(out)
-                .map(|&w| (w as i8 as i64).abs())
-                .sum();
-            s * max_in + (le_i32(l.biases.0, o) as i64).abs()
+            sum_abs_weights(l.weights.0, o, out) * max_in + (le_i32(l.biases.0, o) as i64).abs()
         })
         .max()
         .unwrap_or(0)

@@ -94,6 +94,9 @@ fn load_hostile(layers: &[OwnedLayer]) -> Result<(), BlobError> {
     Policy::from_blob(&sealed(&payload_of(layers), VERSION)).map(|_| ())
 }
 
+/// A change to a valid model.
+type Mutation = fn(&mut Vec<OwnedLayer>);
+
 fn with(f: impl FnOnce(&mut Vec<OwnedLayer>)) -> Result<(), BlobError> {
     let mut l = tiny(11);
     f(&mut l);
@@ -145,48 +148,19 @@ fn hostile_blobs_with_valid_crc_are_rejected_with_the_right_error() {
         Err(BlobError::ShapeMismatch { layer: 2 })
     );
     // Tensor lengths that do not match the shapes.
-    assert_eq!(
-        with(|l| l[2].weights.pop().map(|_| ()).unwrap()),
-        Err(BlobError::BadLength {
-            layer: 2,
-            field: Field::Weights
-        })
-    );
-    assert_eq!(
-        with(|l| l[3].biases.extend([0; 4])),
-        Err(BlobError::BadLength {
-            layer: 3,
-            field: Field::Biases
-        })
-    );
-    assert_eq!(
-        with(|l| l[0].shifts.push(0)),
-        Err(BlobError::BadLength {
-            layer: 0,
-            field: Field::Shifts
-        })
-    );
-    assert_eq!(
-        with(|l| l[0].mult.clear()),
-        Err(BlobError::BadLength {
-            layer: 0,
-            field: Field::Multipliers
-        })
-    );
-    assert_eq!(
-        with(|l| l[4].w_scales.extend([0; 4])),
-        Err(BlobError::BadLength {
-            layer: 4,
-            field: Field::WScales
-        })
-    );
-    assert_eq!(
-        with(|l| l[1].weights.push(1)),
-        Err(BlobError::BadLength {
-            layer: 1,
-            field: Field::Weights
-        })
-    );
+    let lengths: [(usize, Field, Mutation); 6] = [
+        (2, Field::Weights, |l| {
+            l[2].weights.pop().map(|_| ()).unwrap()
+        }),
+        (3, Field::Biases, |l| l[3].biases.extend([0; 4])),
+        (0, Field::Shifts, |l| l[0].shifts.push(0)),
+        (0, Field::Multipliers, |l| l[0].mult.clear()),
+        (4, Field::WScales, |l| l[4].w_scales.extend([0; 4])),
+        (1, Field::Weights, |l| l[1].weights.push(1)),
+    ];
+    for (layer, field, f) in lengths {
+        assert_eq!(with(f), Err(BlobError::BadLength { layer, field }));
+    }
     // Capacity: more output channels than the accumulator buffer.
     assert_eq!(
         with(|l| {
@@ -298,17 +272,20 @@ fn too_many_layers_and_bad_header_fields() {
     );
 }
 
+/// `sum |w|` over every `step`-th int8 weight from `skip`.
+fn sum_abs(w: &[u8], skip: usize, step: usize) -> i64 {
+    w.iter()
+        .skip(skip)
+        .step_by(step)
+        .map(|&w| (w as i8 as i64).abs())
+        .sum()
+}
+
 #[test]
 fn accumulator_overflow_bound_is_exact() {
     // conv1 sees binary inputs: bound = sum|w| + |bias|.
     let mut l = tiny(17);
-    let sum0: i64 = l[0]
-        .weights
-        .iter()
-        .skip(1)
-        .step_by(4)
-        .map(|&w| (w as i8 as i64).abs())
-        .sum();
+    let sum0: i64 = sum_abs(&l[0].weights, 1, 4);
     let set_bias = |l: &mut Vec<OwnedLayer>, layer: usize, ch: usize, v: i32| {
         l[layer].biases[4 * ch..4 * ch + 4].copy_from_slice(&v.to_le_bytes());
     };
@@ -326,13 +303,7 @@ fn accumulator_overflow_bound_is_exact() {
     );
     // u8 layers: bound = 255 * sum|w| + |bias|.
     let mut l = tiny(17);
-    let sum3: i64 = l[3]
-        .weights
-        .iter()
-        .skip(6)
-        .step_by(8)
-        .map(|&w| (w as i8 as i64).abs())
-        .sum();
+    let sum3: i64 = sum_abs(&l[3].weights, 6, 8);
     set_bias(&mut l, 3, 6, (i32::MAX as i64 - 255 * sum3) as i32);
     assert_eq!(load_hostile(&l), Ok(()));
     set_bias(&mut l, 3, 6, (i32::MAX as i64 - 255 * sum3 + 1) as i32);

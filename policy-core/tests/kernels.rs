@@ -45,6 +45,95 @@ fn naive_conv(
     out
 }
 
+/// A random kernel side in `1..=max_k`, padding below it and stride in `1..=max_stride`.
+fn rand_kernel(rng: &mut Rng, max_k: u64, max_stride: u64) -> (usize, usize, usize) {
+    let k = 1 + rng.below(max_k) as usize;
+    let pad = rng.below(k as u64) as usize;
+    let stride = 1 + rng.below(max_stride) as usize;
+    (k, pad, stride)
+}
+
+/// `n` random int8 weights in -127..=127.
+fn rand_weights(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.i8_in(127) as u8).collect()
+}
+
+/// `n` int8 weights at the extremes: 127 with probability `1 / one_in`, else -128.
+fn extreme_weights(rng: &mut Rng, n: usize, one_in: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| if rng.below(one_in) == 0 { 127u8 } else { 0x80 })
+        .collect()
+}
+
+/// `n` random int32 biases in `-lim..=lim`.
+fn rand_biases(rng: &mut Rng, n: usize, lim: u64) -> Vec<u8> {
+    (0..n)
+        .flat_map(|_| (rng.below(2 * lim + 1) as i32 - lim as i32).to_le_bytes())
+        .collect()
+}
+
+/// `n` random u8 inputs, zero where `rng.below(range) < zeros`.
+fn sparse_input(rng: &mut Rng, n: usize, range: u64, zeros: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            if rng.below(range) < zeros {
+                0
+            } else {
+                rng.next_u64() as u8
+            }
+        })
+        .collect()
+}
+
+/// Multipliers of 0.5 (`1 << 30`) and shift `shift` for `n` channels.
+fn half_rq(n: usize, shift: u8) -> (Vec<u8>, Vec<u8>) {
+    let m = (0..n).flat_map(|_| (1i32 << 30).to_le_bytes()).collect();
+    (m, vec![shift; n])
+}
+
+fn rq<'a>(multipliers: &'a [u8], shifts: &'a [u8]) -> Requant<'a> {
+    Requant {
+        multipliers,
+        shifts,
+    }
+}
+
+/// `kernels::conv_u8` with a fresh gather list.
+fn conv_u8(
+    input: &[u8],
+    g: &ConvGeom,
+    (w, b): (&[u8], &[u8]),
+    rq: Requant,
+    acc: &mut [i32],
+    out: &mut [u8],
+) {
+    kernels::conv_u8(input, g, w, b, rq, acc, &mut Gather::new(), out);
+}
+
+/// Runs `conv1_binary` with fresh scratch (but the caller's accumulators).
+#[allow(clippy::too_many_arguments)]
+fn run_conv1(
+    frames: [&flappy::Frame; 4],
+    g: &ConvGeom,
+    pool: usize,
+    (w, b): (&[u8], &[u8]),
+    rq: Requant,
+    acc: &mut [i32],
+    out: &mut [u8],
+) {
+    let mut rowsum = vec![0i32; 1024];
+    kernels::conv1_row_sums(g, w, &mut rowsum);
+    let (mut pool_row, mut rows) = (vec![0i32; 1024], vec![0u128; 64]);
+    let scr = Conv1Scratch {
+        acc,
+        pool_row: &mut pool_row,
+        rows: &mut rows,
+        rowsum: &rowsum,
+        gather: &mut Gather::new(),
+    };
+    kernels::conv1_binary(frames, g, pool, w, b, rq, scr, out);
+}
+
 fn rand_rq(rng: &mut Rng, n: usize, shift: u8) -> (Vec<u8>, Vec<u8>) {
     (
         (0..n)
@@ -58,9 +147,7 @@ fn rand_rq(rng: &mut Rng, n: usize, shift: u8) -> (Vec<u8>, Vec<u8>) {
 fn conv1_binary_matches_naive_for_many_geometries() {
     let mut rng = Rng(77);
     for case in 0..40 {
-        let k = 1 + rng.below(16) as usize;
-        let pad = rng.below(k as u64) as usize;
-        let stride = 1 + rng.below(5) as usize;
+        let (k, pad, stride) = rand_kernel(&mut rng, 16, 5);
         let out_c = 1 + rng.below(20) as usize;
         let g = ConvGeom {
             in_c: 4,
@@ -76,12 +163,8 @@ fn conv1_binary_matches_naive_for_many_geometries() {
         if ow / pool * out_c > 1024 || 4 * k * out_c > 1024 || oh / pool == 0 {
             continue;
         }
-        let w: Vec<u8> = (0..k * k * 4 * out_c)
-            .map(|_| rng.i8_in(127) as u8)
-            .collect();
-        let b: Vec<u8> = (0..out_c)
-            .flat_map(|_| (rng.below(2001) as i32 - 1000).to_le_bytes())
-            .collect();
+        let w = rand_weights(&mut rng, k * k * 4 * out_c);
+        let b = rand_biases(&mut rng, out_c, 1000);
         let (m, s) = rand_rq(&mut rng, out_c, 4);
         let stack: FrameStack = rand_stack(&mut rng);
         let frames = [
@@ -90,32 +173,10 @@ fn conv1_binary_matches_naive_for_many_geometries() {
             stack.frame(2),
             stack.frame(3),
         ];
-        let mut rowsum = vec![0i32; 1024];
-        kernels::conv1_row_sums(&g, &w, &mut rowsum);
-        let (mut acc, mut pool_row, mut rows) =
-            (vec![0i32; 512], vec![0i32; 1024], vec![0u128; 64]);
         let (ph, pw) = (oh / pool, ow / pool);
         let mut out = vec![0u8; ph * pw * out_c];
-        let scr = Conv1Scratch {
-            acc: &mut acc,
-            pool_row: &mut pool_row,
-            rows: &mut rows,
-            rowsum: &rowsum,
-            gather: &mut Gather::new(),
-        };
-        kernels::conv1_binary(
-            frames,
-            &g,
-            pool,
-            &w,
-            &b,
-            Requant {
-                multipliers: &m,
-                shifts: &s,
-            },
-            scr,
-            &mut out,
-        );
+        let acc = &mut vec![0i32; 512];
+        run_conv1(frames, &g, pool, (&w, &b), rq(&m, &s), acc, &mut out);
         let accs = naive_conv(&|y, x, c| stack.frame(c).get(y, x) as i64, &g, &w, &b);
         for py in 0..ph {
             for px in 0..pw {
@@ -142,9 +203,7 @@ fn conv1_binary_matches_naive_for_many_geometries() {
 fn conv_u8_matches_naive_for_many_geometries() {
     let mut rng = Rng(99);
     for case in 0..40 {
-        let k = 1 + rng.below(5) as usize;
-        let pad = rng.below(k as u64) as usize;
-        let stride = 1 + rng.below(3) as usize;
+        let (k, pad, stride) = rand_kernel(&mut rng, 5, 3);
         let (in_c, out_c) = (1 + rng.below(40) as usize, 1 + rng.below(70) as usize);
         let (in_h, in_w) = (k + rng.below(10) as usize, k + rng.below(10) as usize);
         let g = ConvGeom {
@@ -157,37 +216,14 @@ fn conv_u8_matches_naive_for_many_geometries() {
             pad,
         };
         let sparsity = rng.below(100);
-        let input: Vec<u8> = (0..in_h * in_w * in_c)
-            .map(|_| {
-                if rng.below(100) < sparsity {
-                    0
-                } else {
-                    rng.next_u64() as u8
-                }
-            })
-            .collect();
-        let w: Vec<u8> = (0..k * k * in_c * out_c)
-            .map(|_| rng.i8_in(127) as u8)
-            .collect();
-        let b: Vec<u8> = (0..out_c)
-            .flat_map(|_| (rng.below(200_001) as i32 - 100_000).to_le_bytes())
-            .collect();
+        let input = sparse_input(&mut rng, in_h * in_w * in_c, 100, sparsity);
+        let w = rand_weights(&mut rng, k * k * in_c * out_c);
+        let b = rand_biases(&mut rng, out_c, 100_000);
         let (m, s) = rand_rq(&mut rng, out_c, 8);
         let mut acc = vec![0i32; 512];
         let mut out = vec![0u8; g.out_h() * g.out_w() * out_c];
-        kernels::conv_u8(
-            &input,
-            &g,
-            &w,
-            &b,
-            Requant {
-                multipliers: &m,
-                shifts: &s,
-            },
-            &mut acc,
-            &mut Gather::new(),
-            &mut out,
-        );
+        let rq = rq(&m, &s);
+        conv_u8(&input, &g, (&w, &b), rq, &mut acc, &mut out);
         let accs = naive_conv(
             &|y, x, c| input[(y * in_w + x) * in_c + c] as i64,
             &g,
@@ -210,16 +246,8 @@ fn dense_matches_naive() {
     let mut rng = Rng(5);
     for _ in 0..30 {
         let (inp, out_n) = (1 + rng.below(2000) as usize, 1 + rng.below(512) as usize);
-        let input: Vec<u8> = (0..inp)
-            .map(|_| {
-                if rng.below(2) == 0 {
-                    0
-                } else {
-                    rng.next_u64() as u8
-                }
-            })
-            .collect();
-        let w: Vec<u8> = (0..inp * out_n).map(|_| rng.i8_in(127) as u8).collect();
+        let input = sparse_input(&mut rng, inp, 2, 1);
+        let w = rand_weights(&mut rng, inp * out_n);
         let b: Vec<u8> = (0..out_n)
             .flat_map(|_| (rng.next_u64() as i32 >> 12).to_le_bytes())
             .collect();
@@ -234,15 +262,13 @@ fn dense_matches_naive() {
         }
         let (m, s) = rand_rq(&mut rng, out_n, 10);
         let mut q = vec![0u8; out_n];
+        let rq = rq(&m, &s);
         kernels::dense_u8(
             &input,
             out_n,
             &w,
             &b,
-            Requant {
-                multipliers: &m,
-                shifts: &s,
-            },
+            rq,
             &mut acc,
             &mut Gather::new(),
             &mut q,
@@ -285,16 +311,9 @@ fn extreme_values_match_naive() {
         stride: 4,
         pad: 0,
     };
-    let w: Vec<u8> = (0..16 * 16 * 4 * 16)
-        .map(|_| if rng.below(4) == 0 { 127u8 } else { 0x80 })
-        .collect();
+    let w = extreme_weights(&mut rng, 16 * 16 * 4 * 16, 4);
     let b: Vec<u8> = (0..16).flat_map(|_| 200_000i32.to_le_bytes()).collect();
-    let (m, s) = (
-        (0..16)
-            .flat_map(|_| (1i32 << 30).to_le_bytes())
-            .collect::<Vec<u8>>(),
-        vec![10u8; 16],
-    );
+    let (m, s) = half_rq(16, 10);
     let mut f = flappy::Frame::empty();
     for y in 0..80 {
         for x in 0..80 {
@@ -302,22 +321,9 @@ fn extreme_values_match_naive() {
         }
     }
     let stack = FrameStack::new(&f);
-    let mut rowsum = vec![0i32; 1024];
-    kernels::conv1_row_sums(&g, &w, &mut rowsum);
-    let (mut acc, mut pool_row, mut rows) = (vec![0i32; 512], vec![0i32; 1024], vec![0u128; 64]);
+    let mut acc = vec![0i32; 512];
     let mut out = vec![0u8; g.out_h() * g.out_w() * 16];
-    let rq = Requant {
-        multipliers: &m,
-        shifts: &s,
-    };
-    let scr = Conv1Scratch {
-        acc: &mut acc,
-        pool_row: &mut pool_row,
-        rows: &mut rows,
-        rowsum: &rowsum,
-        gather: &mut Gather::new(),
-    };
-    kernels::conv1_binary([&f; 4], &g, 1, &w, &b, rq, scr, &mut out);
+    run_conv1([&f; 4], &g, 1, (&w, &b), rq(&m, &s), &mut acc, &mut out);
     let accs = naive_conv(&|y, x, c| stack.frame(c).get(y, x) as i64, &g, &w, &b);
     for (i, &a) in accs.iter().enumerate() {
         let want = requantize_u8(a as i32, le(&m, i % 16), 10);
@@ -335,9 +341,7 @@ fn extreme_values_match_naive() {
         pad: 1,
     };
     let input = vec![255u8; 5 * 5 * 64];
-    let w: Vec<u8> = (0..9 * 64 * 40)
-        .map(|_| if rng.below(2) == 0 { 127u8 } else { 0x80 })
-        .collect();
+    let w = extreme_weights(&mut rng, 9 * 64 * 40, 2);
     // Accumulators reach about 255 * 128 * 576 = 1.9e7; a bias per channel
     // brings the interior positions (all 9 taps) to 2 * (50 + o), so their
     // outputs (multiplier 0.5) are 50 + o, far from saturation: an
@@ -352,27 +356,10 @@ fn extreme_values_match_naive() {
     let b: Vec<u8> = (0..40)
         .flat_map(|o| ((2 * (50 + o) as i64 - free[interior + o]) as i32).to_le_bytes())
         .collect();
-    let (m, s) = (
-        (0..40)
-            .flat_map(|_| (1i32 << 30).to_le_bytes())
-            .collect::<Vec<u8>>(),
-        vec![0u8; 40],
-    );
-    let rq = Requant {
-        multipliers: &m,
-        shifts: &s,
-    };
+    let (m, s) = half_rq(40, 0);
     let mut out = vec![0u8; 25 * 40];
-    kernels::conv_u8(
-        &input,
-        &g,
-        &w,
-        &b,
-        rq,
-        &mut acc,
-        &mut Gather::new(),
-        &mut out,
-    );
+    let rq = rq(&m, &s);
+    conv_u8(&input, &g, (&w, &b), rq, &mut acc, &mut out);
     let accs = naive_conv(&|y, x, c| input[(y * 5 + x) * 64 + c] as i64, &g, &w, &b);
     for (i, &a) in accs.iter().enumerate() {
         assert_eq!(
@@ -387,9 +374,7 @@ fn extreme_values_match_naive() {
     let b = vec![0u8; 40 * 4];
     let (inp, out_n) = (1600, 40);
     let input = vec![255u8; inp];
-    let w: Vec<u8> = (0..inp * out_n)
-        .map(|_| if rng.below(2) == 0 { 127u8 } else { 0x80 })
-        .collect();
+    let w = extreme_weights(&mut rng, inp * out_n, 2);
     kernels::dense_acc(&input, out_n, &w, &b, &mut acc, &mut Gather::new());
     for o in 0..out_n {
         let want: i64 = (0..inp).map(|i| 255 * w[i * out_n + o] as i8 as i64).sum();

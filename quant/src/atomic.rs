@@ -112,14 +112,20 @@ mod tests {
         v
     }
 
+    /// `p` holds `content` and is the only entry of its folder.
+    fn assert_only_file(p: &Path, content: &[u8]) {
+        assert_eq!(std::fs::read(p).unwrap(), content);
+        let name = p.file_name().unwrap().to_string_lossy();
+        assert_eq!(listing(p.parent().unwrap()), [name]);
+    }
+
     #[test]
     fn writes_and_replaces_whole_files() {
         let d = scratch("write");
         let p = d.join("a.csv");
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two, longer").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two, longer");
-        assert_eq!(listing(&d), ["a.csv"]);
+        assert_only_file(&p, b"two, longer");
     }
 
     #[test]
@@ -136,8 +142,7 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("best.safetensors was not written"), "{msg}");
         assert!(msg.contains("No space left"), "{msg}");
-        assert_eq!(std::fs::read(&p).unwrap(), b"old");
-        assert_eq!(listing(&d), ["best.safetensors"]);
+        assert_only_file(&p, b"old");
     }
 
     #[test]

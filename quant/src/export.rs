@@ -907,6 +907,58 @@ mod tests {
     use crate::float_model::{apply, synthetic_stacks, LayerShape, Tensor3};
     use policy_core::Policy;
 
+    fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerShape {
+        LayerShape::Conv {
+            in_c,
+            out_c,
+            k,
+            stride,
+            pad,
+            relu: true,
+        }
+    }
+
+    fn dense(inp: usize, out: usize, relu: bool) -> LayerShape {
+        LayerShape::Dense { inp, out, relu }
+    }
+
+    fn opts_percentile(percentile: f64) -> ExportOptions {
+        ExportOptions {
+            percentile,
+            ..Default::default()
+        }
+    }
+
+    /// The error of an export with the default options, which must fail.
+    fn export_err(model: &FloatModel, calib: &[FrameStack]) -> anyhow::Error {
+        export(model, calib, &ExportOptions::default()).unwrap_err()
+    }
+
+    /// Every calibration stack's integer Q-values against the float ones: each
+    /// error within `bound`; returns the largest error and the largest |q|.
+    fn q_errors(
+        model: &FloatModel,
+        ex: &Export,
+        calib: &[FrameStack],
+        bound: f64,
+        what: &str,
+    ) -> (f64, f64) {
+        let mut policy = Policy::from_blob(&ex.blob).unwrap();
+        let s = policy.output_scale() as f64;
+        let (mut max_err, mut max_q) = (0f64, 0f64);
+        for stack in calib {
+            let qf = model.forward(stack);
+            let qi = policy.q_values(stack);
+            for a in 0..2 {
+                let e = (qi[a] as f64 * s - qf[a] as f64).abs();
+                assert!(e <= bound, "{what}err {e} > bound {bound}");
+                max_err = max_err.max(e);
+                max_q = max_q.max((qf[a] as f64).abs());
+            }
+        }
+        (max_err, max_q)
+    }
+
     #[test]
     fn quantize_multiplier_is_accurate_and_normalised() {
         assert_eq!(quantize_multiplier(0.5).unwrap(), (1 << 30, 0));
@@ -954,15 +1006,7 @@ mod tests {
     fn random_classic_export_matches_float_layer_by_layer() {
         let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 11);
         let stacks = synthetic_stacks(24, 5);
-        let ex = export(
-            &model,
-            &stacks,
-            &ExportOptions {
-                percentile: 100.0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ex = export(&model, &stacks, &opts_percentile(100.0)).unwrap();
         let mut policy = Policy::from_blob(&ex.blob).unwrap();
         let stage_layers: Vec<&[FloatLayer]> = vec![
             &model.layers[0..2],
@@ -1033,34 +1077,12 @@ mod tests {
     fn random_classic_export_q_values_track_float() {
         let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 12);
         let calib = synthetic_stacks(48, 6);
-        let ex = export(
-            &model,
-            &calib,
-            &ExportOptions {
-                percentile: 100.0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let mut policy = Policy::from_blob(&ex.blob).unwrap();
+        let ex = export(&model, &calib, &opts_percentile(100.0)).unwrap();
+        let policy = Policy::from_blob(&ex.blob).unwrap();
         let s = policy.output_scale() as f64;
         assert_eq!(s, ex.table[4].out_scale as f32 as f64);
-        let (mut max_err, mut max_q) = (0f64, 0f64);
-        for stack in &calib {
-            let qf = model.forward(stack);
-            let qi = policy.q_values(stack);
-            for a in 0..2 {
-                let e = (qi[a] as f64 * s - qf[a] as f64).abs();
-                // The propagated worst-case bound (loose, but a real bound).
-                assert!(
-                    e <= ex.q_error_bound(),
-                    "err {e} > bound {}",
-                    ex.q_error_bound()
-                );
-                max_err = max_err.max(e);
-                max_q = max_q.max((qf[a] as f64).abs());
-            }
-        }
+        // The propagated worst-case bound (loose, but a real bound).
+        let (max_err, max_q) = q_errors(&model, &ex, &calib, ex.q_error_bound(), "");
         assert!(max_q > 0.0);
         assert!(
             max_err <= 0.05 * max_q,
@@ -1083,9 +1105,7 @@ mod tests {
             let wmax = weight[..256].iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
             bias[0] = ((i32::MAX as f64 - 1000.0) * wmax / 127.0) as f32;
         }
-        let err = export(&model, &calib, &ExportOptions::default())
-            .unwrap_err()
-            .to_string();
+        let err = export_err(&model, &calib).to_string();
         assert!(err.contains("accumulator"), "{err}");
         // fc1: a bias that does not even fit int32 at its scale.
         let mut model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 15);
@@ -1093,16 +1113,12 @@ mod tests {
             weight[..1600].iter_mut().for_each(|w| *w = 1e-7);
             bias[0] = 1e3;
         }
-        let err = export(&model, &calib, &ExportOptions::default())
-            .unwrap_err()
-            .to_string();
+        let err = export_err(&model, &calib).to_string();
         assert!(err.contains("does not fit int32"), "{err}");
-        assert!(export(
+        export_err(
             &FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 15),
             &[],
-            &ExportOptions::default()
-        )
-        .is_err());
+        );
     }
 
     #[test]
@@ -1114,15 +1130,7 @@ mod tests {
         assert!(ex100.table[..4].iter().all(|r| r.clip_rate == 0.0));
         // 99.9 clips at most the values above that percentile (0.1 %, plus
         // one value of rounding in the rank), and only ever narrows a scale.
-        let ex = export(
-            &model,
-            &calib,
-            &ExportOptions {
-                percentile: 99.9,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ex = export(&model, &calib, &opts_percentile(99.9)).unwrap();
         for (r, r100) in ex.table[..4].iter().zip(&ex100.table) {
             assert!(
                 r.clip_rate <= 1.0e-3 + 1e-6,
@@ -1152,33 +1160,11 @@ mod tests {
 
     fn shapes_small() -> Vec<LayerShape> {
         vec![
-            LayerShape::Conv {
-                in_c: 4,
-                out_c: 16,
-                k: 8,
-                stride: 4,
-                pad: 2,
-                relu: true,
-            },
+            conv(4, 16, 8, 4, 2),
             LayerShape::MaxPool { k: 2 },
-            LayerShape::Conv {
-                in_c: 16,
-                out_c: 32,
-                k: 4,
-                stride: 2,
-                pad: 1,
-                relu: true,
-            },
-            LayerShape::Dense {
-                inp: 800,
-                out: 128,
-                relu: true,
-            },
-            LayerShape::Dense {
-                inp: 128,
-                out: 2,
-                relu: false,
-            },
+            conv(16, 32, 4, 2, 1),
+            dense(800, 128, true),
+            dense(128, 2, false),
         ]
     }
 
@@ -1191,92 +1177,29 @@ mod tests {
         let archs: Vec<Vec<LayerShape>> = vec![
             shapes_small(),
             vec![
-                LayerShape::Conv {
-                    in_c: 4,
-                    out_c: 8,
-                    k: 8,
-                    stride: 4,
-                    pad: 0,
-                    relu: true,
-                },
-                LayerShape::Dense {
-                    inp: 8 * 19 * 19,
-                    out: 32,
-                    relu: true,
-                },
-                LayerShape::Dense {
-                    inp: 32,
-                    out: 2,
-                    relu: false,
-                },
+                conv(4, 8, 8, 4, 0),
+                dense(8 * 19 * 19, 32, true),
+                dense(32, 2, false),
             ],
             vec![
-                LayerShape::Conv {
-                    in_c: 4,
-                    out_c: 8,
-                    k: 4,
-                    stride: 4,
-                    pad: 0,
-                    relu: true,
-                },
+                conv(4, 8, 4, 4, 0),
                 LayerShape::MaxPool { k: 2 },
-                LayerShape::Conv {
-                    in_c: 8,
-                    out_c: 8,
-                    k: 3,
-                    stride: 1,
-                    pad: 1,
-                    relu: true,
-                },
-                LayerShape::Conv {
-                    in_c: 8,
-                    out_c: 12,
-                    k: 2,
-                    stride: 2,
-                    pad: 0,
-                    relu: true,
-                },
-                LayerShape::Dense {
-                    inp: 12 * 5 * 5,
-                    out: 16,
-                    relu: true,
-                },
-                LayerShape::Dense {
-                    inp: 16,
-                    out: 16,
-                    relu: true,
-                },
-                LayerShape::Dense {
-                    inp: 16,
-                    out: 2,
-                    relu: false,
-                },
+                conv(8, 8, 3, 1, 1),
+                conv(8, 12, 2, 2, 0),
+                dense(12 * 5 * 5, 16, true),
+                dense(16, 16, true),
+                dense(16, 2, false),
             ],
         ];
         for (ai, arch) in archs.iter().enumerate() {
             for seed in 0..3u64 {
                 let model = FloatModel::random(arch, 100 * ai as u64 + seed);
                 let calib = synthetic_stacks(16, seed + 40);
-                let opts = ExportOptions {
-                    percentile: 100.0,
-                    ..Default::default()
-                };
-                let ex = export(&model, &calib, &opts).unwrap();
-                let mut policy = Policy::from_blob(&ex.blob).unwrap();
-                let s = policy.output_scale() as f64;
+                let ex = export(&model, &calib, &opts_percentile(100.0)).unwrap();
                 let bound = ex.q_error_bound();
                 assert!(bound.is_finite() && bound > 0.0);
-                let (mut max_err, mut max_q) = (0f64, 0f64);
-                for stack in &calib {
-                    let qf = model.forward(stack);
-                    let qi = policy.q_values(stack);
-                    for a in 0..2 {
-                        let e = (qi[a] as f64 * s - qf[a] as f64).abs();
-                        assert!(e <= bound, "arch {ai} seed {seed}: err {e} > bound {bound}");
-                        max_err = max_err.max(e);
-                        max_q = max_q.max((qf[a] as f64).abs());
-                    }
-                }
+                let what = format!("arch {ai} seed {seed}: ");
+                let (max_err, max_q) = q_errors(&model, &ex, &calib, bound, &what);
                 // The worst-case bound is loose; the actual error is small
                 // against the Q-values' magnitude.
                 let rms = ex.q_error_rms();
@@ -1311,121 +1234,49 @@ mod tests {
         let model = FloatModel::random(&shapes_small(), 1);
         let calib = synthetic_stacks(2, 1);
         for p in [0.0, -1.0, 100.5, f64::NAN, f64::INFINITY] {
-            let o = ExportOptions {
-                percentile: p,
-                ..Default::default()
-            };
-            let e = export(&model, &calib, &o).unwrap_err().to_string();
+            let e = export(&model, &calib, &opts_percentile(p))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("percentile"), "{p}: {e}");
         }
-        assert!(export(&model, &[], &ExportOptions::default())
-            .unwrap_err()
-            .to_string()
-            .contains("calibration"));
+        assert!(export_err(&model, &[]).to_string().contains("calibration"));
         // Wrong parameter size.
         let mut bad = model.clone();
         if let FloatLayer::Dense { weight, .. } = &mut bad.layers[3] {
             weight.pop();
         }
-        assert!(format!(
-            "{:#}",
-            export(&bad, &calib, &ExportOptions::default()).unwrap_err()
-        )
-        .contains("weight"));
+        assert!(format!("{:#}", export_err(&bad, &calib)).contains("weight"));
         // Non-finite parameter.
         let mut bad = model.clone();
         if let FloatLayer::Conv { bias, .. } = &mut bad.layers[0] {
             bias[3] = f32::NAN;
         }
-        assert!(format!(
-            "{:#}",
-            export(&bad, &calib, &ExportOptions::default()).unwrap_err()
-        )
-        .contains("non-finite"));
+        assert!(format!("{:#}", export_err(&bad, &calib)).contains("non-finite"));
         // Shapes that do not chain, and a wrong number of outputs.
-        let mut arch = shapes_small();
-        arch[3] = LayerShape::Dense {
-            inp: 801,
-            out: 128,
-            relu: true,
-        };
-        let m = FloatModel::random(&arch, 2);
-        assert!(format!(
-            "{:#}",
-            export(&m, &calib, &ExportOptions::default()).unwrap_err()
-        )
-        .contains("801"));
-        let mut arch = shapes_small();
-        arch[4] = LayerShape::Dense {
-            inp: 128,
-            out: 3,
-            relu: false,
-        };
-        let m = FloatModel::random(&arch, 2);
-        assert!(format!(
-            "{:#}",
-            export(&m, &calib, &ExportOptions::default()).unwrap_err()
-        )
-        .contains("per action"));
+        for (i, layer, what) in [
+            (3, dense(801, 128, true), "801"),
+            (4, dense(128, 3, false), "per action"),
+        ] {
+            let mut arch = shapes_small();
+            arch[i] = layer;
+            let m = FloatModel::random(&arch, 2);
+            assert!(format!("{:#}", export_err(&m, &calib)).contains(what));
+        }
         // ReLU on the last layer; a pool that does not follow a conv.
         let mut arch = shapes_small();
-        arch[4] = LayerShape::Dense {
-            inp: 128,
-            out: 2,
-            relu: true,
-        };
-        assert!(export(
-            &FloatModel::random(&arch, 2),
-            &calib,
-            &ExportOptions::default()
-        )
-        .is_err());
+        arch[4] = dense(128, 2, true);
+        export_err(&FloatModel::random(&arch, 2), &calib);
         let arch = vec![
-            LayerShape::Conv {
-                in_c: 4,
-                out_c: 8,
-                k: 4,
-                stride: 4,
-                pad: 0,
-                relu: true,
-            },
+            conv(4, 8, 4, 4, 0),
             LayerShape::MaxPool { k: 2 },
             LayerShape::MaxPool { k: 2 },
-            LayerShape::Dense {
-                inp: 8 * 5 * 5,
-                out: 2,
-                relu: false,
-            },
+            dense(8 * 5 * 5, 2, false),
         ];
-        let e = export(
-            &FloatModel::random(&arch, 2),
-            &calib,
-            &ExportOptions::default(),
-        )
-        .unwrap_err();
+        let e = export_err(&FloatModel::random(&arch, 2), &calib);
         assert!(e.to_string().contains("MaxPool"), "{e}");
         // A conv after the capacity of policy-core's buffers is a clean error too.
-        let arch = vec![
-            LayerShape::Conv {
-                in_c: 4,
-                out_c: 8,
-                k: 2,
-                stride: 1,
-                pad: 0,
-                relu: true,
-            },
-            LayerShape::Dense {
-                inp: 8 * 79 * 79,
-                out: 2,
-                relu: false,
-            },
-        ];
-        assert!(export(
-            &FloatModel::random(&arch, 3),
-            &calib,
-            &ExportOptions::default()
-        )
-        .is_err());
+        let arch = vec![conv(4, 8, 2, 1, 0), dense(8 * 79 * 79, 2, false)];
+        export_err(&FloatModel::random(&arch, 3), &calib);
     }
 
     #[test]
@@ -1463,35 +1314,18 @@ mod tests {
     fn calibration_subsample_and_threads_are_deterministic() {
         let model = FloatModel::random(&shapes_small(), 5);
         let calib = synthetic_stacks(40, 5);
-        let a = export(
-            &model,
-            &calib,
-            &ExportOptions {
-                max_calib_stacks: 10,
+        let subsampled = |calib: &[FrameStack], max_calib_stacks| {
+            let opts = ExportOptions {
+                max_calib_stacks,
                 ..Default::default()
-            },
-        )
-        .unwrap();
-        let b = export(
-            &model,
-            &calib,
-            &ExportOptions {
-                max_calib_stacks: 10,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+            };
+            export(&model, calib, &opts).unwrap()
+        };
+        let a = subsampled(&calib, 10);
+        let b = subsampled(&calib, 10);
         assert_eq!(a.blob, b.blob);
         let picked: Vec<_> = (0..10).map(|i| calib[i * 4]).collect();
-        let c = export(
-            &model,
-            &picked,
-            &ExportOptions {
-                max_calib_stacks: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = subsampled(&picked, 0);
         assert_eq!(a.blob, c.blob);
     }
 }

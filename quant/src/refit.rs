@@ -181,17 +181,17 @@ mod tests {
             .collect();
         let mut w: Vec<i8> = wf.iter().map(|v| v.round() as i8).collect();
         let mut b = vec![0i32; out];
-        let rep = refit(
-            OutputLayer {
-                weights: &mut w,
-                biases: &mut b,
-                float_over_scale: &wf,
+        // 8 passes over the layer with float weights `wf` (over the scale `c`).
+        let run = |weights: &mut [i8], biases: &mut [i32], wf: &[f64], targets: &[Vec<f32>]| {
+            let layer = OutputLayer {
+                weights,
+                biases,
+                float_over_scale: wf,
                 scale: c,
-            },
-            &feats,
-            &targets,
-            8,
-        );
+            };
+            refit(layer, &feats, targets, 8)
+        };
+        let rep = run(&mut w, &mut b, &wf, &targets);
         assert!(rep.mse_after < rep.mse_before, "{rep:?}");
         assert!(rep.flipped > 0);
         for (q, f) in w.iter().zip(&wf) {
@@ -212,17 +212,7 @@ mod tests {
             .collect();
         let mut w2 = w.clone();
         let mut b2 = vec![0i32; out];
-        let rep = refit(
-            OutputLayer {
-                weights: &mut w2,
-                biases: &mut b2,
-                float_over_scale: &wf,
-                scale: c,
-            },
-            &feats,
-            &targets,
-            8,
-        );
+        let rep = run(&mut w2, &mut b2, &wf, &targets);
         assert_eq!((w2, b2, rep.flipped), (w, vec![0, 0], 0));
     }
 }

@@ -3,6 +3,7 @@
 use crate::{ClosedLoop, FrameParity, Verdict};
 use anyhow::Result;
 use plotters::prelude::*;
+use std::fmt::Write;
 use std::path::Path;
 
 /// The Markdown report (the histogram is referenced as `hist_name` next to it).
@@ -13,44 +14,39 @@ pub fn markdown(
     hist_name: Option<&str>,
 ) -> String {
     let mut s = String::from("# Parity: int8 policy-core vs float network\n\n");
-    s.push_str(&format!(
-        "**{}**\n\n",
-        if v.pass() { "PASS" } else { "FAIL" }
-    ));
+    writeln!(s, "**{}**\n", if v.pass() { "PASS" } else { "FAIL" }).unwrap();
     for fail in &v.failures {
-        s.push_str(&format!("- {fail}\n"));
+        writeln!(s, "- {fail}").unwrap();
     }
     s.push_str("\n## Recorded frames\n\n| measure | value |\n|---|---:|\n");
-    s.push_str(&format!("| frame stacks | {} |\n", f.frames));
-    s.push_str(&format!(
-        "| action agreement, all frames | {:.4}% |\n",
+    writeln!(s, "| frame stacks | {} |", f.frames).unwrap();
+    writeln!(
+        s,
+        "| action agreement, all frames | {:.4}% |",
         100.0 * f.agreement
-    ));
-    s.push_str(&format!(
-        "| agreement where float margin > {:.1} % of the range, not a near-tie ({} frames) | {:.4}% |\n",
+    )
+    .unwrap();
+    writeln!(s, "| agreement where float margin > {:.1} % of the range, not a near-tie ({} frames) | {:.4}% |",
         100.0 * crate::TIE_FRAC,
         f.frames_non_tie,
         100.0 * f.agreement_non_tie
-    ));
-    s.push_str(&format!(
-        "| agreement where float margin > {:.4} ({} frames) | {:.4}% |\n",
+    ).unwrap();
+    writeln!(
+        s,
+        "| agreement where float margin > {:.4} ({} frames) | {:.4}% |",
         f.margin,
         f.frames_above_margin,
         100.0 * f.agreement_above_margin
-    ));
-    s.push_str(&format!("| float Q range | {:.4} |\n", f.q_range));
-    s.push_str(&format!(
-        "| max abs Q error / range | {:.5} |\n",
-        f.max_q_err_rel
-    ));
-    s.push_str(&format!(
-        "| mean abs Q error / range | {:.5} |\n",
-        f.mean_q_err_rel
-    ));
+    )
+    .unwrap();
+    writeln!(s, "| float Q range | {:.4} |", f.q_range).unwrap();
+    writeln!(s, "| max abs Q error / range | {:.5} |", f.max_q_err_rel).unwrap();
+    writeln!(s, "| mean abs Q error / range | {:.5} |", f.mean_q_err_rel).unwrap();
     s.push_str("\n## Layer by layer\n\n| stage | shape | cosine | max abs error | max abs float | int step |\n|---:|---|---:|---:|---:|---:|\n");
     for l in &f.layers {
-        s.push_str(&format!(
-            "| {} | {}x{}x{} | {:.6} | {:.4} | {:.4} | {:.3e} |\n",
+        writeln!(
+            s,
+            "| {} | {}x{}x{} | {:.6} | {:.4} | {:.4} | {:.3e} |",
             l.stage,
             l.shape.0,
             l.shape.1,
@@ -59,40 +55,43 @@ pub fn markdown(
             l.max_abs_err,
             l.max_abs_float,
             l.scale
-        ));
+        )
+        .unwrap();
     }
     if let Some(c) = c {
-        s.push_str(&format!(
-            "\n## Closed loop\n\n{} episodes per policy, score cap {}.\n\n| policy | mean score | scores |\n|---|---:|---|\n",
+        writeln!(s, "\n## Closed loop\n\n{} episodes per policy, score cap {}.\n\n| policy | mean score | scores |\n|---|---:|---|",
             c.episodes, c.max_score
-        ));
-        s.push_str(&format!(
-            "| float (tch) | {:.2} | {:?} |\n",
+        ).unwrap();
+        writeln!(
+            s,
+            "| float (tch) | {:.2} | {:?} |",
             c.float_mean_score, c.float_scores
-        ));
-        s.push_str(&format!(
-            "| int8 (policy-core) | {:.2} | {:?} |\n",
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "| int8 (policy-core) | {:.2} | {:?} |",
             c.int_mean_score, c.int_scores
-        ));
+        )
+        .unwrap();
         let p = c.paired();
-        s.push_str(&format!(
-            "\nPaired over the {} seeds: mean difference int8 - float {:.2} pipes, one-sided 95 % upper bound {:.2} \
-             (the check fails only when that bound is below -{:.0} % of the float mean, {:.2}).\n",
+        writeln!(s, "\nPaired over the {} seeds: mean difference int8 - float {:.2} pipes, one-sided 95 % upper bound {:.2} \
+             (the check fails only when that bound is below -{:.0} % of the float mean, {:.2}).",
             p.games,
             p.mean_diff,
             p.upper_95,
             100.0 * (1.0 - crate::Verdict::MIN_SCORE_RATIO),
             -(1.0 - crate::Verdict::MIN_SCORE_RATIO) * c.float_mean_score
-        ));
+        ).unwrap();
         match c.first_divergence {
-            Some((e, st)) => s.push_str(&format!(
-                "\nFirst differing action: episode {e}, step {st}.\n"
-            )),
+            Some((e, st)) => {
+                writeln!(s, "\nFirst differing action: episode {e}, step {st}.").unwrap()
+            }
             None => s.push_str("\nThe two policies never chose differently.\n"),
         }
     }
     if let Some(h) = hist_name {
-        s.push_str(&format!("\n## Q error histogram\n\n![Q errors]({h})\n"));
+        writeln!(s, "\n## Q error histogram\n\n![Q errors]({h})").unwrap();
     }
     s
 }

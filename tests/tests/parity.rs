@@ -149,7 +149,11 @@ fn cli_reports_json_and_rejects_bad_inputs() {
         b"PNG"
     );
 
-    let run = |args: &[&str]| {
+    // Exit code and stderr of a check of `blob` on `frames`.
+    let run = |blob: &str, frames: &Path| {
+        let ck = ck.to_str().unwrap();
+        let frames = frames.to_str().unwrap();
+        let args = ["--checkpoint", ck, "--blob", blob, "--frames", frames];
         let o = Command::new(bin).args(args).output().unwrap();
         (
             o.status.code(),
@@ -157,14 +161,7 @@ fn cli_reports_json_and_rejects_bad_inputs() {
         )
     };
     // Missing file.
-    let (code, err) = run(&[
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--blob",
-        "/nonexistent.bin",
-        "--frames",
-        frames.to_str().unwrap(),
-    ]);
+    let (code, err) = run("/nonexistent.bin", &frames);
     assert_eq!(code, Some(1));
     assert!(
         err.starts_with("error: ") && err.contains("nonexistent"),
@@ -174,14 +171,7 @@ fn cli_reports_json_and_rejects_bad_inputs() {
     let trunc = tmp.join("t.rec");
     let full = std::fs::read(&frames).unwrap();
     std::fs::write(&trunc, &full[..full.len() - 100]).unwrap();
-    let (code, err) = run(&[
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--blob",
-        blob.to_str().unwrap(),
-        "--frames",
-        trunc.to_str().unwrap(),
-    ]);
+    let (code, err) = run(blob.to_str().unwrap(), &trunc);
     assert_eq!(code, Some(1));
     assert!(err.contains("truncated"), "{err}");
     // A blob of another architecture than the checkpoint.
@@ -196,14 +186,7 @@ fn cli_reports_json_and_rejects_bad_inputs() {
     .unwrap();
     let other = tmp.join("small.bin");
     std::fs::write(&other, &e.blob).unwrap();
-    let (code, err) = run(&[
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--blob",
-        other.to_str().unwrap(),
-        "--frames",
-        frames.to_str().unwrap(),
-    ]);
+    let (code, err) = run(other.to_str().unwrap(), &frames);
     assert_eq!(code, Some(1));
     assert!(err.contains("architecture"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");

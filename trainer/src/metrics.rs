@@ -3,6 +3,8 @@
 
 use crate::atomic::write_atomic;
 use anyhow::{bail, Context, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -223,6 +225,54 @@ pub fn ensure_font() -> Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// A plot's error, naming the file.
+type PlotErr<'e> = &'e dyn Fn(&dyn std::fmt::Display) -> anyhow::Error;
+
+/// A chart of values against training minutes.
+type MinutesChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart on `area` (with an optional `(caption, font size)`): training
+/// minutes on x over `0..x_max`, `y_desc` on y over `0..y_max`, mesh drawn.
+fn minutes_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: Option<(&str, u32)>,
+    y_label_size: u32,
+    (x_max, y_max): (f64, f64),
+    y_desc: &str,
+    err: PlotErr,
+) -> Result<MinutesChart<'a, 'b>> {
+    let mut builder = ChartBuilder::on(area);
+    if let Some((text, size)) = caption {
+        builder.caption(text, ("sans-serif", size));
+    }
+    let mut chart = builder
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(y_label_size)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("training minutes")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(chart)
+}
+
+/// The series labels, upper left.
+fn draw_legend<'a, 'b: 'a>(chart: &mut MinutesChart<'a, 'b>, err: PlotErr) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(())
+}
+
 /// Draws the learning curve against training minutes: the training mean
 /// score, and each greedy evaluation where it happened as its median (dot),
 /// mean (cross) and min..max range (bar) (top); the loss (bottom).
@@ -243,19 +293,8 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .filter(|v| finite(*v))
         .fold(1.0, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(&top)
-        .caption("Flappy Bird DQN: score (pipes)", ("sans-serif", 22))
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("training minutes")
-        .y_desc("score")
-        .draw()
-        .map_err(|e| err(&e))?;
+    let caption = ("Flappy Bird DQN: score (pipes)", 22);
+    let mut chart = minutes_chart(&top, Some(caption), 50, (x_max, y_max), "score", &err)?;
     let train: Vec<(f64, f64)> = m.rows.iter().map(|r| (r.minutes, r.mean_score)).collect();
     chart
         .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
@@ -293,13 +332,7 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map_err(|e| err(&e))?
         .label("greedy evaluation mean")
         .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut chart, &err)?;
 
     let losses: Vec<(f64, f64)> = m
         .rows
@@ -308,18 +341,7 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map(|r| (r.minutes, r.loss))
         .collect();
     let l_max = losses.iter().map(|p| p.1).fold(1e-6, f64::max) * 1.05;
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..l_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("training minutes")
-        .y_desc("Huber loss")
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = minutes_chart(&bottom, None, 50, (x_max, l_max), "Huber loss", &err)?;
     chart
         .draw_series(LineSeries::new(losses, GREEN.stroke_width(1)))
         .map_err(|e| err(&e))?;
@@ -342,22 +364,11 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Time to score: greedy evaluation median (bars: min..max)",
-            ("sans-serif", 20),
-        )
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("training minutes")
-        .y_desc("pipes")
-        .draw()
-        .map_err(|e| err(&e))?;
+    let caption = (
+        "Time to score: greedy evaluation median (bars: min..max)",
+        20,
+    );
+    let mut chart = minutes_chart(&root, Some(caption), 55, (x_max, y_max), "pipes", &err)?;
     let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (k, (name, m)) in runs.iter().enumerate() {
         let color = palette[k % palette.len()];
@@ -388,13 +399,7 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
             )
             .map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut chart, &err)?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -19,12 +19,60 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// A fresh temporary folder, its `runs` folder and the run `name` in it.
+fn tmp_run(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = tmpdir(name);
+    let runs = dir.join("runs");
+    let run = runs.join(name);
+    (dir, runs, run)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Runs the trainer, which must succeed.
+fn trainer_ok(args: &[&str]) -> Output {
+    let o = trainer(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+/// Runs the trainer, which must fail with `needle` in its stderr.
+fn trainer_fails(args: &[&str], needle: &str) -> Output {
+    let o = trainer(args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    o
+}
+
+/// `train --resume run --total-steps total --no-finish`, which must succeed.
+fn resume(run: &Path, total: &str) {
+    trainer_ok(&[
+        "train",
+        "--resume",
+        s(run),
+        "--total-steps",
+        total,
+        "--no-finish",
+    ]);
+}
+
+/// `train --runs-dir runs --name name`, then `extra`, then [`TINY`].
+fn tiny_args<'a>(runs: &'a Path, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--runs-dir", s(runs), "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(TINY);
+    args
+}
+
+/// A run's `checkpoint/state.json`.
+fn state(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap()
 }
 
 const TINY: &[&str] = &[
@@ -54,33 +102,20 @@ const TINY: &[&str] = &[
 
 #[test]
 fn the_policy_average_is_checkpointed_and_resumed() {
-    let dir = tmpdir("ema");
-    let runs = dir.join("runs");
-    let run = runs.join("ema");
-    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "ema"];
-    args.extend_from_slice(&[
+    let (dir, runs, run) = tmp_run("ema");
+    let extra = [
         "--total-steps",
         "1200",
         "--no-finish",
         "--policy-ema",
         "0.01",
-    ]);
-    args.extend_from_slice(TINY);
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    ];
+    trainer_ok(&tiny_args(&runs, "ema", &extra));
     assert!(run.join("checkpoint/ema.safetensors").is_file());
     assert!(run.join("best.safetensors").is_file());
-    let o = trainer(&[
-        "train",
-        "--resume",
-        s(&run),
-        "--total-steps",
-        "1600",
-        "--no-finish",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&run, "1600");
     // The saved average is the evaluated policy: eval loads it like any weights.
-    let o = trainer(&[
+    trainer_ok(&[
         "eval",
         "--checkpoint",
         s(&run.join("checkpoint/ema.safetensors")),
@@ -89,7 +124,6 @@ fn the_policy_average_is_checkpointed_and_resumed() {
         "--max-score",
         "2",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -97,31 +131,15 @@ fn the_policy_average_is_checkpointed_and_resumed() {
 fn a_run_stopped_before_its_first_evaluation_resumes() {
     // No evaluation has happened yet: the best score is -inf, which JSON
     // cannot hold; state.json must still read back.
-    let dir = tmpdir("early");
-    let runs = dir.join("runs");
-    let run = runs.join("early");
-    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "early"];
-    args.extend_from_slice(&["--total-steps", "800", "--no-finish"]);
-    let mut tiny = TINY.to_vec();
-    let at = tiny.iter().position(|a| *a == "--eval-every").unwrap();
-    tiny[at + 1] = "0";
-    args.extend_from_slice(&tiny);
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (dir, runs, run) = tmp_run("early");
+    let mut args = tiny_args(&runs, "early", &["--total-steps", "800", "--no-finish"]);
+    let at = args.iter().position(|a| *a == "--eval-every").unwrap();
+    args[at + 1] = "0";
+    trainer_ok(&args);
     let text = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
     assert!(text.contains("\"best_eval\": null"), "{text}");
-    let o = trainer(&[
-        "train",
-        "--resume",
-        s(&run),
-        "--total-steps",
-        "1200",
-        "--no-finish",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let st: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
-    assert_eq!(st["env_steps"], 1200);
+    resume(&run, "1200");
+    assert_eq!(state(&run)["env_steps"], 1200);
     // A resume may extend the budget, not change what is learned.
     let o = trainer(&[
         "train",
@@ -144,15 +162,9 @@ fn a_run_stopped_before_its_first_evaluation_resumes() {
 
 #[test]
 fn tiny_run_resume_eval_record_export() {
-    let dir = tmpdir("run");
-    let run = dir.join("runs/tiny");
-    let mut args = vec!["train", "--runs-dir"];
-    let runs = dir.join("runs");
-    args.push(s(&runs));
-    args.extend_from_slice(&["--name", "tiny", "--total-steps", "1600", "--no-finish"]);
-    args.extend_from_slice(TINY);
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (dir, runs, run) = tmp_run("tiny");
+    let args = tiny_args(&runs, "tiny", &["--total-steps", "1600", "--no-finish"]);
+    trainer_ok(&args);
     for f in [
         "config.toml",
         "metrics.csv",
@@ -162,29 +174,16 @@ fn tiny_run_resume_eval_record_export() {
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
-    let state = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p.join("checkpoint/state.json")).unwrap()).unwrap()
-    };
     let st = state(&run);
     assert_eq!(st["env_steps"], 1600);
     let updates = st["updates"].as_u64().unwrap();
     assert!(updates > 0);
 
     // Starting the same run again without --resume is refused (nothing is overwritten).
-    let o = trainer(&args);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    trainer_fails(&args, "--resume");
 
     // Resume continues the counters and the metrics.
-    let o = trainer(&[
-        "train",
-        "--resume",
-        s(&run),
-        "--total-steps",
-        "2400",
-        "--no-finish",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&run, "2400");
     let st2 = state(&run);
     assert_eq!(st2["env_steps"], 2400);
     assert_eq!(st2["sessions"], 1);
@@ -202,7 +201,7 @@ fn tiny_run_resume_eval_record_export() {
     );
 
     // Eval prints the JSON keys.
-    let o = trainer(&[
+    let o = trainer_ok(&[
         "eval",
         "--checkpoint",
         s(&run),
@@ -214,7 +213,6 @@ fn tiny_run_resume_eval_record_export() {
         "2",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for k in [
         "mean_score",
@@ -239,7 +237,7 @@ fn tiny_run_resume_eval_record_export() {
 
     // Record, then export calibrated on it; policy-core loads the blob.
     let rec = dir.join("f.rec");
-    let o = trainer(&[
+    trainer_ok(&[
         "record",
         "--checkpoint",
         s(&run),
@@ -250,17 +248,19 @@ fn tiny_run_resume_eval_record_export() {
         "--out",
         s(&rec),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let blob = dir.join("p.bin");
-    let o = trainer(&[
-        "export",
-        "--checkpoint",
-        s(&run),
-        "--calib",
-        s(&rec),
-        "--out",
-        s(&blob),
-    ]);
+    let export = |calib: &Path, out: &Path| {
+        trainer(&[
+            "export",
+            "--checkpoint",
+            s(&run),
+            "--calib",
+            s(calib),
+            "--out",
+            s(out),
+        ])
+    };
+    let o = export(&rec, &blob);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes: &'static [u8] = Box::leak(std::fs::read(&blob).unwrap().into_boxed_slice());
     assert!(policy_core::Policy::from_blob(bytes).is_ok());
@@ -269,15 +269,7 @@ fn tiny_run_resume_eval_record_export() {
     let bad = dir.join("bad.rec");
     let full = std::fs::read(&rec).unwrap();
     std::fs::write(&bad, &full[..full.len() / 2]).unwrap();
-    let o = trainer(&[
-        "export",
-        "--checkpoint",
-        s(&run),
-        "--calib",
-        s(&bad),
-        "--out",
-        s(&dir.join("x.bin")),
-    ]);
+    let o = export(&bad, &dir.join("x.bin"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     assert!(!dir.join("x.bin").exists(), "no output on error");
@@ -289,35 +281,21 @@ fn bad_inputs_are_one_clear_error() {
     let dir = tmpdir("bad");
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, "learning_rate = 0.1\n").unwrap();
-    let o = trainer(&["train", "--config", s(&cfg), "--runs-dir", s(&dir)]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("unknown field `learning_rate`"),
-        "{}",
-        stderr(&o)
+    let unknown = "unknown field `learning_rate`";
+    trainer_fails(
+        &["train", "--config", s(&cfg), "--runs-dir", s(&dir)],
+        unknown,
     );
-
-    let o = trainer(&["train", "--gamma", "2", "--runs-dir", s(&dir)]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("gamma"), "{}", stderr(&o));
-
-    let o = trainer(&["eval", "--checkpoint", s(&dir.join("nope"))]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
+    trainer_fails(&["train", "--gamma", "2", "--runs-dir", s(&dir)], "gamma");
+    let nope = dir.join("nope");
+    trainer_fails(&["eval", "--checkpoint", s(&nope)], "no checkpoint found");
 
     let junk = dir.join("model.safetensors");
     std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
-    let o = trainer(&["eval", "--checkpoint", s(&junk)]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("bad or truncated checkpoint"),
-        "{}",
-        stderr(&o)
-    );
+    let bad = "bad or truncated checkpoint";
+    trainer_fails(&["eval", "--checkpoint", s(&junk)], bad);
 
-    let o = trainer(&["train", "--resume", s(&dir.join("nope"))]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("no checkpoint found"), "{}", stderr(&o));
+    let o = trainer_fails(&["train", "--resume", s(&nope)], "no checkpoint found");
     assert_eq!(
         stderr(&o)
             .lines()
@@ -335,18 +313,13 @@ fn tabular_prints_the_known_table() {
     let o = trainer(&["tabular"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("  1   |    0    0    0  320    0  500"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  3   |    0  400  256    0  400    0"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  3   |    0   80   51    0   80    0"),
-        "{out}"
-    );
+    for row in [
+        "  1   |    0    0    0  320    0  500",
+        "  3   |    0  400  256    0  400    0",
+        "  3   |    0   80   51    0   80    0",
+    ] {
+        assert!(out.contains(row), "{out}");
+    }
 }
 
 /// SIGKILL in the middle of a run (possibly mid-checkpoint), then `--resume`:
@@ -354,25 +327,25 @@ fn tabular_prints_the_known_table() {
 /// with a model and a blob.
 #[test]
 fn a_killed_run_resumes_with_its_replay_memory_and_finishes() {
-    let dir = tmpdir("killed");
-    let runs = dir.join("runs");
-    let run = runs.join("killed");
-    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "killed"];
-    args.extend_from_slice(&["--total-steps", "1000000", "--checkpoint-min", "0.01"]);
-    args.extend_from_slice(TINY);
+    let (dir, runs, run) = tmp_run("killed");
+    let args = tiny_args(
+        &runs,
+        "killed",
+        &["--total-steps", "1000000", "--checkpoint-min", "0.01"],
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(&args)
         .env("OMP_NUM_THREADS", "1")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starting trainer");
-    let state = |p: &Path| -> Option<serde_json::Value> {
+    let try_state = |p: &Path| -> Option<serde_json::Value> {
         serde_json::from_slice(&std::fs::read(p.join("checkpoint/state.json")).ok()?).ok()
     };
     let t0 = std::time::Instant::now();
     // Wait for a checkpoint past warm-up, then kill without warning.
     loop {
-        let steps = state(&run).map(|st| st["env_steps"].as_u64().unwrap_or(0));
+        let steps = try_state(&run).map(|st| st["env_steps"].as_u64().unwrap_or(0));
         if steps.is_some_and(|s| s >= 1200) {
             break;
         }
@@ -420,7 +393,7 @@ fn a_killed_run_resumes_with_its_replay_memory_and_finishes() {
         err.contains("restored") && err.contains("transitions of replay memory"),
         "{err}"
     );
-    let after = state(&run).unwrap();
+    let after = try_state(&run).unwrap();
     assert_eq!(after["env_steps"].as_u64().unwrap(), at_kill + 800);
     for f in ["best.safetensors", "policy.bin", "report.md"] {
         assert!(run.join(f).is_file(), "missing {f}");
@@ -449,14 +422,14 @@ fn assert_clean_failure(o: &Output, what: &str) {
 fn every_subcommand_refuses_bad_inputs_cleanly() {
     let dir = tmpdir("walk");
     let runs = dir.join("runs");
-    let mut args = vec!["train", "--runs-dir", s(&runs), "--name", "ok"];
-    args.extend_from_slice(&["--total-steps", "800", "--no-finish"]);
-    args.extend_from_slice(TINY);
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&tiny_args(
+        &runs,
+        "ok",
+        &["--total-steps", "800", "--no-finish"],
+    ));
     let ok = runs.join("ok");
     let rec = dir.join("ok.rec");
-    let o = trainer(&[
+    trainer_ok(&[
         "record",
         "--checkpoint",
         s(&ok),
@@ -465,7 +438,6 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
         "--out",
         s(&rec),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
 
     let missing = dir.join("missing");
     let empty = dir.join("empty.bin");

@@ -69,21 +69,14 @@ pub fn reference(layers: &[OwnedLayer], stack: &FrameStack) -> (Vec<Vec<i32>>, [
     let mut stages: Vec<Vec<i32>> = vec![];
     let mut q = [0i32; 2];
     for (li, l) in layers.iter().enumerate() {
-        match l.kind {
-            LayerKind::Conv2d {
-                in_c,
-                out_c,
+        match l.kind.to_netspec() {
+            netspec::Layer::Conv {
+                in_c: ic,
+                out_c: oc,
                 k,
-                stride,
-                pad,
+                stride: s,
+                pad: p,
             } => {
-                let (ic, oc, k, s, p) = (
-                    in_c as usize,
-                    out_c as usize,
-                    k as usize,
-                    stride as usize,
-                    pad as usize,
-                );
                 let oh = (h + 2 * p - k) / s + 1;
                 let ow = (w + 2 * p - k) / s + 1;
                 let mut y = vec![0i64; oc * oh * ow];
@@ -121,8 +114,7 @@ pub fn reference(layers: &[OwnedLayer], stack: &FrameStack) -> (Vec<Vec<i32>>, [
                     stages.push(x.iter().map(|&v| v as i32).collect());
                 }
             }
-            LayerKind::MaxPool { k } => {
-                let k = k as usize;
+            netspec::Layer::MaxPool { k } => {
                 let (ph, pw) = (h / k, w / k);
                 let mut y = vec![0i64; c * ph * pw];
                 for ch in 0..c {
@@ -142,8 +134,7 @@ pub fn reference(layers: &[OwnedLayer], stack: &FrameStack) -> (Vec<Vec<i32>>, [
                 x = y;
                 stages.push(x.iter().map(|&v| v as i32).collect());
             }
-            LayerKind::Dense { inp, out } => {
-                let (inp, out) = (inp as usize, out as usize);
+            netspec::Layer::Dense { inp, out } => {
                 let mut y = vec![0i64; out];
                 for o in 0..out {
                     let mut acc = le_i32(&l.biases, o) as i64;
