@@ -8,7 +8,7 @@
 //! written atomically ([`atomic`]). The trainer (libtorch) produces the
 //! weights; `policy-core` runs the blob.
 
-pub mod atomic;
+pub use atomic;
 pub mod export;
 pub mod float_model;
 pub mod recording;

@@ -3,7 +3,9 @@
 //! Data flows one way: `flappy` frames → [`replay`] → [`agent`] (tch) →
 //! checkpoints ([`checkpoint`]) → recordings and the quantized blob, made by
 //! the `quant` crate (re-exported here as [`quant`], with its [`recording`]
-//! and [`atomic`] modules) that `policy-core` runs.
+//! module) that `policy-core` runs. The replay memory, the run's
+//! [`metrics`] and the [`atomic`] file writes are crates of their own,
+//! re-exported here.
 
 pub mod agent;
 pub mod alloc;
@@ -13,12 +15,10 @@ pub mod config;
 pub mod env;
 pub mod eval;
 pub mod latency;
-pub mod metrics;
 pub mod net;
-pub mod priority;
-pub mod replay;
 pub mod report;
 pub mod train;
 
 pub use quant;
-pub use quant::{atomic, recording};
+pub use quant::recording;
+pub use {atomic, metrics, replay};

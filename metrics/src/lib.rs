@@ -1,7 +1,7 @@
 //! `metrics.csv` (one row per logging interval) and the learning curve
 //! `curve.png` drawn from it with plotters. Both are rewritten atomically.
 
-use crate::atomic::write_atomic;
+use atomic::write_atomic;
 use anyhow::{bail, Context, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -182,7 +182,7 @@ impl Metrics {
     pub fn save(&self, run_dir: &Path) -> Result<()> {
         write_atomic(&run_dir.join("metrics.csv"), self.to_csv().as_bytes())?;
         if self.rows.len() >= 2 {
-            match crate::atomic::write_atomic_with(&run_dir.join("curve.png"), |tmp| {
+            match atomic::write_atomic_with(&run_dir.join("curve.png"), |tmp| {
                 plot(self, tmp)
             }) {
                 Ok(()) => {}

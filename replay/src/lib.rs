@@ -9,6 +9,9 @@
 //! exactly as `FrameStack` does at a reset, so stacks never mix episodes.
 //!
 //! Memory: 800 bytes + 6 bytes per transition (1M transitions ≈ 0.8 GB).
+//! Prioritized sampling draws from a sum tree ([`priority`]).
+
+pub mod priority;
 
 use crate::priority::SumTree;
 use flappy::{Frame, FRAME_BYTES, STACK_LEN};
