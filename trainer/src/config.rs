@@ -178,7 +178,7 @@ impl Default for Config {
             eps_end: 0.001,
             eps_decay_steps: 400_000,
             flap_prob: 0.08,
-            retry_prob: 0.0,
+            retry_prob: 0.75,
             retry_back: 48,
             retry_eps: 0.1,
             eval_every: 100_000,

@@ -102,6 +102,10 @@ struct EvalArgs {
     /// Also write an animated GIF of the best episode.
     #[arg(long)]
     gif: Option<PathBuf>,
+    /// Instead of the scores, tell how each game that crashed ended: the
+    /// obstacle, the gap of the pipe hit and of the next one, the Q-values.
+    #[arg(long)]
+    deaths: bool,
 }
 
 #[derive(Args)]
@@ -291,6 +295,24 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         bail!("--episodes must be at least 1");
     }
     let net = checkpoint::load_network(&a.checkpoint, train::pick_device())?;
+    if a.deaths {
+        let d = eval::deaths(&net, a.episodes, a.seed, a.max_score)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&d)?);
+        }
+        for x in d.iter().filter(|_| !a.json) {
+            let gaps = x
+                .gap_y
+                .map(|g| format!(", gap {g}, next {:?}", x.next_gap_y));
+            let (q, act) = (x.q, ["idle", "flap"][usize::from(x.action)]);
+            let gaps = gaps.unwrap_or_default();
+            println!(
+                "seed {}: {} pipes, {}{gaps}; Q {q:.2?}, {act}",
+                x.seed, x.score, x.obstacle
+            );
+        }
+        return Ok(());
+    }
     let r = eval::evaluate(&net, a.episodes, a.seed, a.max_score)?;
     if let Some(gif) = &a.gif {
         report::write_gif(&net, a.seed + r.best as u64, a.max_score, gif)?;

@@ -234,6 +234,36 @@ fn tiny_run_resume_eval_record_export() {
     assert_eq!(scores.len(), 3);
     assert_eq!(j["min_score"].as_u64(), scores.iter().min().copied());
     assert_eq!(j["max_score"].as_u64(), scores.iter().max().copied());
+    // --deaths: one entry per game that crashed before the cap, same seeds.
+    let o = trainer_ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--episodes",
+        "3",
+        "--seed",
+        "5",
+        "--max-score",
+        "2",
+        "--json",
+        "--deaths",
+    ]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let crashed: Vec<u64> = (0..3)
+        .filter(|&i| scores[i as usize] < 2)
+        .map(|i| 5 + i)
+        .collect();
+    let seeds: Vec<u64> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, crashed, "{d}");
+    for x in d.as_array().unwrap() {
+        let o = x["obstacle"].as_str().unwrap();
+        assert!(["upper pipe", "lower pipe", "ground"].contains(&o), "{x}");
+    }
 
     // Record, then export calibrated on it; policy-core loads the blob.
     let rec = dir.join("f.rec");
