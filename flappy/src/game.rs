@@ -353,6 +353,40 @@ impl State {
     }
 }
 
+/// What a crash ran into ([`State::crash_site`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Obstacle {
+    /// The ground.
+    Ground,
+    /// The upper pipe of the pair at this index of [`State::pipes`].
+    UpperPipe(usize),
+    /// The lower pipe of the pair at this index of [`State::pipes`].
+    LowerPipe(usize),
+}
+
+impl State {
+    /// For a step from this state with `action` that crashes: what the bird
+    /// runs into (the bird and pipe moves of "One step", then the pipe pair
+    /// the bird overlaps, upper or lower by the bird's row against the gap).
+    pub fn crash_site(&self, action: Action) -> Obstacle {
+        let vel = if action == Action::Flap {
+            FLAP_VEL
+        } else {
+            (self.vel_y + 1).min(MAX_VEL).max(self.vel_y)
+        };
+        let y = (self.player_y + vel).clamp(0, GROUND_CRASH_Y);
+        let hit = self.pipes().iter().position(|p| {
+            let x = p.x + PIPE_VEL;
+            x < PLAYER_X + PLAYER_W && x + PIPE_W > PLAYER_X
+        });
+        match hit {
+            Some(j) if y < self.pipes[j].gap_y => Obstacle::UpperPipe(j),
+            Some(j) => Obstacle::LowerPipe(j),
+            None => Obstacle::Ground,
+        }
+    }
+}
+
 /// A Flappy Bird game; gap indices come from `G` ([`SeededGaps`] by default).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Game<G: GapSource = SeededGaps> {

@@ -16,6 +16,7 @@ pub mod render;
 pub mod sprites;
 
 pub use game::{
-    Action, Game, GameError, GapSource, PipePair, Reward, ScriptedGaps, SeededGaps, State, Step,
+    Action, Game, GameError, GapSource, Obstacle, PipePair, Reward, ScriptedGaps, SeededGaps,
+    State, Step,
 };
 pub use obs::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, ROW_BYTES, STACK_LEN};

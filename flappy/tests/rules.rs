@@ -575,3 +575,31 @@ fn from_state_sanitises_so_step_never_panics() {
         g.step(Action::Flap).unwrap();
     }
 }
+
+/// `crash_site` names what the game itself crashes into.
+#[test]
+fn crash_sites_match_the_games_own_crashes() {
+    use flappy::Obstacle::{Ground, LowerPipe, UpperPipe};
+    // (bird y, velocity, action, pipes (x, gapY), expected site)
+    let flap = Action::Flap;
+    let idle = Action::Idle;
+    let cases = [
+        (185, 4, idle, vec![(66, 110), (210, 170)], LowerPipe(0)),
+        (200, 10, idle, vec![(10, 110), (154, 160)], LowerPipe(0)),
+        (104, -2, flap, vec![(40, 110), (184, 150)], UpperPipe(0)),
+        (
+            140,
+            7,
+            idle,
+            vec![(-50, 100), (94, 170), (238, 120)],
+            UpperPipe(1),
+        ),
+        (370, 10, idle, vec![(200, 170)], Ground),
+    ];
+    for (y, vel, action, pipes, want) in cases {
+        let s = scene(y, vel, &pipes);
+        let mut game = Game::from_state(s, SeededGaps::new(3));
+        assert!(game.step(action).unwrap().terminal, "{y}, {vel}: no crash");
+        assert_eq!(s.crash_site(action), want, "{y}, {vel}, {pipes:?}");
+    }
+}

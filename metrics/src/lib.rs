@@ -1,8 +1,8 @@
 //! `metrics.csv` (one row per logging interval) and the learning curve
 //! `curve.png` drawn from it with plotters. Both are rewritten atomically.
 
-use atomic::write_atomic;
 use anyhow::{bail, Context, Result};
+use atomic::write_atomic;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -182,9 +182,7 @@ impl Metrics {
     pub fn save(&self, run_dir: &Path) -> Result<()> {
         write_atomic(&run_dir.join("metrics.csv"), self.to_csv().as_bytes())?;
         if self.rows.len() >= 2 {
-            match atomic::write_atomic_with(&run_dir.join("curve.png"), |tmp| {
-                plot(self, tmp)
-            }) {
+            match atomic::write_atomic_with(&run_dir.join("curve.png"), |tmp| plot(self, tmp)) {
                 Ok(()) => {}
                 // A missing font must not stop a training run: say it once.
                 Err(e) => {

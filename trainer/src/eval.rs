@@ -4,7 +4,7 @@
 use crate::env::VecEnv;
 use crate::net::QNetwork;
 use anyhow::Result;
-use flappy::Frame;
+use flappy::{Frame, Obstacle};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use serde::Serialize;
@@ -167,7 +167,24 @@ pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Res
             let before = env.game(i).state();
             let s = env.step(i, acts[k])?;
             if let Some(score) = s.final_score {
-                out.push(crash_site(&before, acts[k], qs[k], seed + i as u64, score));
+                let action = acts[k];
+                let act = flappy::Action::try_from(action).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let site = before.crash_site(act);
+                let (obstacle, j) = match site {
+                    Obstacle::Ground => ("ground", None),
+                    Obstacle::UpperPipe(j) => ("upper pipe", Some(j)),
+                    Obstacle::LowerPipe(j) => ("lower pipe", Some(j)),
+                };
+                let gap = |j: usize| before.pipes().get(j).map(|p| p.gap_y);
+                out.push(Death {
+                    seed: seed + i as u64,
+                    score,
+                    obstacle,
+                    gap_y: j.and_then(gap),
+                    next_gap_y: j.and_then(|j| gap(j + 1)),
+                    q: qs[k],
+                    action,
+                });
             } else if env.game(i).score() < max_score {
                 still.push(i);
             }
@@ -178,88 +195,7 @@ pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Res
     Ok(out)
 }
 
-/// What the fatal step from `before` with `action` ran into (the game's
-/// bird and pipe moves, spec "One step").
-fn crash_site(before: &flappy::State, action: u8, q: [f32; 2], seed: u64, score: u32) -> Death {
-    use flappy::game::{FLAP_VEL, MAX_VEL, PIPE_VEL, PLAYER_W, PLAYER_X};
-    use flappy::sprites::PIPE_W;
-    let vel = if action == 1 {
-        FLAP_VEL
-    } else {
-        (before.vel_y + 1).min(MAX_VEL)
-    };
-    let y = (before.player_y + vel).max(0);
-    let pipes = before.pipes();
-    let hit = pipes.iter().position(|p| {
-        let x = p.x + PIPE_VEL;
-        x < PLAYER_X + PLAYER_W && x + PIPE_W > PLAYER_X
-    });
-    let (obstacle, gap_y, next_gap_y) = match hit {
-        Some(j) => (
-            if y < pipes[j].gap_y {
-                "upper pipe"
-            } else {
-                "lower pipe"
-            },
-            Some(pipes[j].gap_y),
-            pipes.get(j + 1).map(|p| p.gap_y),
-        ),
-        None => ("ground", None, None),
-    };
-    Death {
-        seed,
-        score,
-        obstacle,
-        gap_y,
-        next_gap_y,
-        q,
-        action,
-    }
-}
-
 /// A uniform float in [0, 1) from 24 random bits.
 pub fn unit(rng: &mut Pcg32) -> f64 {
     (rng.next_u32() >> 8) as f64 / (1u32 << 24) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flappy::{Action, Game, SeededGaps, State};
-
-    /// The site named for a step is the one the game itself crashes into.
-    #[test]
-    fn crash_sites_match_the_games_own_crashes() {
-        // (gap index of the pipe met, bird y, velocity, action, pipe x, expected)
-        let cases = [
-            (1, 185, 4, 0, 66, "lower pipe"),
-            (1, 200, 10, 0, 10, "lower pipe"),
-            (1, 104, -2, 1, 40, "upper pipe"),
-            (7, 140, 7, 0, 94, "upper pipe"),
-            (7, 370, 10, 0, 200, "ground"),
-        ];
-        for (k, y, vel, action, x, want) in cases {
-            let mut s = State::fresh(k, 6, 0).unwrap();
-            s.pipes[0].x = x;
-            s.pipes[1].x = x + 144;
-            s.player_y = y;
-            s.vel_y = vel;
-            let mut game = Game::from_state(s, SeededGaps::new(3));
-            let a = if action == 1 {
-                Action::Flap
-            } else {
-                Action::Idle
-            };
-            assert!(
-                game.step(a).unwrap().terminal,
-                "case {y}, {vel}, {x} should crash"
-            );
-            let d = crash_site(&s, action, [0.0, 0.0], 0, 0);
-            assert_eq!(d.obstacle, want, "case {y}, {vel}, {x}");
-            if want != "ground" {
-                assert_eq!(d.gap_y, Some(s.pipes[0].gap_y));
-                assert_eq!(d.next_gap_y, Some(s.pipes[1].gap_y));
-            }
-        }
-    }
 }

@@ -201,7 +201,7 @@ fn tiny_run_resume_eval_record_export() {
     );
 
     // Eval prints the JSON keys.
-    let o = trainer_ok(&[
+    let eval = [
         "eval",
         "--checkpoint",
         s(&run),
@@ -212,7 +212,8 @@ fn tiny_run_resume_eval_record_export() {
         "--max-score",
         "2",
         "--json",
-    ]);
+    ];
+    let o = trainer_ok(&eval);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for k in [
         "mean_score",
@@ -235,19 +236,7 @@ fn tiny_run_resume_eval_record_export() {
     assert_eq!(j["min_score"].as_u64(), scores.iter().min().copied());
     assert_eq!(j["max_score"].as_u64(), scores.iter().max().copied());
     // --deaths: one entry per game that crashed before the cap, same seeds.
-    let o = trainer_ok(&[
-        "eval",
-        "--checkpoint",
-        s(&run),
-        "--episodes",
-        "3",
-        "--seed",
-        "5",
-        "--max-score",
-        "2",
-        "--json",
-        "--deaths",
-    ]);
+    let o = trainer_ok(&[&eval[..], &["--deaths"]].concat());
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let crashed: Vec<u64> = (0..3)
         .filter(|&i| scores[i as usize] < 2)
