@@ -253,6 +253,12 @@ impl PipePair {
         self.gap_y + PIPE_GAP
     }
 
+    /// Whether the pair shares a screen column with the bird.
+    #[inline]
+    pub const fn spans_bird_columns(&self) -> bool {
+        self.x < PLAYER_X + PLAYER_W && self.x + PIPE_W > PLAYER_X
+    }
+
     /// The pair's opaque area as four world-space rectangles
     /// `[x0, x1, y0, y1]` (inclusive): upper body, upper cap, lower cap, lower body.
     #[inline]
@@ -330,7 +336,7 @@ impl State {
         let runs = BIRD_RUNS[(self.anim_index % 3) as usize];
         let y = self.player_y;
         for p in self.pipes() {
-            if p.x > PLAYER_X + PLAYER_W - 1 || p.x + PIPE_W - 1 < PLAYER_X {
+            if !p.spans_bird_columns() {
                 continue;
             }
             for [px0, px1, py0, py1] in p.rects() {
@@ -353,6 +359,23 @@ impl State {
     }
 }
 
+/// The bird's move of "One step" (4): gravity unless it flapped (its velocity
+/// is already `FLAP_VEL` then), then the move, clamped to the screen.
+#[inline]
+const fn bird_move(y: i32, vel: i32, flapped: bool) -> (i32, i32) {
+    let vel = if vel < MAX_VEL && !flapped {
+        vel + 1
+    } else {
+        vel
+    };
+    let y = if y + vel < GROUND_CRASH_Y {
+        y + vel
+    } else {
+        GROUND_CRASH_Y
+    };
+    (if y < 0 { 0 } else { y }, vel)
+}
+
 /// What a crash ran into ([`State::crash_site`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Obstacle {
@@ -369,15 +392,15 @@ impl State {
     /// runs into (the bird and pipe moves of "One step", then the pipe pair
     /// the bird overlaps, upper or lower by the bird's row against the gap).
     pub fn crash_site(&self, action: Action) -> Obstacle {
-        let vel = if action == Action::Flap {
-            FLAP_VEL
-        } else {
-            (self.vel_y + 1).min(MAX_VEL).max(self.vel_y)
-        };
-        let y = (self.player_y + vel).clamp(0, GROUND_CRASH_Y);
+        let flapped = action == Action::Flap;
+        let vel = if flapped { FLAP_VEL } else { self.vel_y };
+        let (y, _) = bird_move(self.player_y, vel, flapped);
         let hit = self.pipes().iter().position(|p| {
-            let x = p.x + PIPE_VEL;
-            x < PLAYER_X + PLAYER_W && x + PIPE_W > PLAYER_X
+            PipePair {
+                x: p.x + PIPE_VEL,
+                gap_y: p.gap_y,
+            }
+            .spans_bird_columns()
         });
         match hit {
             Some(j) if y < self.pipes[j].gap_y => Obstacle::UpperPipe(j),
@@ -476,13 +499,7 @@ impl<G: GapSource> Game<G> {
         }
         s.loop_iter = (s.loop_iter + 1) % 30;
         // 4. bird
-        if s.vel_y < MAX_VEL && !flapped {
-            s.vel_y += 1;
-        }
-        s.player_y = (s.player_y + s.vel_y).min(GROUND_CRASH_Y);
-        if s.player_y < 0 {
-            s.player_y = 0;
-        }
+        (s.player_y, s.vel_y) = bird_move(s.player_y, s.vel_y, flapped);
         // 5. pipes
         let n = s.pipes().len();
         for p in &mut s.pipes[..n] {
