@@ -16,11 +16,13 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools train reference test check cross mcu bench gpu-bin
+.PHONY: help setup torch mcu-tools web-tools train reference test check cross mcu web web-serve web-test web-shot bench gpu-bin
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
+	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
+	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
 
 setup: torch mcu-tools
 torch: $(TORCH_STAMP)
@@ -72,11 +74,13 @@ gpu-bin: torch
 check: torch
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q -- -D warnings
 
 test: setup check
 	cargo test --workspace --release
 	$(MAKE) cross
 	$(MAKE) mcu
+	$(MAKE) web-test
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
@@ -120,3 +124,41 @@ mcu: mcu-tools
 	$(MCU_HOST_SIM) --blob "$$blob" --seed $(MCU_SEED) --episodes $(MCU_EPISODES) \
 	  --max-score $(MCU_MAX_SCORE) --json > $(MCU_OUT)/host.json; \
 	python3 firmware-sim/mcu/check.py $(MCU_OUT)/mcu.json $(MCU_OUT)/host.json $(MCU_ELF)
+
+# The web page (web/): the game and policy-core compiled to WebAssembly
+# (no_std, Debian's rustc with -Zbuild-std, linked by wasm-ld from lld-19),
+# bundled with the page and the default blob into target/web/, which opens
+# straight from disk. WEB_BLOB is the policy it starts with.
+WEB_STAMP := $(VENV)/.web-tools
+WEB_PKGS  := chromium
+WEB_BLOB  ?= models/reference/policy.bin
+WEB_OUT   := $(CURDIR)/target/web
+WEB_BUILD := $(CURDIR)/target/web-build
+WEB_WASM  := $(WEB_BUILD)/wasm32-unknown-unknown/release/flappy_web.wasm
+web-tools: $(WEB_STAMP)
+$(WEB_STAMP): | $(TORCH_STAMP)
+	@if ! dpkg -s $(WEB_PKGS) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(WEB_PKGS); \
+	fi
+	touch $@
+
+web: mcu-tools
+	cd web && CARGO_TARGET_DIR=$(WEB_BUILD) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
+	  $(MCU_CARGO) build -Zbuild-std=core --release -q --target wasm32-unknown-unknown
+	python3 web/bundle.py $(WEB_WASM) $(WEB_BLOB) $(WEB_OUT)
+	@echo "web: open file://$(WEB_OUT)/index.html in a browser, or run make web-serve"
+
+web-serve: web
+	@echo "serving $(WEB_OUT) on http://127.0.0.1:8000/ (Ctrl-C stops)"
+	python3 -m http.server --bind 127.0.0.1 --directory $(WEB_OUT) 8000
+
+# Headless Chromium plays the page and checks it against the host loop
+# (firmware-sim/tests/browser.rs).
+web-test: web web-tools
+	FLAPPY_WEB_DIR=$(WEB_OUT) cargo test --release -q -p firmware-sim --test browser -- --ignored
+
+# The README's picture of the page: seed 0, 900 frames in, paused.
+web-shot: web web-tools
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=700,640 \
+	  --virtual-time-budget=20000 --screenshot=$(CURDIR)/docs/web-page.png \
+	  "file://$(WEB_OUT)/index.html?seed=0&warm=900&paused=1"

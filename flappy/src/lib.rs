@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod game;
 pub mod obs;
+pub mod paint;
 pub mod raster;
 #[cfg(feature = "std")]
 pub mod render;

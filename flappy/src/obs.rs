@@ -91,7 +91,7 @@ impl Eq for FrameStack {}
 
 impl FrameStack {
     /// A stack holding `first` four times, as at the start of an episode.
-    pub fn new(first: &Frame) -> Self {
+    pub const fn new(first: &Frame) -> Self {
         FrameStack {
             frames: [*first; STACK_LEN],
             oldest: 0,

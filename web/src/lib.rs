@@ -1,0 +1,317 @@
+//! The game and the integer policy as a WebAssembly module, for the web page
+//! (`make web`): `no_std`, no allocator, the very same `flappy`, `policy-core`
+//! and `firmware-sim` code as the host simulator and the Cortex-M images.
+//!
+//! # One episode, as the firmware loop plays it
+//! [`start`] begins a game with a seed; then, once per game frame, the page
+//! calls [`decide`] (Q-values of the current frame stack, folded into the
+//! checksum, and the greedy action) and [`step`] with the action to play (the
+//! policy's, or the person's when they have taken over). That is exactly
+//! `firmware_sim::run_episodes` for one episode, so the checksum after `n`
+//! decisions equals the host's `firmware-sim --episodes 1 --max-steps n`.
+//!
+//! # Memory shared with the page
+//! The page writes a blob into [`staging_ptr`] (at most [`staging_cap`] bytes)
+//! and calls [`load_blob`]; it reads the frame from [`paint`] (288x512 palette
+//! indices, colours at [`palette_ptr`]) and error text from [`message_ptr`].
+//! A bad blob leaves the previous policy loaded and playing.
+#![no_std]
+
+use core::cell::UnsafeCell;
+use core::fmt::Write as _;
+use firmware_sim::{argmax, Env, Fnv64, Frame, FrameStack, Game, Policy, NUM_ACTIONS};
+use flappy::paint::{paint_indexed, PALETTE, PIXELS};
+
+/// Most bytes a blob may have (the reference blob has about 225 KB).
+const BLOB_CAP: usize = 1 << 20;
+/// Most words of a first-conv nibble table kept (larger ones run without it,
+/// with the same Q-values).
+const TABLE_CAP: usize = 1 << 17;
+/// Most bytes of an error message.
+const MESSAGE_CAP: usize = 512;
+
+/// A static the exports share. WebAssembly here is single-threaded and every
+/// export runs to completion before the next, so no two borrows overlap.
+struct Shared<T>(UnsafeCell<T>);
+// SAFETY: wasm32 without threads: there is only ever one thread.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// The value. Callers are the exports below, one at a time, and none
+    /// keeps a mutable borrow past its return.
+    #[allow(clippy::mut_from_ref)]
+    fn get(&'static self) -> &'static mut T {
+        // SAFETY: see the type's docs.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+// The big buffers are all zeros, so they cost the module nothing (bss).
+/// Where the page writes a new blob before [`load_blob`].
+static STAGING: Shared<[u8; BLOB_CAP]> = Shared(UnsafeCell::new([0; BLOB_CAP]));
+/// The loaded blob; written only by [`load_blob`], while no policy borrows it.
+static ACTIVE: Shared<[u8; BLOB_CAP]> = Shared(UnsafeCell::new([0; BLOB_CAP]));
+/// The loaded blob's first-conv nibble table; written only while no policy borrows it.
+static TABLE: Shared<[u32; TABLE_CAP]> = Shared(UnsafeCell::new([0; TABLE_CAP]));
+/// The painted frame.
+static IMAGE: Shared<[u8; PIXELS]> = Shared(UnsafeCell::new([0; PIXELS]));
+
+/// Everything else the page drives.
+struct App {
+    /// The policy, borrowing [`ACTIVE`] and [`TABLE`].
+    policy: Policy<'static>,
+    loaded: bool,
+    /// The game; `None` until the first [`start`].
+    game: Option<Game>,
+    frame: Frame,
+    stack: FrameStack,
+    q: [i32; NUM_ACTIONS],
+    hash: Fnv64,
+    decisions: u32,
+    score: u32,
+    message: [u8; MESSAGE_CAP],
+    message_len: usize,
+}
+
+static APP: Shared<App> = Shared(UnsafeCell::new(App {
+    policy: Policy::empty(),
+    loaded: false,
+    game: None,
+    frame: Frame::empty(),
+    stack: FrameStack::new(&Frame::empty()),
+    q: [0; NUM_ACTIONS],
+    hash: Fnv64::new(),
+    decisions: 0,
+    score: 0,
+    message: [0; MESSAGE_CAP],
+    message_len: 0,
+}));
+
+fn app() -> &'static mut App {
+    APP.get()
+}
+
+/// Formats `args` into a fixed buffer, cutting what does not fit.
+struct Message<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for Message<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl App {
+    fn set_message(&mut self, args: core::fmt::Arguments<'_>) {
+        let mut m = Message {
+            buf: &mut self.message,
+            len: 0,
+        };
+        let _ = m.write_fmt(args);
+        self.message_len = m.len;
+    }
+
+    /// Loads the policy from `ACTIVE[..len]`, with its nibble table when it
+    /// has one that fits. The caller has already dropped any policy that
+    /// borrowed `ACTIVE` or `TABLE`.
+    fn load_active(&mut self, len: usize) -> Result<(), firmware_sim::BlobError> {
+        let active: &'static [u8] = &ACTIVE.get()[..len];
+        let mut policy = Policy::from_blob(active)?;
+        if let Some(n) = policy
+            .conv1_table_len()
+            .filter(|&n| n > 0 && n <= TABLE_CAP)
+        {
+            let table: &'static mut [u32] = &mut TABLE.get()[..n];
+            if policy.write_conv1_table(table).is_ok() {
+                // A table that does not check out is simply not used.
+                let _ = policy.attach_conv1_table(table);
+            }
+        }
+        self.policy = policy;
+        self.loaded = true;
+        Ok(())
+    }
+}
+
+/// Start of the buffer the page writes a blob into.
+#[no_mangle]
+pub extern "C" fn staging_ptr() -> *mut u8 {
+    STAGING.get().as_mut_ptr()
+}
+
+/// Size of that buffer in bytes.
+#[no_mangle]
+pub extern "C" fn staging_cap() -> u32 {
+    BLOB_CAP as u32
+}
+
+/// Loads the first `len` bytes of the staging buffer as the policy.
+/// Returns 1 on success; 0 on failure, with the reason at [`message_ptr`]
+/// (the previous policy, if any, stays loaded).
+#[no_mangle]
+pub extern "C" fn load_blob(len: u32) -> u32 {
+    let a = app();
+    let len = len as usize;
+    if len > BLOB_CAP {
+        a.set_message(format_args!(
+            "the file has {len} bytes; the page takes at most {BLOB_CAP}"
+        ));
+        return 0;
+    }
+    // Validate in place first, so a bad file never touches the loaded blob.
+    let staging: &[u8] = &STAGING.get()[..len];
+    let invalid = Policy::from_blob(staging).err();
+    if let Some(e) = invalid {
+        a.set_message(format_args!("not a policy blob: {e}"));
+        return 0;
+    }
+    a.policy = Policy::empty();
+    a.loaded = false;
+    ACTIVE.get()[..len].copy_from_slice(staging);
+    match a.load_active(len) {
+        Ok(()) => {
+            a.message_len = 0;
+            1
+        }
+        // Cannot happen (the same bytes just parsed), but never a panic.
+        Err(e) => {
+            a.set_message(format_args!("not a policy blob: {e}"));
+            0
+        }
+    }
+}
+
+/// Start of the last error message (UTF-8, [`message_len`] bytes).
+#[no_mangle]
+pub extern "C" fn message_ptr() -> *const u8 {
+    app().message.as_ptr()
+}
+
+/// Bytes of the last error message.
+#[no_mangle]
+pub extern "C" fn message_len() -> u32 {
+    app().message_len as u32
+}
+
+/// Starts a new episode: `Game::new(seed)`, a fresh frame stack, checksum
+/// and counters reset.
+#[no_mangle]
+pub extern "C" fn start(seed_hi: u32, seed_lo: u32) {
+    let a = app();
+    let game = a.game.insert(<Game as Env>::start(
+        ((seed_hi as u64) << 32) | seed_lo as u64,
+    ));
+    game.observe(&mut a.frame);
+    a.stack.reset(&a.frame);
+    a.q = [0; NUM_ACTIONS];
+    a.hash = Fnv64::new();
+    a.decisions = 0;
+    a.score = 0;
+}
+
+/// The policy's Q-values for the current stack (kept for [`q_value`] and
+/// folded into the checksum) and its greedy action (0 = idle, 1 = flap,
+/// ties to idle). Without a loaded policy: idle, Q-values 0, nothing hashed.
+#[no_mangle]
+pub extern "C" fn decide() -> u32 {
+    let a = app();
+    if !a.loaded {
+        a.q = [0; NUM_ACTIONS];
+        return 0;
+    }
+    a.q = a.policy.q_values(&a.stack);
+    a.hash.write_q(&a.q);
+    a.decisions += 1;
+    argmax(&a.q) as u32
+}
+
+/// Q-value `i` (0 = idle, 1 = flap) of the last [`decide`], in the blob's
+/// integer output scale.
+#[no_mangle]
+pub extern "C" fn q_value(i: u32) -> i32 {
+    app().q.get(i as usize).copied().unwrap_or(0)
+}
+
+/// Plays `action` (0 = idle, anything else = flap) for one frame.
+/// Returns 1 if the bird crashed (the episode is over; call [`start`]) or no
+/// episode was started, else 0.
+#[no_mangle]
+pub extern "C" fn step(action: u32) -> u32 {
+    let a = app();
+    let Some(game) = a.game.as_mut() else {
+        return 1;
+    };
+    // Seeded games never fail; an error would end the episode all the same.
+    match Env::step(game, usize::from(action != 0)) {
+        Ok(out) if !out.crashed => {
+            a.score = out.score;
+            game.observe(&mut a.frame);
+            a.stack.push(&a.frame);
+            0
+        }
+        Ok(out) => {
+            a.score = out.score;
+            1
+        }
+        Err(_) => 1,
+    }
+}
+
+/// Pipes passed in this episode.
+#[no_mangle]
+pub extern "C" fn score() -> u32 {
+    app().score
+}
+
+/// Decisions made in this episode.
+#[no_mangle]
+pub extern "C" fn decisions() -> u32 {
+    app().decisions
+}
+
+/// High 32 bits of the FNV-1a checksum over this episode's Q-values.
+#[no_mangle]
+pub extern "C" fn checksum_hi() -> u32 {
+    (app().hash.0 >> 32) as u32
+}
+
+/// Low 32 bits of that checksum.
+#[no_mangle]
+pub extern "C" fn checksum_lo() -> u32 {
+    app().hash.0 as u32
+}
+
+/// Paints the current game state (288x512 palette indices, row-major) and
+/// returns where it is.
+#[no_mangle]
+pub extern "C" fn paint() -> *const u8 {
+    let image = IMAGE.get();
+    match &app().game {
+        Some(game) => paint_indexed(&game.state(), image),
+        None => image.fill(flappy::paint::BG),
+    }
+    image.as_ptr()
+}
+
+/// The 16 palette colours as `r, g, b` bytes (48 bytes).
+#[no_mangle]
+pub extern "C" fn palette_ptr() -> *const u8 {
+    PALETTE.as_ptr() as *const u8
+}
+
+/// Nothing here panics on outside input; a bug traps the module.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    loop {}
+}
