@@ -117,6 +117,19 @@ fn the_page_plays_the_reference_blob_exactly_as_the_host() {
         // A policy this good passes pipes in that many frames.
         assert!(score > 10, "seed {seed}: score {score}");
     }
+    // Another blob (a random `classic` one: another architecture, and a bird
+    // that crashes soon) replaces the built-in one and plays as on the host.
+    let other = firmware_sim::random_blob::classic(5);
+    let dir2 = page_copy("other", &[("other.bin", &other)]);
+    let got = run_page(&dir2, "test=1&blob=other.bin&seed=2&steps=5000");
+    let (score, decisions, checksum) = host(&other, 2, 5000);
+    assert_eq!(got["blob"], format!("other.bin ({} bytes)", other.len()));
+    assert_eq!(got["crashed"], decisions < 5000, "{got}");
+    assert_eq!(
+        (got["decisions"].clone(), got["score"].clone()),
+        (decisions.into(), score.into())
+    );
+    assert_eq!(got["checksum"], checksum.as_str(), "{got}");
     // The built-in blob (no `blob=`) is the same reference.
     let got = run_page(&dir, "test=1&seed=3&steps=600");
     let (_, _, checksum) = host(&blob, 3, 600);
