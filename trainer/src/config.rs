@@ -128,10 +128,14 @@ pub struct Config {
     #[arg(long, default_value_t = Config::default().eval_max_score)]
     pub eval_max_score: u32,
     /// Games on which, at the end of the run, the final policy and the best
-    /// periodic snapshot are each played again (fresh seeds); the higher mean
-    /// is kept as `best.safetensors` (0 = keep the best snapshot unchecked).
+    /// periodic snapshots are each played again (fresh seeds); the highest
+    /// mean is kept as `best.safetensors` (0 = keep the best snapshot unchecked).
     #[arg(long, default_value_t = Config::default().select_episodes)]
     pub select_episodes: usize,
+    /// Periodic snapshots (those with the best evaluation means, saved in
+    /// `<run>/snapshots/`) that join the final policy in the end-of-run selection.
+    #[arg(long, default_value_t = Config::default().select_candidates)]
+    pub select_candidates: usize,
     /// Minutes between checkpoints (a SIGKILL loses at most this much). Each
     /// checkpoint also saves the replay memory (806 bytes per stored transition).
     #[arg(long, default_value_t = Config::default().checkpoint_min)]
@@ -185,6 +189,7 @@ impl Default for Config {
             eval_episodes: 10,
             eval_max_score: 1000,
             select_episodes: 50,
+            select_candidates: 3,
             checkpoint_min: 5.0,
             log_every: 10_000,
             total_steps: 0,
@@ -328,7 +333,7 @@ impl Config {
 
     /// Settings a resumed run may change: its budget and its bookkeeping.
     /// Every other setting shapes what is learned and stays as saved.
-    pub const RESUMABLE: [&'static str; 9] = [
+    pub const RESUMABLE: [&'static str; 10] = [
         "minutes",
         "total_steps",
         "threads",
@@ -338,6 +343,7 @@ impl Config {
         "eval_episodes",
         "eval_max_score",
         "select_episodes",
+        "select_candidates",
     ];
 
     /// The names of the learning settings (all but [`Config::RESUMABLE`]) on

@@ -87,11 +87,9 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
     ));
     if let Some(sel) = &t.selection {
         md.push_str(&format!(
-            "| end-of-run selection ({} fresh games) | final policy {:.2}, best snapshot {:.2}: kept the {} |\n",
+            "| end-of-run selection ({} fresh games each) | {} |\n",
             sel.episodes,
-            sel.final_mean,
-            sel.snapshot_mean,
-            if sel.kept_final { "final policy" } else { "snapshot" }
+            sel.summary()
         ));
     }
     if let Some(l) = last {

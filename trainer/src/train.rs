@@ -54,17 +54,61 @@ pub struct Trained {
 }
 
 /// The end-of-run choice between the final policy and the best periodic
-/// snapshot ([`select_final`]).
+/// snapshots ([`select_final`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selection {
     /// Games each candidate played.
     pub episodes: usize,
     /// The final policy's mean score on them.
     pub final_mean: f64,
-    /// The best periodic snapshot's mean score on them.
-    pub snapshot_mean: f64,
-    /// Whether the final policy was kept (it wins ties).
-    pub kept_final: bool,
+    /// The snapshots that were candidates, best periodic evaluation first.
+    pub snapshots: Vec<SnapshotScore>,
+    /// The env step of the snapshot kept, or `None` when the final policy was
+    /// kept (it wins ties).
+    pub kept: Option<u64>,
+}
+
+/// One snapshot's scores in the end-of-run selection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SnapshotScore {
+    /// The env step at which it was evaluated and saved.
+    pub step: u64,
+    /// Its periodic evaluation mean (`eval_episodes` games).
+    pub eval_mean: f64,
+    /// Its mean on the selection games.
+    pub select_mean: f64,
+}
+
+impl Selection {
+    /// Whether the final policy was kept.
+    pub fn kept_final(&self) -> bool {
+        self.kept.is_none()
+    }
+
+    /// The kept candidate's mean on the selection games.
+    pub fn kept_mean(&self) -> f64 {
+        self.kept
+            .and_then(|k| self.snapshots.iter().find(|s| s.step == k))
+            .map_or(self.final_mean, |s| s.select_mean)
+    }
+
+    /// One line for people: every candidate's selection mean and the choice.
+    pub fn summary(&self) -> String {
+        let mut s = format!("final policy {:.1}", self.final_mean);
+        for c in &self.snapshots {
+            s.push_str(&format!(
+                ", snapshot at {} (eval {:.1}) {:.1}",
+                human(c.step),
+                c.eval_mean,
+                c.select_mean
+            ));
+        }
+        match self.kept {
+            None => s.push_str(": kept the final policy"),
+            Some(k) => s.push_str(&format!(": kept the snapshot at {}", human(k))),
+        }
+        s
+    }
 }
 
 /// The device to train on: CUDA when libtorch sees a GPU, else the CPU.
@@ -128,9 +172,19 @@ impl RunLock {
     }
 }
 
-/// The run's best network so far (by periodic greedy evaluation).
+/// The run's best network so far (by periodic greedy evaluation), and after
+/// the end-of-run selection the network the run ships.
 pub fn best_model_path(run_dir: &Path) -> PathBuf {
     run_dir.join("best.safetensors")
+}
+
+/// The policy as it was at the periodic evaluation of env step `step`
+/// (`<run>/snapshots/step-<step>.safetensors`), a candidate of the
+/// end-of-run selection.
+pub fn snapshot_path(run_dir: &Path, step: u64) -> PathBuf {
+    run_dir
+        .join("snapshots")
+        .join(format!("step-{step:010}.safetensors"))
 }
 
 /// Trains into `run_dir` (created if needed). With `resume`, continues from
@@ -392,6 +446,12 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 &mut window,
             ));
             metrics.save(run_dir)?;
+            let snap = snapshot_path(run_dir, state.env_steps);
+            if let Some(dir) = snap.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            write_atomic_with(&snap, |tmp| Ok(learner.policy().vs.save(tmp)?))?;
             // Ties go to the later network (more training, lower learning rate).
             if r.mean_score >= state.best_eval {
                 state.best_eval = r.mean_score;
@@ -441,14 +501,8 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     if !best_model_path(run_dir).exists() {
         learner.policy().vs.save(best_model_path(run_dir))?;
     } else if reason == StopReason::Budget && cfg.select_episodes > 0 {
-        let s = select_final(learner.policy(), run_dir, &cfg, device)?;
-        eprintln!(
-            "selection on {} fresh games: final policy {:.1}, best snapshot {:.1} -> keeping the {}",
-            s.episodes,
-            s.final_mean,
-            s.snapshot_mean,
-            if s.kept_final { "final policy" } else { "snapshot" }
-        );
+        let s = select_final(learner.policy(), run_dir, &metrics, &cfg, device)?;
+        eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
         selection = Some(s);
     }
     learner.updates = state.updates;
@@ -464,29 +518,75 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
 /// End-of-run selection. The best periodic snapshot is the maximum of ~16
 /// noisy 10-game means, so its own score is biased upward (measured: on six
 /// 55-minute runs the final policy beat the chosen snapshot on the unseen
-/// test seeds every time, by 15 to 104 pipes). Both are played again on
-/// `cfg.select_episodes` fresh games (seeds [`SELECT_SEED`]..); the higher
-/// mean is kept as `best.safetensors`, ties going to the final policy. A run
-/// that collapsed late still keeps its earlier, better snapshot.
+/// test seeds every time, by 15 to 104 pipes), and runs peak anywhere
+/// between minute 16 and 50. So the final policy and the
+/// `cfg.select_candidates` snapshots with the best periodic means are each
+/// played again on `cfg.select_episodes` fresh games (seeds
+/// [`SELECT_SEED`]..); the highest mean is kept as `best.safetensors`, ties
+/// going to the final policy, then to the later snapshot. A run that
+/// collapsed late still keeps an earlier, better network. Runs without
+/// saved snapshots (made before they were kept) offer `best.safetensors`.
 pub fn select_final(
     policy: &QNetwork,
     run_dir: &Path,
+    metrics: &Metrics,
     cfg: &Config,
     device: Device,
 ) -> Result<Selection> {
-    let snapshot = checkpoint::load_network(&best_model_path(run_dir), device)?;
     let n = cfg.select_episodes;
     let fin = evaluate(policy, n, SELECT_SEED, cfg.eval_max_score)?;
-    let snap = evaluate(&snapshot, n, SELECT_SEED, cfg.eval_max_score)?;
-    let kept_final = fin.mean_score >= snap.mean_score;
-    if kept_final {
-        write_atomic_with(&best_model_path(run_dir), |tmp| Ok(policy.vs.save(tmp)?))?;
+    let mut evals: Vec<(u64, f64)> = metrics
+        .rows
+        .iter()
+        .filter_map(|r| r.eval.map(|e| (r.step, e.mean)))
+        .filter(|&(step, _)| snapshot_path(run_dir, step).is_file())
+        .collect();
+    // Best periodic mean first; among equals the later one.
+    evals.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    evals.truncate(cfg.select_candidates);
+    let mut paths: Vec<(u64, f64, PathBuf)> = evals
+        .iter()
+        .map(|&(step, m)| (step, m, snapshot_path(run_dir, step)))
+        .collect();
+    if paths.is_empty() && cfg.select_candidates > 0 {
+        let best = best_model_path(run_dir);
+        if best.is_file() {
+            paths.push((0, f64::NAN, best));
+        }
+    }
+    let mut snapshots = Vec::with_capacity(paths.len());
+    let mut kept: Option<u64> = None;
+    let mut kept_mean = fin.mean_score;
+    let mut kept_path = None;
+    for (step, eval_mean, path) in &paths {
+        let net = checkpoint::load_network(path, device)?;
+        let r = evaluate(&net, n, SELECT_SEED, cfg.eval_max_score)?;
+        snapshots.push(SnapshotScore {
+            step: *step,
+            eval_mean: *eval_mean,
+            select_mean: r.mean_score,
+        });
+        let later = kept.is_some_and(|k| *step > k);
+        if r.mean_score > kept_mean || (r.mean_score == kept_mean && later) {
+            kept = Some(*step);
+            kept_mean = r.mean_score;
+            kept_path = Some(path.clone());
+        }
+    }
+    let best = best_model_path(run_dir);
+    match &kept_path {
+        None => write_atomic_with(&best, |tmp| Ok(policy.vs.save(tmp)?))?,
+        Some(p) if *p != best => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            write_atomic(&best, &bytes)?;
+        }
+        Some(_) => {}
     }
     Ok(Selection {
         episodes: n,
         final_mean: fin.mean_score,
-        snapshot_mean: snap.mean_score,
-        kept_final,
+        snapshots,
+        kept,
     })
 }
 
@@ -612,41 +712,88 @@ mod selection_tests {
         checkpoint::load_network(&p, Device::Cpu).unwrap()
     }
 
-    /// The trained reference against an untrained network of the same
-    /// architecture: whichever side the trained one is on, it is kept.
+    fn eval_row(step: u64, mean: f64) -> MetricRow {
+        MetricRow {
+            step,
+            episodes: 0,
+            mean_score: 0.0,
+            eval: Some(EvalSpread {
+                mean,
+                median: mean,
+                min: mean,
+                max: mean,
+            }),
+            loss: 0.0,
+            epsilon: 0.0,
+            lr: 0.0,
+            env_steps_per_s: 0.0,
+            updates_per_s: 0.0,
+            minutes: 0.0,
+        }
+    }
+
+    fn bytes_of(net: &QNetwork, dir: &Path, name: &str) -> Vec<u8> {
+        let p = dir.join(name);
+        net.vs.save(&p).unwrap();
+        std::fs::read(&p).unwrap()
+    }
+
+    /// The trained reference against untrained networks of the same
+    /// architecture: wherever the trained one is (final policy, the snapshot
+    /// with the best or with a lower periodic mean), it is kept, and a
+    /// snapshot outside the top `select_candidates` is never a candidate.
     #[test]
-    fn the_better_player_is_kept_whichever_side_it_is_on() {
+    fn the_better_player_is_kept_wherever_it_is() {
         let dir = std::env::temp_dir().join(format!("trainer-select-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
         let cfg = Config {
             select_episodes: 4,
+            select_candidates: 2,
             eval_max_score: 20,
             ..Config::default()
         };
         let trained = reference();
         tch::manual_seed(3);
         let untrained = QNetwork::new(trained.arch, Device::Cpu);
+        tch::manual_seed(4);
+        let untrained2 = QNetwork::new(trained.arch, Device::Cpu);
         let best = best_model_path(&dir);
+        let metrics = Metrics {
+            rows: vec![eval_row(100, 5.0), eval_row(200, 9.0), eval_row(300, 7.0)],
+        };
+        let trained_bytes = bytes_of(&trained, &dir, "trained.safetensors");
 
-        // The snapshot is the trained one: the untrained final policy loses.
-        trained.vs.save(&best).unwrap();
-        let s = select_final(&untrained, &dir, &cfg, Device::Cpu).unwrap();
-        assert!(!s.kept_final, "{s:?}");
-        assert!(s.snapshot_mean > s.final_mean, "{s:?}");
-        assert_eq!(std::fs::read(&best).unwrap(), {
-            let p = dir.join("trained.safetensors");
-            trained.vs.save(&p).unwrap();
-            std::fs::read(&p).unwrap()
-        });
-
-        // The final policy is the trained one: it replaces the snapshot.
+        // The trained network is the second-best periodic snapshot.
+        untrained.vs.save(snapshot_path(&dir, 200)).unwrap();
+        trained.vs.save(snapshot_path(&dir, 300)).unwrap();
+        trained.vs.save(snapshot_path(&dir, 100)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let s = select_final(&trained, &dir, &cfg, Device::Cpu).unwrap();
-        assert!(s.kept_final && s.final_mean > s.snapshot_mean, "{s:?}");
+        let s = select_final(&untrained2, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        assert_eq!(s.kept, Some(300), "{s:?}");
+        // Step 100 (eval 5.0) is not among the two best: not a candidate.
+        let steps: Vec<u64> = s.snapshots.iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![200, 300], "{s:?}");
+        assert!(s.kept_mean() > s.final_mean, "{s:?}");
+        assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
+
+        // The final policy is the trained one: it replaces every snapshot.
+        untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
+        untrained.vs.save(&best).unwrap();
+        let s = select_final(&trained, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        assert!(s.kept_final(), "{s:?}");
+        assert!(s.snapshots.iter().all(|c| c.select_mean < s.final_mean), "{s:?}");
         let kept = checkpoint::load_network(&best, Device::Cpu).unwrap();
         let stacks = crate::report::sample_stacks(8, 1).unwrap();
         let refs: Vec<&flappy::FrameStack> = stacks.iter().collect();
         assert_eq!(kept.act(&refs), trained.act(&refs));
+
+        // A run without saved snapshots offers its best.safetensors.
+        std::fs::remove_dir_all(dir.join("snapshots")).unwrap();
+        trained.vs.save(&best).unwrap();
+        let s = select_final(&untrained, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        assert_eq!(s.kept, Some(0), "{s:?}");
+        assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
