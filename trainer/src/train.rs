@@ -782,7 +782,10 @@ mod selection_tests {
         untrained.vs.save(&best).unwrap();
         let s = select_final(&trained, &dir, &metrics, &cfg, Device::Cpu).unwrap();
         assert!(s.kept_final(), "{s:?}");
-        assert!(s.snapshots.iter().all(|c| c.select_mean < s.final_mean), "{s:?}");
+        assert!(
+            s.snapshots.iter().all(|c| c.select_mean < s.final_mean),
+            "{s:?}"
+        );
         let kept = checkpoint::load_network(&best, Device::Cpu).unwrap();
         let stacks = crate::report::sample_stacks(8, 1).unwrap();
         let refs: Vec<&flappy::FrameStack> = stacks.iter().collect();
