@@ -42,8 +42,9 @@ pub use policy::{StageTrace, Trace};
 
 /// Capacity: at most this many layers in a blob.
 pub const MAX_LAYERS: usize = 8;
-/// Capacity: bytes of one u8 activation buffer (two are used, ping-pong).
-pub const ACT_CAP: usize = 4096;
+/// Capacity: bytes of one u8 activation buffer (two are used, ping-pong):
+/// a 20x20x16 map, the first conv's output of `strided` (no pool after it).
+pub const ACT_CAP: usize = 6400;
 /// Capacity: accumulators for one output position (conv) or one dense layer's outputs.
 pub const ACC_CAP: usize = 512;
 /// Capacity: running max accumulators of one pooled output row of the first conv (`pooled width * out_c`).
