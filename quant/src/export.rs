@@ -473,12 +473,12 @@ struct Stage {
 fn group_stages(model: &FloatModel) -> Result<Vec<Stage>> {
     let mut stages: Vec<Stage> = Vec::new();
     for (i, l) in model.layers.iter().enumerate() {
-        match l {
-            FloatLayer::MaxPool { k } => {
+        match l.shape.layer {
+            netspec::Layer::MaxPool { k } => {
                 let Some(last) = stages.last_mut().filter(|s| s.layer + 1 == i) else {
                     bail!("layer {i}: a MaxPool must follow a Conv");
                 };
-                last.pool = *k;
+                last.pool = k;
             }
             _ => stages.push(Stage { layer: i, pool: 1 }),
         }
@@ -533,36 +533,16 @@ struct StageParams<'a> {
 /// Stage 2: a compute layer's parameters, checked for size and for ReLU on
 /// every hidden layer and not on the last.
 fn stage_params(layer: &FloatLayer, li: usize, last: bool) -> Result<StageParams<'_>> {
-    let p = match layer {
-        FloatLayer::Conv {
-            in_c,
-            out_c,
-            k,
-            relu,
-            weight,
-            bias,
-            ..
-        } => StageParams {
-            out_n: *out_c,
-            fan_in: in_c * k * k,
-            relu: *relu,
-            w: weight,
-            b: bias,
-        },
-        FloatLayer::Dense {
-            inp,
-            out,
-            relu,
-            weight,
-            bias,
-        } => StageParams {
-            out_n: *out,
-            fan_in: *inp,
-            relu: *relu,
-            w: weight,
-            b: bias,
-        },
-        FloatLayer::MaxPool { .. } => bail!("layer {li}: a MaxPool is not a compute stage"),
+    ensure!(
+        layer.shape.has_params(),
+        "layer {li}: a MaxPool is not a compute stage"
+    );
+    let p = StageParams {
+        out_n: layer.shape.layer.outputs(),
+        fan_in: layer.shape.layer.fan_in(),
+        relu: layer.shape.relu,
+        w: &layer.weight,
+        b: &layer.bias,
     };
     ensure!(
         p.w.len() == p.out_n * p.fan_in && p.b.len() == p.out_n,
@@ -751,16 +731,14 @@ fn blob_layout(
     pool: usize,
     li: usize,
 ) -> Result<(LayerKind, Vec<u8>)> {
-    match layer {
-        FloatLayer::Conv {
-            in_c,
-            out_c,
+    match layer.shape.layer {
+        netspec::Layer::Conv {
+            in_c: ic,
+            out_c: oc,
             k,
             stride,
             pad,
-            ..
         } => {
-            let (ic, oc, k) = (*in_c, *out_c, *k);
             let mut hwio = vec![0u8; wq.len()];
             for o in 0..oc {
                 for c in 0..ic {
@@ -784,15 +762,15 @@ fn blob_layout(
                 in_c: u16::try_from(ic)?,
                 out_c: u16::try_from(oc)?,
                 k: u8::try_from(k)?,
-                stride: u8::try_from(*stride)?,
-                pad: u8::try_from(*pad)?,
+                stride: u8::try_from(stride)?,
+                pad: u8::try_from(pad)?,
             };
             Ok((kind, hwio))
         }
-        FloatLayer::Dense { inp, out, .. } => {
+        netspec::Layer::Dense { inp, out } => {
             let (c, h, wd) = *shape;
             ensure!(
-                c * h * wd == *inp,
+                c * h * wd == inp,
                 "layer {li}: dense input {inp} != previous output {}",
                 c * h * wd
             );
@@ -802,20 +780,20 @@ fn blob_layout(
                     for x in 0..wd {
                         let j = (ch * h + y) * wd + x; // PyTorch NCHW flatten
                         let i = (y * wd + x) * c + ch; // policy-core HWC
-                        for o in 0..*out {
+                        for o in 0..out {
                             im[i * out + o] = wq[o * inp + j] as u8;
                         }
                     }
                 }
             }
-            *shape = (*out, 1, 1);
+            *shape = (out, 1, 1);
             let kind = LayerKind::Dense {
-                inp: u32::try_from(*inp)?,
-                out: u32::try_from(*out)?,
+                inp: u32::try_from(inp)?,
+                out: u32::try_from(out)?,
             };
             Ok((kind, im))
         }
-        FloatLayer::MaxPool { .. } => bail!("layer {li}: a MaxPool has no weights"),
+        netspec::Layer::MaxPool { .. } => bail!("layer {li}: a MaxPool has no weights"),
     }
 }
 
@@ -908,18 +886,24 @@ mod tests {
     use policy_core::Policy;
 
     fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerShape {
-        LayerShape::Conv {
-            in_c,
-            out_c,
-            k,
-            stride,
-            pad,
+        LayerShape {
+            layer: netspec::Layer::conv(in_c, out_c, k, stride, pad),
             relu: true,
         }
     }
 
+    fn pool(k: usize) -> LayerShape {
+        LayerShape {
+            layer: netspec::Layer::MaxPool { k },
+            relu: false,
+        }
+    }
+
     fn dense(inp: usize, out: usize, relu: bool) -> LayerShape {
-        LayerShape::Dense { inp, out, relu }
+        LayerShape {
+            layer: netspec::Layer::dense(inp, out),
+            relu,
+        }
     }
 
     fn opts_percentile(percentile: f64) -> ExportOptions {
@@ -1028,11 +1012,7 @@ mod tests {
                 }
                 let got = &tr.stages[si];
                 assert_eq!((got.shape.0, got.shape.1, got.shape.2), (y.c, y.h, y.w));
-                let fan_in = match layers[0] {
-                    FloatLayer::Conv { in_c, k, .. } => in_c * k * k,
-                    FloatLayer::Dense { inp, .. } => inp,
-                    _ => unreachable!(),
-                };
+                let fan_in = layers[0].shape.layer.fan_in();
                 let sum_x: f64 = x.data.iter().map(|v| v.abs() as f64).sum();
                 let max_x = x.data.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
                 let s_x = sum_x.min(fan_in as f64 * max_x);
@@ -1101,18 +1081,16 @@ mod tests {
         let calib = synthetic_stacks(4, 1);
         // conv1: bias so large (in units of s_in * s_w) that |bias| + sum|w| > i32::MAX.
         let mut model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 14);
-        if let FloatLayer::Conv { weight, bias, .. } = &mut model.layers[0] {
-            let wmax = weight[..256].iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-            bias[0] = ((i32::MAX as f64 - 1000.0) * wmax / 127.0) as f32;
-        }
+        let conv1 = &mut model.layers[0];
+        let wmax = conv1.weight[..256].iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        conv1.bias[0] = ((i32::MAX as f64 - 1000.0) * wmax / 127.0) as f32;
         let err = export_err(&model, &calib).to_string();
         assert!(err.contains("accumulator"), "{err}");
         // fc1: a bias that does not even fit int32 at its scale.
         let mut model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 15);
-        if let FloatLayer::Dense { weight, bias, .. } = &mut model.layers[4] {
-            weight[..1600].iter_mut().for_each(|w| *w = 1e-7);
-            bias[0] = 1e3;
-        }
+        let fc1 = &mut model.layers[4];
+        fc1.weight[..1600].iter_mut().for_each(|w| *w = 1e-7);
+        fc1.bias[0] = 1e3;
         let err = export_err(&model, &calib).to_string();
         assert!(err.contains("does not fit int32"), "{err}");
         export_err(
@@ -1161,7 +1139,7 @@ mod tests {
     fn shapes_small() -> Vec<LayerShape> {
         vec![
             conv(4, 16, 8, 4, 2),
-            LayerShape::MaxPool { k: 2 },
+            pool(2),
             conv(16, 32, 4, 2, 1),
             dense(800, 128, true),
             dense(128, 2, false),
@@ -1183,7 +1161,7 @@ mod tests {
             ],
             vec![
                 conv(4, 8, 4, 4, 0),
-                LayerShape::MaxPool { k: 2 },
+                pool(2),
                 conv(8, 8, 3, 1, 1),
                 conv(8, 12, 2, 2, 0),
                 dense(12 * 5 * 5, 16, true),
@@ -1220,9 +1198,7 @@ mod tests {
                     .all(|r| r.clip_rate == 0.0 && r.acc_bound <= i32::MAX as i64));
                 assert_eq!(
                     ex.table.len(),
-                    arch.iter()
-                        .filter(|l| !matches!(l, LayerShape::MaxPool { .. }))
-                        .count()
+                    arch.iter().filter(|l| l.has_params()).count()
                 );
                 assert!(max_err <= bound);
             }
@@ -1242,15 +1218,11 @@ mod tests {
         assert!(export_err(&model, &[]).to_string().contains("calibration"));
         // Wrong parameter size.
         let mut bad = model.clone();
-        if let FloatLayer::Dense { weight, .. } = &mut bad.layers[3] {
-            weight.pop();
-        }
+        bad.layers[3].weight.pop();
         assert!(format!("{:#}", export_err(&bad, &calib)).contains("weight"));
         // Non-finite parameter.
         let mut bad = model.clone();
-        if let FloatLayer::Conv { bias, .. } = &mut bad.layers[0] {
-            bias[3] = f32::NAN;
-        }
+        bad.layers[0].bias[3] = f32::NAN;
         assert!(format!("{:#}", export_err(&bad, &calib)).contains("non-finite"));
         // Shapes that do not chain, and a wrong number of outputs.
         for (i, layer, what) in [
@@ -1268,8 +1240,8 @@ mod tests {
         export_err(&FloatModel::random(&arch, 2), &calib);
         let arch = vec![
             conv(4, 8, 4, 4, 0),
-            LayerShape::MaxPool { k: 2 },
-            LayerShape::MaxPool { k: 2 },
+            pool(2),
+            pool(2),
             dense(8 * 5 * 5, 2, false),
         ];
         let e = export_err(&FloatModel::random(&arch, 2), &calib);

@@ -2,118 +2,50 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use flappy::FrameStack;
+use netspec::Layer;
 use rand_core::{RngCore, SeedableRng};
-
-/// One float layer. Weights use PyTorch layouts: conv OIHW, linear `[out][in]`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FloatLayer {
-    /// `Conv2d(in_c, out_c, k, stride, pad)` (+ ReLU if `relu`).
-    Conv {
-        /// Input channels.
-        in_c: usize,
-        /// Output channels.
-        out_c: usize,
-        /// Kernel side.
-        k: usize,
-        /// Stride.
-        stride: usize,
-        /// Zero padding.
-        pad: usize,
-        /// ReLU after the layer.
-        relu: bool,
-        /// OIHW weights, `out_c * in_c * k * k`.
-        weight: Vec<f32>,
-        /// `out_c` biases.
-        bias: Vec<f32>,
-    },
-    /// `MaxPool2d(k)` (window and stride `k`, floor).
-    MaxPool {
-        /// Window side and stride.
-        k: usize,
-    },
-    /// `Linear(inp, out)` (+ ReLU if `relu`); the input is flattened NCHW.
-    Dense {
-        /// Inputs.
-        inp: usize,
-        /// Outputs.
-        out: usize,
-        /// ReLU after the layer.
-        relu: bool,
-        /// `[out][inp]` weights.
-        weight: Vec<f32>,
-        /// `out` biases.
-        bias: Vec<f32>,
-    },
-}
 
 /// A layer's shape without parameters: a `netspec::Layer` with its ReLU flag
 /// explicit (so tests can build the models the exporter must refuse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerShape {
-    /// Conv2d shape.
-    Conv {
-        /// Input channels.
-        in_c: usize,
-        /// Output channels.
-        out_c: usize,
-        /// Kernel side.
-        k: usize,
-        /// Stride.
-        stride: usize,
-        /// Zero padding.
-        pad: usize,
-        /// ReLU after.
-        relu: bool,
-    },
-    /// MaxPool2d(k).
-    MaxPool {
-        /// Window side and stride.
-        k: usize,
-    },
-    /// Linear shape.
-    Dense {
-        /// Inputs.
-        inp: usize,
-        /// Outputs.
-        out: usize,
-        /// ReLU after.
-        relu: bool,
-    },
+pub struct LayerShape {
+    /// Kind and sizes.
+    pub layer: Layer,
+    /// ReLU after the layer (never set on a pool).
+    pub relu: bool,
 }
 
 impl LayerShape {
     /// The layers of a `netspec` architecture, with its ReLU rule (every conv
     /// and dense layer but the last).
     pub fn of(arch: &netspec::Arch) -> Vec<LayerShape> {
-        arch.layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| match *l {
-                netspec::Layer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                } => LayerShape::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu: arch.relu(i),
-                },
-                netspec::Layer::MaxPool { k } => LayerShape::MaxPool { k },
-                netspec::Layer::Dense { inp, out } => LayerShape::Dense {
-                    inp,
-                    out,
-                    relu: arch.relu(i),
-                },
+        (0..arch.layers.len())
+            .map(|i| LayerShape {
+                layer: arch.layers[i],
+                relu: arch.relu(i),
             })
             .collect()
     }
+
+    /// Whether the layer has weights and biases (a conv or dense layer).
+    pub fn has_params(&self) -> bool {
+        !matches!(self.layer, Layer::MaxPool { .. })
+    }
+}
+
+/// One float layer: its shape and parameters in PyTorch layouts (conv OIHW
+/// weights, linear `[out][in]`; `outputs()` biases). A MaxPool has none (both
+/// vectors empty).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatLayer {
+    /// Kind, sizes and ReLU.
+    pub shape: LayerShape,
+    /// Weights, `outputs() * fan_in()` of the layer.
+    pub weight: Vec<f32>,
+    /// Biases, one per output channel.
+    pub bias: Vec<f32>,
 }
 
 /// A float activation tensor (`c x h x w`, NCHW with N = 1; dense: `n x 1 x 1`).
@@ -170,37 +102,13 @@ impl FloatModel {
         };
         let layers = arch
             .iter()
-            .map(|s| match *s {
-                LayerShape::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu,
-                } => {
-                    let b = 1.0 / ((in_c * k * k) as f32).sqrt();
-                    FloatLayer::Conv {
-                        in_c,
-                        out_c,
-                        k,
-                        stride,
-                        pad,
-                        relu,
-                        weight: uni(out_c * in_c * k * k, b),
-                        bias: uni(out_c, b),
-                    }
-                }
-                LayerShape::MaxPool { k } => FloatLayer::MaxPool { k },
-                LayerShape::Dense { inp, out, relu } => {
-                    let b = 1.0 / (inp as f32).sqrt();
-                    FloatLayer::Dense {
-                        inp,
-                        out,
-                        relu,
-                        weight: uni(out * inp, b),
-                        bias: uni(out, b),
-                    }
+            .map(|&shape| {
+                let (fan_in, out) = (shape.layer.fan_in(), shape.layer.outputs());
+                let b = 1.0 / (fan_in as f32).sqrt();
+                FloatLayer {
+                    shape,
+                    weight: uni(out * fan_in, b),
+                    bias: uni(out, b),
                 }
             })
             .collect();
@@ -217,55 +125,42 @@ impl FloatModel {
         arch: &[LayerShape],
         params: Vec<(Vec<f32>, Vec<f32>)>,
     ) -> Result<FloatModel> {
-        let n_params = arch
-            .iter()
-            .filter(|l| !matches!(l, LayerShape::MaxPool { .. }))
-            .count();
+        let n_params = arch.iter().filter(|l| l.has_params()).count();
         ensure!(
             params.len() == n_params,
             "{} (weight, bias) pairs for {n_params} conv / linear layers",
             params.len()
         );
         let mut params = params.into_iter();
+        let m = FloatModel::from_fn(arch, |_| params.next().unwrap_or_default());
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// A model of architecture `arch` whose conv / dense layer `i` (counting
+    /// MaxPool layers too) gets the `(weight, bias)` of `params(i)`, asked in
+    /// layer order, unchecked (see [`FloatModel::from_params`]).
+    pub fn from_fn(
+        arch: &[LayerShape],
+        mut params: impl FnMut(usize) -> (Vec<f32>, Vec<f32>),
+    ) -> FloatModel {
         let layers = arch
             .iter()
-            .map(|s| match *s {
-                LayerShape::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu,
-                } => {
-                    let (weight, bias) = params.next().unwrap_or_default();
-                    FloatLayer::Conv {
-                        in_c,
-                        out_c,
-                        k,
-                        stride,
-                        pad,
-                        relu,
-                        weight,
-                        bias,
-                    }
-                }
-                LayerShape::MaxPool { k } => FloatLayer::MaxPool { k },
-                LayerShape::Dense { inp, out, relu } => {
-                    let (weight, bias) = params.next().unwrap_or_default();
-                    FloatLayer::Dense {
-                        inp,
-                        out,
-                        relu,
-                        weight,
-                        bias,
-                    }
+            .enumerate()
+            .map(|(i, &shape)| {
+                let (weight, bias) = if shape.has_params() {
+                    params(i)
+                } else {
+                    Default::default()
+                };
+                FloatLayer {
+                    shape,
+                    weight,
+                    bias,
                 }
             })
             .collect();
-        let m = FloatModel { layers };
-        m.validate()?;
-        Ok(m)
+        FloatModel { layers }
     }
 
     /// Like [`FloatModel::from_params`], with the parameters looked up by name:
@@ -277,7 +172,7 @@ impl FloatModel {
     ) -> Result<FloatModel> {
         let mut params = Vec::new();
         for (i, l) in arch.iter().enumerate() {
-            if matches!(l, LayerShape::MaxPool { .. }) {
+            if !l.has_params() {
                 continue;
             }
             let get = |what: &str| -> Result<Vec<f32>> {
@@ -293,130 +188,57 @@ impl FloatModel {
 
     /// The architecture without parameters.
     pub fn shapes(&self) -> Vec<LayerShape> {
-        self.layers
-            .iter()
-            .map(|l| match *l {
-                FloatLayer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu,
-                    ..
-                } => LayerShape::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu,
-                },
-                FloatLayer::MaxPool { k } => LayerShape::MaxPool { k },
-                FloatLayer::Dense { inp, out, relu, .. } => LayerShape::Dense { inp, out, relu },
-            })
-            .collect()
+        self.layers.iter().map(|l| l.shape).collect()
     }
 
-    /// Checks that the model can run on the 4x80x80 input: shapes chain (each
-    /// layer's input is the previous output, the first linear layer takes the
-    /// NCHW flatten), parameter vectors have their layer's sizes, all parameters
-    /// are finite, and the output is one value per action. [`FloatModel::forward`]
+    /// Checks that the model can run on the 4x80x80 input: shapes chain as
+    /// `netspec` chains them ([`netspec::next_shape`]: each layer takes the
+    /// previous output, the first linear layer its NCHW flatten), a pool has no
+    /// ReLU, parameter vectors have their layer's sizes, all parameters are
+    /// finite, and the output is one value per action. [`FloatModel::forward`]
     /// may panic on a model that fails this; the export calls it first.
     pub fn validate(&self) -> Result<()> {
         ensure!(!self.layers.is_empty(), "the model has no layers");
-        let (mut c, mut h, mut w) = (4usize, 80usize, 80usize);
+        let mut s = netspec::INPUT;
         for (i, l) in self.layers.iter().enumerate() {
-            match l {
-                FloatLayer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    weight,
-                    bias,
-                    ..
-                } => {
-                    ensure!(
-                        *in_c == c,
-                        "layer {i}: conv expects {in_c} input channels, gets {c}"
-                    );
-                    ensure!(
-                        *out_c > 0 && *k > 0 && *stride > 0,
-                        "layer {i}: zero conv dimension"
-                    );
-                    ensure!(
-                        h + 2 * pad >= *k && w + 2 * pad >= *k,
-                        "layer {i}: kernel {k} larger than the padded {h}x{w} input"
-                    );
-                    ensure!(
-                        weight.len() == out_c * in_c * k * k,
-                        "layer {i}: conv weight has {} values, OIHW {out_c}x{in_c}x{k}x{k} needs {}",
-                        weight.len(),
-                        out_c * in_c * k * k
-                    );
-                    ensure!(
-                        bias.len() == *out_c,
-                        "layer {i}: conv bias has {} values, needs {out_c}",
-                        bias.len()
-                    );
-                    ensure!(
-                        weight.iter().chain(bias).all(|v| v.is_finite()),
-                        "layer {i}: non-finite parameter"
-                    );
-                    (c, h, w) = (
-                        *out_c,
-                        (h + 2 * pad - k) / stride + 1,
-                        (w + 2 * pad - k) / stride + 1,
-                    );
-                }
-                FloatLayer::MaxPool { k } => {
-                    ensure!(
-                        *k > 0 && *k <= h && *k <= w,
-                        "layer {i}: pool {k} on a {h}x{w} input"
-                    );
-                    (h, w) = (h / k, w / k);
-                }
-                FloatLayer::Dense {
-                    inp,
-                    out,
-                    weight,
-                    bias,
-                    ..
-                } => {
-                    ensure!(
-                        *inp == c * h * w,
-                        "layer {i}: linear expects {inp} inputs, gets {}",
-                        c * h * w
-                    );
-                    ensure!(*out > 0, "layer {i}: linear with no outputs");
-                    ensure!(
-                        weight.len() == out * inp,
-                        "layer {i}: linear weight has {} values, [{out}][{inp}] needs {}",
-                        weight.len(),
-                        out * inp
-                    );
-                    ensure!(
-                        bias.len() == *out,
-                        "layer {i}: linear bias has {} values, needs {out}",
-                        bias.len()
-                    );
-                    ensure!(
-                        weight.iter().chain(bias).all(|v| v.is_finite()),
-                        "layer {i}: non-finite parameter"
-                    );
-                    (c, h, w) = (*out, 1, 1);
-                }
-            }
-        }
-        if c * h * w != policy_core::NUM_ACTIONS {
-            bail!(
-                "the model outputs {} values, expected {} (one per action)",
-                c * h * w,
-                policy_core::NUM_ACTIONS
+            let layer = l.shape.layer;
+            s = netspec::next_shape(&layer, s).with_context(|| {
+                format!(
+                    "layer {i}: {layer:?} does not take its {}x{}x{} input",
+                    s.c, s.h, s.w
+                )
+            })?;
+            ensure!(
+                l.shape.has_params() || !l.shape.relu,
+                "layer {i}: a pool has no ReLU"
+            );
+            let (layout, what) = match layer {
+                Layer::Conv { .. } => ("OIHW", "conv"),
+                Layer::MaxPool { .. } => ("none", "pool"),
+                Layer::Dense { .. } => ("[out][in]", "linear"),
+            };
+            let (out, fan_in) = (layer.outputs(), layer.fan_in());
+            ensure!(
+                l.weight.len() == out * fan_in,
+                "layer {i}: {what} weight has {} values, needs {out} x {fan_in} ({layout})",
+                l.weight.len()
+            );
+            ensure!(
+                l.bias.len() == out,
+                "layer {i}: {what} bias has {} values, needs {out}",
+                l.bias.len()
+            );
+            ensure!(
+                l.weight.iter().chain(&l.bias).all(|v| v.is_finite()),
+                "layer {i}: non-finite parameter"
             );
         }
+        ensure!(
+            s.len() == policy_core::NUM_ACTIONS,
+            "the model outputs {} values, expected {} (one per action)",
+            s.len(),
+            policy_core::NUM_ACTIONS
+        );
         Ok(())
     }
 
@@ -441,7 +263,10 @@ impl FloatModel {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             x = apply(layer, &x);
-            let next_is_pool = matches!(self.layers.get(i + 1), Some(FloatLayer::MaxPool { .. }));
+            let next_is_pool = self
+                .layers
+                .get(i + 1)
+                .is_some_and(|l| !l.shape.has_params());
             if !next_is_pool {
                 out.push(x.clone());
             }
@@ -452,18 +277,15 @@ impl FloatModel {
 
 /// Applies one layer.
 pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
-    match layer {
-        FloatLayer::Conv {
-            in_c,
-            out_c,
+    let (relu, weight, bias) = (layer.shape.relu, &layer.weight, &layer.bias);
+    match layer.shape.layer {
+        Layer::Conv {
+            in_c: ic,
+            out_c: oc,
             k,
-            stride,
-            pad,
-            relu,
-            weight,
-            bias,
+            stride: s,
+            pad: p,
         } => {
-            let (ic, oc, k, s, p) = (*in_c, *out_c, *k, *stride, *pad);
             assert_eq!(x.c, ic, "conv input channels");
             let oh = (x.h + 2 * p - k) / s + 1;
             let ow = (x.w + 2 * p - k) / s + 1;
@@ -488,7 +310,7 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
                                 }
                             }
                         }
-                        data[(o * oh + oy) * ow + ox] = if *relu { acc.max(0.0) } else { acc };
+                        data[(o * oh + oy) * ow + ox] = if relu { acc.max(0.0) } else { acc };
                     }
                 }
             }
@@ -499,8 +321,7 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
                 data,
             }
         }
-        FloatLayer::MaxPool { k } => {
-            let k = *k;
+        Layer::MaxPool { k } => {
             let (ph, pw) = (x.h / k, x.w / k);
             let mut data = vec![0f32; x.c * ph * pw];
             for c in 0..x.c {
@@ -523,19 +344,13 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
                 data,
             }
         }
-        FloatLayer::Dense {
-            inp,
-            out,
-            relu,
-            weight,
-            bias,
-        } => {
-            assert_eq!(x.data.len(), *inp, "dense input size");
-            let data = (0..*out)
+        Layer::Dense { inp, out } => {
+            assert_eq!(x.data.len(), inp, "dense input size");
+            let data = (0..out)
                 .map(|o| {
-                    let row = &weight[o * inp..][..*inp];
+                    let row = &weight[o * inp..][..inp];
                     let acc = bias[o] + row.iter().zip(&x.data).map(|(w, v)| w * v).sum::<f32>();
-                    if *relu {
+                    if relu {
                         acc.max(0.0)
                     } else {
                         acc
@@ -543,7 +358,7 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
                 })
                 .collect();
             Tensor3 {
-                c: *out,
+                c: out,
                 h: 1,
                 w: 1,
                 data,
@@ -632,12 +447,8 @@ mod tests {
     fn params_of(m: &FloatModel) -> Vec<(Vec<f32>, Vec<f32>)> {
         m.layers
             .iter()
-            .filter_map(|l| match l {
-                FloatLayer::Conv { weight, bias, .. } | FloatLayer::Dense { weight, bias, .. } => {
-                    Some((weight.clone(), bias.clone()))
-                }
-                FloatLayer::MaxPool { .. } => None,
-            })
+            .filter(|l| l.shape.has_params())
+            .map(|l| (l.weight.clone(), l.bias.clone()))
             .collect()
     }
 
@@ -650,7 +461,7 @@ mod tests {
         let mut named = HashMap::new();
         let mut p = params_of(&m).into_iter();
         for (i, l) in arch.iter().enumerate() {
-            if !matches!(l, LayerShape::MaxPool { .. }) {
+            if l.has_params() {
                 let (w, b) = p.next().unwrap();
                 named.insert(format!("l{i}.weight"), w);
                 named.insert(format!("l{i}.bias"), b);
@@ -689,17 +500,12 @@ mod tests {
         // A 1-channel-in-use conv whose only non-zero weight is w[o=0][c=3][ky=1][kx=2]:
         // output (0, y, x) = input channel 3 at (y*s + 1 - p, x*s + 2 - p).
         let arch = [
-            LayerShape::Conv {
-                in_c: 4,
-                out_c: 2,
-                k: 3,
-                stride: 2,
-                pad: 1,
+            LayerShape {
+                layer: Layer::conv(4, 2, 3, 2, 1),
                 relu: true,
             },
-            LayerShape::Dense {
-                inp: 2 * 40 * 40,
-                out: 2,
+            LayerShape {
+                layer: Layer::dense(2 * 40 * 40, 2),
                 relu: false,
             },
         ];

@@ -7,7 +7,8 @@ use anyhow::Result;
 use flappy::FrameStack;
 use tch::{Device, Kind, Tensor};
 
-use quant::float_model::{input_tensor, FloatLayer, FloatModel};
+use crate::net::{param_shapes, Layer};
+use quant::float_model::{input_tensor, FloatModel, LayerShape};
 
 /// One row of the latency table.
 #[derive(Clone, Debug)]
@@ -86,76 +87,36 @@ fn time_calls(range: std::ops::Range<usize>, out: &mut Vec<Duration>, mut f: imp
 
 /// The float model as libtorch ops on the CPU (weights copied from `model`).
 pub fn torch_forward(model: &FloatModel) -> impl Fn(&Tensor) -> Tensor {
-    let layers: Vec<(FloatLayer, Option<(Tensor, Tensor)>)> = model
+    let layers: Vec<(LayerShape, Option<(Tensor, Tensor)>)> = model
         .layers
         .iter()
         .map(|l| {
-            let p = match l {
-                FloatLayer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    weight,
-                    bias,
-                    ..
-                } => Some((
-                    Tensor::from_slice(weight).reshape([
-                        *out_c as i64,
-                        *in_c as i64,
-                        *k as i64,
-                        *k as i64,
-                    ]),
-                    Tensor::from_slice(bias),
-                )),
-                FloatLayer::Dense {
-                    inp,
-                    out,
-                    weight,
-                    bias,
-                    ..
-                } => Some((
-                    Tensor::from_slice(weight).reshape([*out as i64, *inp as i64]),
-                    Tensor::from_slice(bias),
-                )),
-                FloatLayer::MaxPool { .. } => None,
-            };
-            (l.clone(), p)
+            let p = param_shapes(&l.shape.layer).map(|(w, rank, _)| {
+                (
+                    Tensor::from_slice(&l.weight).reshape(&w[..rank]),
+                    Tensor::from_slice(&l.bias),
+                )
+            });
+            (l.shape, p)
         })
         .collect();
     move |x: &Tensor| {
         tch::no_grad(|| {
             let mut x = x.shallow_clone();
             for (l, p) in &layers {
-                x = match (l, p) {
-                    (
-                        FloatLayer::Conv {
-                            stride, pad, relu, ..
-                        },
-                        Some((w, b)),
-                    ) => {
-                        let s = *stride as i64;
-                        let pd = *pad as i64;
-                        let y = x.conv2d(w, Some(b), [s, s], [pd, pd], [1, 1], 1);
-                        if *relu {
-                            y.relu()
-                        } else {
-                            y
-                        }
+                let y = match (l.layer, p) {
+                    (Layer::Conv { stride, pad, .. }, Some((w, b))) => {
+                        let (s, pd) = (stride as i64, pad as i64);
+                        x.conv2d(w, Some(b), [s, s], [pd, pd], [1, 1], 1)
                     }
-                    (FloatLayer::MaxPool { k }, _) => {
-                        let k = *k as i64;
+                    (Layer::MaxPool { k }, _) => {
+                        let k = k as i64;
                         x.max_pool2d([k, k], [k, k], [0, 0], [1, 1], false)
                     }
-                    (FloatLayer::Dense { relu, .. }, Some((w, b))) => {
-                        let y = x.flatten(1, -1).linear(w, Some(b));
-                        if *relu {
-                            y.relu()
-                        } else {
-                            y
-                        }
-                    }
+                    (Layer::Dense { .. }, Some((w, b))) => x.flatten(1, -1).linear(w, Some(b)),
                     _ => unreachable!(),
                 };
+                x = if l.relu { y.relu() } else { y };
             }
             x
         })
@@ -234,7 +195,6 @@ pub fn compare_latency(
 mod tests {
     use super::*;
     use quant::float_model::synthetic_stacks;
-    use quant::LayerShape;
 
     /// The plain-Rust float reference and libtorch compute the same network.
     #[test]

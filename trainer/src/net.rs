@@ -3,7 +3,7 @@
 //! `[N, 4, 80, 80]` tensor) and the conversion to the quantizer's
 //! [`FloatModel`].
 
-use crate::quant::{FloatLayer, FloatModel};
+use crate::quant::{FloatModel, LayerShape};
 use anyhow::{bail, Context, Result};
 use flappy::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
@@ -24,8 +24,9 @@ pub fn parse_arch(name: &str) -> Result<Arch> {
     })
 }
 
-/// The libtorch shapes of layer `l`'s weight and bias (none for a pool).
-fn param_shapes(l: &Layer) -> Option<([i64; 4], usize, i64)> {
+/// The libtorch shapes of layer `l`'s weight (dims, of which the first
+/// `rank` count) and bias (none for a pool).
+pub(crate) fn param_shapes(l: &Layer) -> Option<([i64; 4], usize, i64)> {
     match *l {
         Layer::Conv { in_c, out_c, k, .. } => Some((
             [out_c as i64, in_c as i64, k as i64, k as i64],
@@ -202,39 +203,9 @@ impl QNetwork {
                 .flatten(0, -1);
             Vec::<f32>::try_from(&t).unwrap_or_default()
         };
-        let arch = self.arch;
-        let layers = arch
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| match *l {
-                Layer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                } => FloatLayer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                    relu: arch.relu(i),
-                    weight: get(format!("l{i}.weight")),
-                    bias: get(format!("l{i}.bias")),
-                },
-                Layer::MaxPool { k } => FloatLayer::MaxPool { k },
-                Layer::Dense { inp, out } => FloatLayer::Dense {
-                    inp,
-                    out,
-                    relu: arch.relu(i),
-                    weight: get(format!("l{i}.weight")),
-                    bias: get(format!("l{i}.bias")),
-                },
-            })
-            .collect();
-        FloatModel { layers }
+        FloatModel::from_fn(&LayerShape::of(&self.arch), |i| {
+            (get(format!("l{i}.weight")), get(format!("l{i}.bias")))
+        })
     }
 }
 
