@@ -153,21 +153,35 @@ fn load_into(net: &mut QNetwork, tensors: &[(String, Tensor)], file: &Path) -> R
     }
     tch::no_grad(|| -> Result<()> {
         for (name, t) in tensors {
-            let Some(v) = vars.get_mut(name) else {
-                bail!("unexpected tensor `{name}` in {}", file.display())
-            };
-            if v.size() != t.size() {
-                bail!(
-                    "tensor `{name}` in {} has shape {:?}, expected {:?}",
-                    file.display(),
-                    t.size(),
-                    v.size()
-                );
-            }
-            v.copy_(t);
+            copy_checked(vars.get_mut(name), t, "tensor", name, file)?;
         }
         Ok(())
     })
+}
+
+/// Copies `t`, the tensor `name` of `file`, into `dst` (the variable it is
+/// for; `None`: there is none), which must have its shape. `what` names the
+/// kind of tensor in errors.
+fn copy_checked(
+    dst: Option<&mut Tensor>,
+    t: &Tensor,
+    what: &str,
+    name: &str,
+    file: &Path,
+) -> Result<()> {
+    let Some(dst) = dst else {
+        bail!("unexpected {what} `{name}` in {}", file.display())
+    };
+    if dst.size() != t.size() {
+        bail!(
+            "{what} `{name}` in {} has shape {:?}, expected {:?}",
+            file.display(),
+            t.size(),
+            dst.size()
+        );
+    }
+    dst.copy_(t);
+    Ok(())
 }
 
 /// The `state.json` of the checkpoint folder `dir` (no search: see [`resolve`]),
@@ -221,18 +235,13 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
                 (_, Some(var)) => (&mut learner.adam.v, var),
                 _ => bail!("unexpected Adam tensor `{name}` in {}", p.display()),
             };
-            let Some(dst) = map.get_mut(var) else {
-                bail!("unexpected Adam tensor `{name}` in {}", p.display())
-            };
-            if dst.size() != t.size() {
-                bail!(
-                    "Adam tensor `{name}` in {} has shape {:?}, expected {:?}",
-                    p.display(),
-                    t.size(),
-                    dst.size()
-                );
-            }
-            dst.copy_(&t.to_device(device));
+            copy_checked(
+                map.get_mut(var),
+                &t.to_device(device),
+                "Adam tensor",
+                &name,
+                &p,
+            )?;
         }
         Ok(())
     })?;
