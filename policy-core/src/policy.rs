@@ -20,7 +20,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Out of line on purpose: inlined, LLVM builds the ~22 KiB of zeroes as a
+    /// Out of line on purpose: inlined, LLVM builds the ~27 KiB of zeroes as a
     /// temporary and copies it into the policy, doubling the caller's frame
     /// (57 KiB instead of 34 KiB of RAM on the Cortex-M4 image). Called once
     /// per policy, so the call costs nothing that matters.
@@ -101,7 +101,7 @@ impl<'a> Policy<'a> {
     /// A policy with no model: [`Policy::q_values`] returns zeros until
     /// [`Policy::load`] succeeds. `const`, so it can be placed once (in a
     /// `static`, or in `main`'s frame) and loaded in place, without the
-    /// temporaries of returning a ~22 KiB value from [`Policy::from_blob`].
+    /// temporaries of returning a ~27 KiB value from [`Policy::from_blob`].
     pub const fn empty() -> Policy<'a> {
         Policy {
             model: Model {

@@ -246,7 +246,7 @@ fn main() -> ! {
     // Instructions per tick, x1000, rounded.
     let per_tick_x1000 = (cal_instr * 1000 + cal_ticks / 2) / cal_ticks.max(1);
 
-    // The policy (~22 KiB with its buffers) is built in place in this frame
+    // The policy (~27 KiB with its buffers) is built in place in this frame
     // and loaded there, rather than returned by value from `from_blob`
     // (see the README, "Where the RAM goes").
     // The blob is opaque to the optimizer, like a blob flashed separately:
