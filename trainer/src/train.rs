@@ -182,9 +182,18 @@ pub fn best_model_path(run_dir: &Path) -> PathBuf {
 /// (`<run>/snapshots/step-<step>.safetensors`), a candidate of the
 /// end-of-run selection.
 pub fn snapshot_path(run_dir: &Path, step: u64) -> PathBuf {
-    run_dir
-        .join("snapshots")
-        .join(format!("step-{step:010}.safetensors"))
+    snapshot_dir(run_dir).join(format!("step-{step:010}.safetensors"))
+}
+
+/// The folder of a run's periodic snapshots ([`snapshot_path`]).
+pub fn snapshot_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("snapshots")
+}
+
+/// Replaces `to` with a copy of `from`, atomically.
+fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    write_atomic(to, &bytes)
 }
 
 /// Trains into `run_dir` (created if needed). With `resume`, continues from
@@ -192,7 +201,9 @@ pub fn snapshot_path(run_dir: &Path, step: u64) -> PathBuf {
 /// the budget (`cfg.total_steps` / `cfg.minutes`) is used up or `stop` is set.
 pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Result<Trained> {
     let device = pick_device();
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let snapshots = snapshot_dir(run_dir);
+    std::fs::create_dir_all(&snapshots)
+        .with_context(|| format!("creating {}", snapshots.display()))?;
     let _lock = RunLock::acquire(run_dir)?;
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
@@ -446,18 +457,13 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 &mut window,
             ));
             metrics.save(run_dir)?;
+            // Serialized once: the snapshot, and the same bytes as the best so far.
             let snap = snapshot_path(run_dir, state.env_steps);
-            if let Some(dir) = snap.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
             write_atomic_with(&snap, |tmp| Ok(learner.policy().vs.save(tmp)?))?;
             // Ties go to the later network (more training, lower learning rate).
             if r.mean_score >= state.best_eval {
                 state.best_eval = r.mean_score;
-                write_atomic_with(&best_model_path(run_dir), |tmp| {
-                    Ok(learner.policy().vs.save(tmp)?)
-                })?;
+                copy_atomic(&snap, &best_model_path(run_dir))?;
             }
         }
         if state.env_steps >= next_log {
@@ -535,19 +541,18 @@ pub fn select_final(
 ) -> Result<Selection> {
     let n = cfg.select_episodes;
     let fin = evaluate(policy, n, SELECT_SEED, cfg.eval_max_score)?;
-    let mut evals: Vec<(u64, f64)> = metrics
+    // (step, periodic mean, file): best periodic mean first, among equals the later.
+    let mut paths: Vec<(u64, f64, PathBuf)> = metrics
         .rows
         .iter()
-        .filter_map(|r| r.eval.map(|e| (r.step, e.mean)))
-        .filter(|&(step, _)| snapshot_path(run_dir, step).is_file())
+        .filter_map(|r| {
+            r.eval
+                .map(|e| (r.step, e.mean, snapshot_path(run_dir, r.step)))
+        })
+        .filter(|(_, _, p)| p.is_file())
         .collect();
-    // Best periodic mean first; among equals the later one.
-    evals.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    evals.truncate(cfg.select_candidates);
-    let mut paths: Vec<(u64, f64, PathBuf)> = evals
-        .iter()
-        .map(|&(step, m)| (step, m, snapshot_path(run_dir, step)))
-        .collect();
+    paths.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    paths.truncate(cfg.select_candidates);
     if paths.is_empty() && cfg.select_candidates > 0 {
         let best = best_model_path(run_dir);
         if best.is_file() {
@@ -576,10 +581,7 @@ pub fn select_final(
     let best = best_model_path(run_dir);
     match &kept_path {
         None => write_atomic_with(&best, |tmp| Ok(policy.vs.save(tmp)?))?,
-        Some(p) if *p != best => {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            write_atomic(&best, &bytes)?;
-        }
+        Some(p) if *p != best => copy_atomic(p, &best)?,
         Some(_) => {}
     }
     Ok(Selection {
