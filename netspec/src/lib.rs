@@ -346,8 +346,40 @@ pub fn by_name(name: &str) -> Option<Arch> {
     ALL.iter().copied().find(|a| a.name == name)
 }
 
+/// A name that is not in [`ALL`]; its `Display` lists the names there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownArch;
+
+impl core::fmt::Display for UnknownArch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown network (expected one of:")?;
+        for a in ALL {
+            write!(f, " {}", a.name)?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl core::error::Error for UnknownArch {}
+
+/// An architecture prints as its name.
+impl core::fmt::Display for Arch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// An architecture parses from its name: `"compact".parse::<Arch>()`.
+impl core::str::FromStr for Arch {
+    type Err = UnknownArch;
+    fn from_str(name: &str) -> Result<Arch, UnknownArch> {
+        by_name(name).ok_or(UnknownArch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -358,6 +390,13 @@ mod tests {
             assert!(ALL[..i].iter().all(|b| b.name != a.name));
         }
         assert_eq!(by_name("nope"), None);
+        for a in ALL {
+            assert_eq!(std::format!("{a}"), a.name);
+            assert_eq!(a.name.parse::<Arch>(), Ok(*a));
+        }
+        assert_eq!("nope".parse::<Arch>(), Err(UnknownArch));
+        let e = std::format!("{UnknownArch}");
+        assert!(ALL.iter().all(|a| e.contains(a.name)), "{e}");
     }
 
     #[test]

@@ -207,8 +207,7 @@ pub fn load_config(dir: &Path) -> Result<Config> {
 pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     let dir = resolve(dir)?;
     let state = read_state(&dir)?;
-    let arch = crate::net::parse_arch(&state.config.net)?;
-    let mut learner = Learner::new(arch, device)?;
+    let mut learner = Learner::new(state.config.net, device)?;
     for (file, net) in [
         ("model.safetensors", &mut learner.online),
         ("target.safetensors", &mut learner.target),

