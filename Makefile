@@ -16,11 +16,12 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train reference test check cross mcu web web-serve web-test web-shot bench gpu-bin
+.PHONY: help setup torch mcu-tools web-tools train reference test check cross mcu mcu-m0 web web-serve web-test web-shot bench gpu-bin
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
-	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU run"
+	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
+	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
 
@@ -78,8 +79,10 @@ check: torch
 
 test: setup check
 	cargo test --workspace --release
+	cargo test --release -q -p policy-core --features caps-m0 --test caps
 	$(MAKE) cross
 	$(MAKE) mcu
+	$(MAKE) mcu-m0
 	$(MAKE) web-test
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
@@ -92,7 +95,7 @@ cross: mcu-tools
 # bit for bit against the host simulator on the same blob, seeds, episodes and
 # max score, and against the budgets (flash <= 1 MiB, RAM static + stack <=
 # 64 KiB; instructions/decision <= 3 000 000 is reported). The link fails if
-# the image does not fit memory.x (1 MiB flash, 128 KiB RAM).
+# the image does not fit memory-m4.x (1 MiB flash, 128 KiB RAM).
 # MCU_BLOB defaults to the exported reference model; without one, a random
 # classic-architecture blob stands in (written to target/mcu/).
 MCU_BLOB      ?= models/reference/policy.bin
@@ -102,28 +105,61 @@ MCU_MAX_SCORE ?= 3
 MCU_TIMEOUT   ?= 300
 MCU_OUT       := $(CURDIR)/target/mcu
 MCU_HOST_SIM  := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/firmware-sim
-MCU_ELF       := $(MCU_OUT)/thumbv7em-none-eabihf/release/firmware-mcu
+MCU_TARGET    := thumbv7em-none-eabihf
+MCU_FEATURES  :=
+MCU_NET       := classic
+MCU_CHIP      := m4
+MCU_ELF       := $(MCU_OUT)/$(MCU_TARGET)/release/firmware-mcu
 MCU_QEMU      := qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
                  -semihosting-config enable=on,target=native -nographic -monitor none -serial none
 mcu: mcu-tools
-	@mkdir -p $(MCU_OUT)
+	$(call mcu_run,MCU)
+
+# The BBC micro:bit image (firmware-sim/mcu with the feature `microbit`:
+# nRF51822, Cortex-M0, thumbv6m-none-eabi, policy-core's small-RAM
+# capacities) under QEMU's microbit machine (-icount shift=0; the nRF51's
+# TIMER0 at 16 MHz ticks every 62.5 instructions), checked like `make mcu`
+# against the host and against the chip: flash <= 256 KiB, RAM static +
+# stack <= 16 KiB (instructions/decision <= 1 000 000 is reported). The link
+# fails if the image does not fit memory-microbit.x. MCU_M0_BLOB defaults to
+# the exported tiny model; without one, a random `tiny` blob stands in
+# (written to target/mcu-m0/). MCU_SEED, MCU_EPISODES, MCU_MAX_SCORE and
+# MCU_TIMEOUT are shared with `make mcu`.
+MCU_M0_BLOB     ?= models/tiny/policy.bin
+MCU_M0_OUT      := $(CURDIR)/target/mcu-m0
+MCU_M0_TARGET   := thumbv6m-none-eabi
+MCU_M0_FEATURES := microbit
+MCU_M0_NET      := tiny
+MCU_M0_CHIP     := m0
+MCU_M0_ELF      := $(MCU_M0_OUT)/$(MCU_M0_TARGET)/release/firmware-mcu
+MCU_M0_QEMU     := qemu-system-arm -machine microbit -icount shift=0 \
+                   -semihosting-config enable=on,target=native -nographic -monitor none -serial none
+mcu-m0: mcu-tools
+	$(call mcu_run,MCU_M0)
+
+# The recipe of both images, for the variables prefixed $(1) (MCU, MCU_M0):
+# the blob (or a random one of $(1)_NET), the image built for $(1)_TARGET
+# with $(1)_FEATURES, the QEMU run, the host run, check.py for $(1)_CHIP.
+define mcu_run
+	@mkdir -p $($(1)_OUT)
 	cargo build --release -q -p firmware-sim
 	@set -euo pipefail; \
-	blob="$(MCU_BLOB)"; \
+	blob="$($(1)_BLOB)"; \
 	if [ ! -f "$$blob" ]; then \
-	  blob="$(MCU_OUT)/random-policy.bin"; \
-	  echo "mcu: no $(MCU_BLOB); using a random classic blob ($$blob)"; \
-	  $(MCU_HOST_SIM) --write-random-blob "$$blob" --seed 1; \
+	  blob="$($(1)_OUT)/random-policy.bin"; \
+	  echo "$@: no $($(1)_BLOB); using a random $($(1)_NET) blob ($$blob)"; \
+	  $(MCU_HOST_SIM) --write-random-blob "$$blob" --net $($(1)_NET) --seed 1; \
 	fi; \
 	blob="$$(realpath "$$blob")"; \
-	( cd firmware-sim/mcu && CARGO_TARGET_DIR=$(MCU_OUT) FIRMWARE_BLOB="$$blob" FIRMWARE_SEED=$(MCU_SEED) \
+	( cd firmware-sim/mcu && CARGO_TARGET_DIR=$($(1)_OUT) FIRMWARE_BLOB="$$blob" FIRMWARE_SEED=$(MCU_SEED) \
 	  FIRMWARE_EPISODES=$(MCU_EPISODES) FIRMWARE_MAX_SCORE=$(MCU_MAX_SCORE) \
-	  $(MCU_CARGO) build -Zbuild-std=core --release -q ); \
-	timeout $(MCU_TIMEOUT) $(MCU_QEMU) -kernel $(MCU_ELF) > $(MCU_OUT)/mcu.json \
-	  || { cat $(MCU_OUT)/mcu.json; echo "mcu: QEMU run failed or timed out"; exit 1; }; \
+	  $(MCU_CARGO) build -Zbuild-std=core --release -q --target $($(1)_TARGET) --features "$($(1)_FEATURES)" ); \
+	timeout $(MCU_TIMEOUT) $($(1)_QEMU) -kernel $($(1)_ELF) > $($(1)_OUT)/mcu.json \
+	  || { cat $($(1)_OUT)/mcu.json; echo "$@: QEMU run failed or timed out"; exit 1; }; \
 	$(MCU_HOST_SIM) --blob "$$blob" --seed $(MCU_SEED) --episodes $(MCU_EPISODES) \
-	  --max-score $(MCU_MAX_SCORE) --json > $(MCU_OUT)/host.json; \
-	python3 firmware-sim/mcu/check.py $(MCU_OUT)/mcu.json $(MCU_OUT)/host.json $(MCU_ELF)
+	  --max-score $(MCU_MAX_SCORE) --json > $($(1)_OUT)/host.json; \
+	python3 firmware-sim/mcu/check.py $($(1)_OUT)/mcu.json $($(1)_OUT)/host.json $($(1)_ELF) $($(1)_CHIP)
+endef
 
 # The web page (web/): the game and policy-core compiled to WebAssembly
 # (no_std, Debian's rustc with -Zbuild-std, linked by wasm-ld from lld-19),

@@ -1,14 +1,18 @@
-//! Puts `memory.x` on the linker search path, copies the policy blob into
-//! `OUT_DIR` (from `FIRMWARE_BLOB`, default `models/reference/policy.bin` at the
-//! repository root) and writes the episode plan (`FIRMWARE_SEED`,
-//! `FIRMWARE_EPISODES`, `FIRMWARE_MAX_SCORE`, `FIRMWARE_MAX_STEPS`) as constants.
+//! Puts `memory-m4.x` (`memory-microbit.x` with the feature `microbit`) on
+//! the linker search path as `memory.x` (cortex-m-rt's `link.x` includes
+//! that name; no file of that name may lie in this folder, where the linker
+//! runs, since `ld.lld` looks there first), copies the policy blob into `OUT_DIR`
+//! (from `FIRMWARE_BLOB`, default `models/reference/policy.bin` at the
+//! repository root, `models/tiny/policy.bin` for the micro:bit) and writes
+//! the episode plan (`FIRMWARE_SEED`, `FIRMWARE_EPISODES`,
+//! `FIRMWARE_MAX_SCORE`, `FIRMWARE_MAX_STEPS`) as constants.
 //! It also writes the blob's first-conv nibble table (`policy-core`'s
 //! `conv1_table`, 74 752 B for the classic network; none for a first conv
-//! whose kernel is not 8 wide) as a `static [u32; N]` for
-//! flash; the firmware
-//! checks it against the blob at start. A blob that does not load, or whose
-//! first conv has no table, gets an empty one (the firmware then reports the
-//! blob's error, or runs the gather kernel).
+//! whose kernel is not 8 wide, such as `compact`'s and `tiny`'s 4x4) as a
+//! `static [u32; N]` for flash; the firmware checks it against the blob at
+//! start. A blob that does not load, or whose first conv has no table, gets
+//! an empty one (the firmware then reports the blob's error, or runs the
+//! gather kernel).
 use std::{env, fs, path::PathBuf};
 
 fn var_u64(name: &str, default: u64) -> u64 {
@@ -25,14 +29,26 @@ fn var_u64(name: &str, default: u64) -> u64 {
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
+    // The memory map of the chip (see the module docs for the names).
+    let microbit = env::var_os("CARGO_FEATURE_MICROBIT").is_some();
+    let memory = if microbit {
+        "memory-microbit.x"
+    } else {
+        "memory-m4.x"
+    };
+    fs::copy(memory, out.join("memory.x")).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={memory}");
 
     println!("cargo:rerun-if-env-changed=FIRMWARE_BLOB");
+    let default_blob = if microbit {
+        "../../models/tiny/policy.bin"
+    } else {
+        "../../models/reference/policy.bin"
+    };
     let blob = env::var_os("FIRMWARE_BLOB")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../models/reference/policy.bin"));
+        .unwrap_or_else(|| manifest.join(default_blob));
     println!("cargo:rerun-if-changed={}", blob.display());
     let bytes = fs::read(&blob).unwrap_or_else(|e| {
         panic!(

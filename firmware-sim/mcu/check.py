@@ -1,26 +1,38 @@
 #!/usr/bin/env python3
-"""`make mcu` checks: the Cortex-M4 run against the host simulator.
+"""`make mcu` / `make mcu-m0` checks: an MCU run against the host simulator.
 
-Usage: check.py MCU_OUTPUT HOST_JSON ELF
+Usage: check.py MCU_OUTPUT HOST_JSON ELF [CHIP]
 
-Reads the MCU's JSON line, the host simulator's JSON and the linked ELF;
-computes flash (allocated PROGBITS sections, .data counted once as its load
-image) and static RAM (allocated sections at 0x2000_0000+) from the section
-headers and checks them against what the firmware read from the linker's
-symbols; prints one JSON summary line and a short report; exits 1 if the
-checksums, decisions or scores differ, if the per-layer pass did not
-reproduce the checksum, if the SysTick calibration is not 40 instructions
-per tick (1%), or if flash > 1 MiB or RAM (static + measured stack
-high water) > 64 KiB. Instructions per decision are reported against their
-3 000 000 bar but do not fail the check.
+CHIP is `m4` (the Cortex-M4 image, the default) or `m0` (the BBC micro:bit
+image). Reads the MCU's JSON line, the host simulator's JSON and the linked
+ELF; computes flash (allocated PROGBITS sections, .data counted once as its
+load image) and static RAM (allocated sections at 0x2000_0000+) from the
+section headers and checks them against what the firmware read from the
+linker's symbols; prints one JSON summary line and a short report; exits 1
+if the checksums, decisions or scores differ, if the per-layer pass did not
+reproduce the checksum, if the clock calibration is off the chip's
+instructions per tick (1%: SysTick 40 on the M4, TIMER0 62.5 on the M0,
+both under -icount shift=0), or if flash or RAM (static + measured stack
+high water) exceed the chip's budget (M4: 1 MiB / 64 KiB; M0: 256 KiB /
+16 KiB). Instructions per decision are reported against the chip's bar
+(M4: 3 000 000; M0: 1 000 000) but do not fail the check.
 """
 import json
 import struct
 import sys
 
-FLASH_BAR = 1024 * 1024
-RAM_BAR = 64 * 1024
-INSTR_BAR = 3_000_000
+# Per chip: what it is, flash and RAM budgets (bytes), the instructions-per-
+# decision bar (reported only), instructions per clock tick under -icount
+# shift=0, the clock, and the core clock in MHz for decisions per second.
+CHIP_FIELDS = ("name", "flash", "ram", "instr", "per_tick", "clock", "mhz")
+CHIPS = {
+    key: dict(zip(CHIP_FIELDS, values))
+    for key, values in {
+        # STM32F407-class budget: 1 MiB / 64 KiB, 168 MHz.
+        "m4": ("Cortex-M4 (QEMU mps2-an386)", 1024 * 1024, 64 * 1024, 3_000_000, 40.0, "SysTick at 25 MHz", 168),
+        "m0": ("BBC micro:bit, nRF51822 Cortex-M0 (QEMU microbit)", 256 * 1024, 16 * 1024, 1_000_000, 62.5, "nRF51 TIMER0 at 16 MHz", 16),
+    }.items()
+}
 RAM_BASE = 0x2000_0000
 SHF_ALLOC = 0x2
 SHT_NOBITS = 8
@@ -51,6 +63,7 @@ def elf_sizes(path):
 
 def main():
     mcu_path, host_path, elf = sys.argv[1:4]
+    chip = CHIPS[sys.argv[4] if len(sys.argv) > 4 else "m4"]
     mcu = None
     with open(mcu_path) as f:
         for line in f:
@@ -74,11 +87,13 @@ def main():
               and mcu["score"] == sum(host["scores"]))
     ok_elf = mcu["flash_bytes"] == flash and mcu["ram_static_bytes"] == ram_static
     ok_split = bool(split.get("checksum_matches"))
-    # Under -icount shift=0 SysTick (25 MHz) advances once per 40 instructions;
-    # anything else means QEMU did not count instructions.
-    ok_cal = abs(cal["instructions_per_tick_x1000"] - 40_000) <= 400
-    ok_flash = flash <= FLASH_BAR
-    ok_ram = ram <= RAM_BAR
+    # Under -icount shift=0 (1 instruction = 1 ns) SysTick (25 MHz) advances
+    # once per 40 instructions, TIMER0 (16 MHz) once per 62.5; anything else
+    # means QEMU did not count instructions.
+    per_tick = chip["per_tick"]
+    ok_cal = abs(cal["instructions_per_tick_x1000"] - 1000 * per_tick) <= 10 * per_tick
+    ok_flash = flash <= chip["flash"]
+    ok_ram = ram <= chip["ram"]
     out = dict(mcu)
     out.update(
         flash_bytes=flash,
@@ -90,14 +105,16 @@ def main():
     )
     print(json.dumps(out))
     mark = lambda ok: "ok" if ok else "FAIL"
+    print(f"chip          {chip['name']}")
     print(f"checksum      mcu {mcu['checksum']}  host {host['checksum']}  {mark(ok_sum)}")
     print(f"decisions     mcu {mcu['decisions']}  host {host['decisions']}; scores mcu {mcu['scores']} host {host['scores']}  {mark(ok_dec)}")
-    print(f"flash         {flash} B  (bar {FLASH_BAR}; firmware says {mcu['flash_bytes']})  {mark(ok_flash and ok_elf)}")
-    print(f"ram           {ram} B = static {ram_static} + stack high water {stack}  (bar {RAM_BAR})  {mark(ok_ram and ok_elf)}")
-    print(f"instructions  {ipd['mean']} mean, {ipd['max']} max per decision  (bar {INSTR_BAR}: "
-          f"{'ok' if ipd['max'] <= INSTR_BAR else 'OVER, reported only'})")
-    print(f"systick scale {cal['instructions_per_tick_x1000'] / 1000:.3f} instructions/tick "
-          f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected 40 at 25 MHz, -icount shift=0)  {mark(ok_cal)}")
+    print(f"flash         {flash} B  (bar {chip['flash']}; firmware says {mcu['flash_bytes']})  {mark(ok_flash and ok_elf)}")
+    print(f"ram           {ram} B = static {ram_static} + stack high water {stack}  (bar {chip['ram']})  {mark(ok_ram and ok_elf)}")
+    print(f"instructions  {ipd['mean']} mean, {ipd['max']} max per decision  (bar {chip['instr']}: "
+          f"{'ok' if ipd['max'] <= chip['instr'] else 'OVER, reported only'}); "
+          f"{chip['mhz'] * 1e6 / max(ipd['mean'], 1):.1f} decisions/s at {chip['mhz']} MHz if one instruction took one cycle")
+    print(f"clock scale   {cal['instructions_per_tick_x1000'] / 1000:.3f} instructions/tick "
+          f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected {per_tick:g} for {chip['clock']}, -icount shift=0)  {mark(ok_cal)}")
     for st in split.get("stages", []):
         print(f"  {st['stage']:<24} {st['instructions_mean']:>9} instructions/decision (mean)")
     print(f"layer split   second pass with stage marks (Policy::q_values_marked): checksum {mark(ok_split)}")

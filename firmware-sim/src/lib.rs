@@ -78,15 +78,7 @@ impl Default for Fnv64 {
 }
 
 /// Greedy action index: argmax of `q`, ties to the lowest index (Idle).
-pub fn argmax(q: &[i32; NUM_ACTIONS]) -> usize {
-    let mut best = 0;
-    for (i, &v) in q.iter().enumerate() {
-        if v > q[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub use policy_core::argmax;
 
 /// Which episodes to play (see the crate docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -52,10 +52,22 @@ struct Args {
     /// flash). The Q-values, and so the checksum, are the same either way.
     #[arg(long)]
     no_table: bool,
-    /// Write a blob of the classic architecture with random weights
-    /// (seeded by --seed) to FILE and exit (a stand-in for a trained blob).
+    /// Write a blob with random weights (architecture --net, seeded by
+    /// --seed) to FILE and exit (a stand-in for a trained blob).
     #[arg(long, value_name = "FILE", conflicts_with = "blob")]
     write_random_blob: Option<PathBuf>,
+    /// The architecture of --write-random-blob, a netspec name (compact,
+    /// classic, small, strided, tiny).
+    #[arg(long, value_name = "NAME", default_value = "classic", value_parser = parse_net)]
+    net: netspec::Arch,
+}
+
+/// A netspec architecture by name.
+fn parse_net(name: &str) -> Result<netspec::Arch, String> {
+    netspec::by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = netspec::ALL.iter().map(|a| a.name).collect();
+        format!("unknown network (expected one of: {})", names.join(", "))
+    })
 }
 
 /// Decision timing, scores and the GIF of the first episode.
@@ -101,7 +113,7 @@ fn median(sorted: &[u32]) -> f64 {
 
 fn run(args: Args) -> Result<(), String> {
     if let Some(out) = &args.write_random_blob {
-        let blob = random_blob::classic(args.seed);
+        let blob = random_blob::of(&args.net, args.seed);
         return std::fs::write(out, &blob)
             .map_err(|e| format!("cannot write {}: {e}", out.display()));
     }

@@ -134,6 +134,40 @@ fn conv1_table_changes_nothing_but_speed() {
 }
 
 #[test]
+fn random_tiny_blob_for_the_micro_bit() {
+    // `make mcu-m0`'s stand-in blob: `--write-random-blob F --net tiny`, a
+    // random netspec `tiny` network, whose 4x4 first conv has a nibble table
+    // that changes nothing but speed.
+    let dir = std::env::temp_dir().join(format!("fwsim-tiny-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("tiny.bin");
+    run_ok(
+        sim()
+            .args(["--write-random-blob", f.to_str().unwrap()])
+            .args(["--net", "tiny", "--seed", "1"]),
+    );
+    let bytes: &'static [u8] = Box::leak(std::fs::read(&f).unwrap().into_boxed_slice());
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(bytes, random_blob::of(&netspec::TINY, 1));
+    let mut plain = Policy::from_blob(bytes).unwrap();
+    let layers: Vec<_> = plain
+        .model()
+        .layers
+        .iter()
+        .map(|l| l.kind.to_netspec())
+        .collect();
+    assert_eq!(layers, netspec::TINY.layers);
+    let plan = plan(0, 3);
+    let reference = run_episodes::<Game, _, _>(&mut plain, &plan, &mut NoObserver).unwrap();
+    let mut table = vec![0u32; plain.conv1_table_len().expect("tiny has a table")];
+    plain.write_conv1_table(&mut table).unwrap();
+    let mut fast = Policy::from_blob(bytes).unwrap();
+    fast.attach_conv1_table(&table).unwrap();
+    let sum = run_episodes::<Game, _, _>(&mut fast, &plan, &mut NoObserver).unwrap();
+    assert_eq!(sum, reference);
+}
+
+#[test]
 fn bad_blobs_are_typed_errors() {
     assert_eq!(
         Policy::from_blob(b"not a blob").unwrap_err(),
@@ -281,6 +315,12 @@ fn every_bad_input_is_one_clear_error() {
         p(&unwritable),
     ]);
     cases.push(vec!["--write-random-blob".into(), p(&unwritable)]);
+    cases.push(vec![
+        "--write-random-blob".into(),
+        p(&dir.join("unknown-net.bin")),
+        "--net".into(),
+        "nope".into(),
+    ]);
     cases.push(vec![
         "--blob".into(),
         g.clone(),

@@ -98,9 +98,14 @@ impl FrameStack {
         }
     }
 
-    /// Restarts the stack with `first` four times (episode start).
+    /// Restarts the stack with `first` four times (episode start). In place:
+    /// `*self = Self::new(first)` builds the 3.2 KB stack as a temporary
+    /// first, which a 16 KiB Cortex-M0 cannot spare.
     pub fn reset(&mut self, first: &Frame) {
-        *self = Self::new(first);
+        for f in &mut self.frames {
+            *f = *first;
+        }
+        self.oldest = 0;
     }
 
     /// Pushes the newest frame, dropping the oldest.

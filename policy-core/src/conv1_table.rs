@@ -1,36 +1,40 @@
 //! The first layer's nibble table: a speed-up of the binary first convolution
-//! for targets with flash to spare (73 KiB for the classic network), kept out
-//! of the blob and derived from it.
+//! for targets with flash to spare (73 KiB for the classic network, 9.3 KiB
+//! for `compact`, 4.6 KiB for `tiny`), kept out of the blob and derived from
+//! it.
 //!
-//! The first conv's input is binary, so the contribution of a kernel row (8
-//! pixels of input frame `c`, kernel row `ky`; `r = c * 8 + ky`) depends only
-//! on which of its pixels are set. The table holds, per output channel:
+//! The first conv's input is binary, so the contribution of a kernel row (`k`
+//! pixels of input frame `c`, kernel row `ky`; `r = c * k + ky`) depends only
+//! on which of its pixels are set. Kernel sides 8 and 4 have a table: a row
+//! is `n = k / 4` nibbles (2 or 1). The table holds, per output channel:
 //!
 //! ```text
-//! nibble entry (r, h, p), h in {0, 1}, p in 0..16, for kernel columns 4h..4h+3:
+//! nibble entry (r, h, p), h < n, p in 0..16, for kernel columns 4h..4h+3:
 //!     512 + sum over i < 4 with bit (3 - i) of p set of w[ky][4h + i][c][oc]
-//! run entry (c, a, len), kernel rows a..a+len of frame c all set (1 <= len <= 8 - a):
-//!     1024 * len + sum over ky in a..a+len, kx < 8 of w[ky][kx][c][oc]
+//! run entry (c, a, len), kernel rows a..a+len of frame c all set (1 <= len <= k - a):
+//!     512 * n * len + sum over ky in a..a+len, kx < k of w[ky][kx][c][oc]
 //! ```
 //!
 //! two channels per `u32` word, the even channel in the low half. Entries
-//! are `out_c / 2` words each: nibble entries first (entry `(2r + h) * 16 +
-//! p`), then run entries (entry `R * 32 + c * 36 + RUN_BASE[a] + len - 1`,
-//! `R = in_c * 8` rows; the 36 runs of a frame ordered by start, then length).
-//! A nibble entry lies in `512 + [-512, 508] = [0, 1020]`, a run entry (`2 *
-//! len` nibbles' worth) in `[0, 2040 * len]`; a window adds at most 64
+//! are `out_c / 2` words each: nibble entries first (entry `(n r + h) * 16 +
+//! p`), then run entries (entry `R * n * 16 + c * k (k + 1) / 2 +
+//! run_base(a) + len - 1`, `R = in_c * k` rows; the `k (k + 1) / 2` runs of
+//! a frame ordered by start, then length: 36 for `k = 8`, 10 for `k = 4`).
+//! A nibble entry lies in `512 + [-512, 508] = [0, 1020]`, a run entry (`n *
+//! len` nibbles' worth) in `[0, 1020 * n * len]`; a window adds at most 64
 //! nibbles' worth, so a 16-bit lane stays below `64 * 1020 = 65280 < 2^16`:
 //! two channels are summed per 32-bit add without carries, and the offsets
 //! are removed once (512 per nibble's worth). Words, not bytes, so that a
 //! flash image holds it aligned (a `static [u32; N]`) and the sum loads
 //! whole words.
 //!
-//! With kernel side 8 and a stride that is a multiple of 4, every window is
-//! made of whole nibbles of the padded rows. One output position costs one
-//! table entry per run of all-set kernel rows of a frame (the ground band and
+//! A window's kernel rows are cut from the padded frame rows at any bit
+//! offset (stride a multiple of 4). One output position costs one table
+//! entry per run of all-set kernel rows of a frame (the ground band and
 //! pipe bodies: 8 full rows in 1.2 runs per position on average in play),
-//! and one per non-zero nibble of the other rows; all-zero rows are skipped. The result is the same integer as
-//! `kernels::conv1_binary` (exact sums), which the tests check.
+//! and one per non-zero nibble of the other rows; all-zero rows are skipped.
+//! The result is the same integer as `kernels::conv1_binary` (exact sums),
+//! which the tests check.
 //!
 //! [`check`] recomputes every word from the blob's weights, so an attached
 //! table can never change what the policy computes.
@@ -39,8 +43,8 @@ use crate::kernels::{init_bias, ConvGeom, Gather, Requant};
 use flappy::obs::ROW_BYTES;
 use flappy::{Frame, FRAME_SIDE};
 
-/// Kernel side the table serves.
-pub const K: usize = 8;
+/// Kernel sides the table serves.
+pub const KERNELS: [usize; 2] = [8, 4];
 /// Pixels per nibble.
 const NIBBLE: usize = 4;
 /// On/off patterns of one nibble.
@@ -49,22 +53,25 @@ pub const PATTERNS: usize = 1 << NIBBLE;
 pub const OFFSET: u32 = (NIBBLE * 128) as u32;
 /// Largest nibble entry: `OFFSET + 4 * 127`.
 const MAX_ENTRY: u32 = OFFSET + (NIBBLE * 127) as u32;
-/// Most nibbles under one window (`in_c * 8 * 2`): their entries must sum
-/// below `2^16` in a 16-bit lane.
+/// Most nibbles under one window (`in_c * k * k / 4`): their entries must
+/// sum below `2^16` in a 16-bit lane.
 pub const MAX_NIBBLES: usize = 64;
 const _: () = assert!(MAX_NIBBLES as u32 * MAX_ENTRY < 1 << 16);
-/// Most kernel rows under one window (`in_c * 8`).
+/// Most kernel rows under one window (`in_c * k`).
 const MAX_ROWS: usize = MAX_NIBBLES / 2;
 /// Capacity of the window buffer: kernel rows times output columns (a
 /// padded row has at most 128 columns, so at most `(128 - 8) / 4 + 1 = 31`).
-pub const WINDOW_CAP: usize = MAX_ROWS * 32;
+/// With `caps-m0` ([`crate::SMALL_RAM`]): 20 output columns (an 8x8/4 pad 2
+/// first conv on 80 columns); a wider one has no table there.
+pub const WINDOW_CAP: usize = MAX_ROWS * if crate::SMALL_RAM { 20 } else { 32 };
 
 /// Why a table cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableError {
-    /// The first layer's geometry has no table: the kernel side is not 8, the
-    /// stride not a multiple of 4, the output channels are odd, or there are
-    /// more than 4 input frames.
+    /// The first layer's geometry has no table: the kernel side is not 8 or
+    /// 4, the stride not a multiple of 4, the output channels are odd, there
+    /// are more than 4 input frames, or (with `caps-m0`) the output row is
+    /// wider than the window buffer.
     Unsupported,
     /// The table is not [`table_len`] words long.
     BadLength {
@@ -84,7 +91,7 @@ impl core::fmt::Display for TableError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             TableError::Unsupported => f.write_str(
-                "the first conv has no nibble table (it needs an 8x8 kernel, a stride that is a multiple of 4, an even channel count and at most 4 frames)",
+                "the first conv has no nibble table (it needs an 8x8 or 4x4 kernel, a stride that is a multiple of 4, an even channel count and at most 4 frames)",
             ),
             TableError::BadLength { expected, actual } => write!(
                 f,
@@ -100,47 +107,52 @@ impl core::fmt::Display for TableError {
 
 /// Kernel rows under one window, if the geometry has a table.
 fn rows(g: &ConvGeom) -> Option<usize> {
-    let supported = g.k == K
+    let supported = KERNELS.contains(&g.k)
         && g.stride.is_multiple_of(NIBBLE)
         && g.out_c.is_multiple_of(2)
-        && g.in_c * K <= MAX_ROWS
-        && g.in_c * K * g.out_w() <= WINDOW_CAP;
-    supported.then_some(g.in_c * K)
+        && g.in_c * g.k <= MAX_ROWS
+        && g.in_c * g.k * nibbles(g.k) <= MAX_NIBBLES
+        && g.in_c * g.k * g.out_w() <= WINDOW_CAP;
+    supported.then_some(g.in_c * g.k)
 }
 
-/// Runs of all-set rows in one frame's 8 kernel rows: `(a, len)`, `len >= 1`.
-const RUNS: usize = K * (K + 1) / 2;
-/// Index of the first run starting at row `a` (runs of one start by length).
-const RUN_BASE: [usize; K] = {
-    let mut b = [0; K];
-    let mut a = 1;
-    while a < K {
-        b[a] = b[a - 1] + (K - (a - 1));
-        a += 1;
-    }
-    b
-};
+/// Nibbles in a kernel row of side `k`.
+const fn nibbles(k: usize) -> usize {
+    k / NIBBLE
+}
+
+/// Runs of all-set rows in one frame's `k` kernel rows: `(a, len)`, `len >= 1`.
+const fn runs(k: usize) -> usize {
+    k * (k + 1) / 2
+}
+
+/// Index of the first run starting at row `a` among a frame's runs (runs of
+/// one start by length): `sum over i < a of (k - i)`.
+const fn run_base(k: usize, a: usize) -> usize {
+    a * (2 * k + 1 - a) / 2
+}
 
 /// Entries of the table (nibble entries, then run entries).
-fn entries(rows: usize) -> usize {
-    rows * 2 * PATTERNS + rows / K * RUNS
+fn entries(rows: usize, k: usize) -> usize {
+    rows * nibbles(k) * PATTERNS + rows / k * runs(k)
 }
 
 /// Words of the table of a first conv of geometry `g` (4 bytes each), `None`
 /// if it has none.
 pub fn table_len(g: &ConvGeom) -> Option<usize> {
-    rows(g).map(|r| entries(r) * g.out_c / 2)
+    rows(g).map(|r| entries(r, g.k) * g.out_c / 2)
 }
 
 /// Entry `e` (see the module docs) for output channel `oc`, from HWIO int8 weights.
 fn entry(g: &ConvGeom, weights: &[u8], rows: usize, e: usize, oc: usize) -> u16 {
+    let (k, n) = (g.k, nibbles(g.k));
     let w = |r: usize, kx: usize| {
-        let (c, ky) = (r / K, r % K);
-        weights[((ky * K + kx) * g.in_c + c) * g.out_c + oc] as i8 as i32
+        let (c, ky) = (r / k, r % k);
+        weights[((ky * k + kx) * g.in_c + c) * g.out_c + oc] as i8 as i32
     };
-    let s = if e < rows * 2 * PATTERNS {
+    let s = if e < rows * n * PATTERNS {
         let (group, p) = (e / PATTERNS, e % PATTERNS);
-        let (r, h) = (group / 2, group % 2);
+        let (r, h) = (group / n, group % n);
         (0..NIBBLE)
             .filter(|i| (p >> (NIBBLE - 1 - i)) & 1 == 1)
             .map(|i| w(r, NIBBLE * h + i))
@@ -148,25 +160,25 @@ fn entry(g: &ConvGeom, weights: &[u8], rows: usize, e: usize, oc: usize) -> u16 
             + OFFSET as i32
     } else {
         let (c, run) = (
-            (e - rows * 2 * PATTERNS) / RUNS,
-            (e - rows * 2 * PATTERNS) % RUNS,
+            (e - rows * n * PATTERNS) / runs(k),
+            (e - rows * n * PATTERNS) % runs(k),
         );
-        let a = (0..K).rev().find(|&a| RUN_BASE[a] <= run).unwrap_or(0);
-        let len = run - RUN_BASE[a] + 1;
+        let a = (0..k).rev().find(|&a| run_base(k, a) <= run).unwrap_or(0);
+        let len = run - run_base(k, a) + 1;
         (a..a + len)
-            .flat_map(|ky| (0..K).map(move |kx| (c * K + ky, kx)))
+            .flat_map(|ky| (0..k).map(move |kx| (c * k + ky, kx)))
             .map(|(r, kx)| w(r, kx))
             .sum::<i32>()
-            + (2 * len) as i32 * OFFSET as i32
+            + (n * len) as i32 * OFFSET as i32
     };
-    // 0 <= s <= 8 * 2 * MAX_ENTRY < 2^16.
+    // 0 <= s <= k * n * MAX_ENTRY <= 8 * 2 * MAX_ENTRY < 2^16.
     s as u16
 }
 
 /// Every word in table order.
 fn words<'w>(g: &'w ConvGeom, weights: &'w [u8]) -> impl Iterator<Item = u32> + 'w {
     let rows = rows(g).unwrap_or(0);
-    (0..entries(rows)).flat_map(move |e| {
+    (0..entries(rows, g.k)).flat_map(move |e| {
         (0..g.out_c / 2).map(move |pair| {
             let v = |oc| entry(g, weights, rows, e, oc) as u32;
             v(2 * pair) | (v(2 * pair + 1) << 16)
@@ -237,7 +249,9 @@ pub fn conv1_table(
 ) {
     let oc_n = g.out_c;
     let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
-    let rows_n = g.in_c * K;
+    // Kernel side 4 or 8 (`rows`): the window code is compiled for each.
+    let four = g.k == 4;
+    let rows_n = g.in_c * g.k;
     // Table entries are summed 4 words (8 channels) at a time when 8 divides
     // the channels, else one word: offsets are counted in those units.
     let entry = if oc_n.is_multiple_of(8) {
@@ -255,16 +269,24 @@ pub fn conv1_table(
         for dy in 0..pool {
             let oy = py * pool + dy;
             let y0 = (oy * g.stride) as isize - g.pad as isize;
-            fill_windows(frames, g, y0, pw * pool, s.windows);
-            for ox in 0..pw * pool {
-                position(
-                    &s.windows[ox * rows_n..][..rows_n],
-                    entry,
-                    table,
-                    bias,
-                    &mut prow[(ox / pool) * oc_n..][..oc_n],
-                    &mut s.gather.offs,
-                );
+            if four {
+                fill_windows::<4>(frames, g, y0, pw * pool, s.windows);
+            } else {
+                fill_windows::<8>(frames, g, y0, pw * pool, s.windows);
+            }
+            // Output column ox = px * pool + dx (no division: the Cortex-M0
+            // has none in hardware).
+            let (wins, dsts) = (s.windows.chunks_exact(rows_n), prow.chunks_exact_mut(oc_n));
+            let mut wins = wins.take(pw * pool);
+            for dst in dsts {
+                for win in wins.by_ref().take(pool) {
+                    let offs = &mut s.gather.offs;
+                    if four {
+                        position::<4>(win, entry, table, bias, dst, offs);
+                    } else {
+                        position::<8>(win, entry, table, bias, dst, offs);
+                    }
+                }
             }
         }
         let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
@@ -275,12 +297,63 @@ pub fn conv1_table(
 }
 
 /// The windows of one output row whose kernel rows start at input row `y0`:
-/// `windows[ox * rows_n + c * 8 + ky]` = the 8 pixels (first at bit 7) of
-/// frame `c`, row `y0 + ky`, padded columns `ox * stride ..`.
+/// `windows[ox * rows_n + c * K + ky]` = the `K` pixels (first at bit `K -
+/// 1`) of frame `c`, row `y0 + ky`, padded columns `ox * stride ..`.
 #[inline(never)]
-fn fill_windows(frames: [&Frame; 4], g: &ConvGeom, y0: isize, out_w: usize, windows: &mut [u8]) {
+fn fill_windows<const K: usize>(
+    frames: [&Frame; 4],
+    g: &ConvGeom,
+    y0: isize,
+    out_w: usize,
+    windows: &mut [u8],
+) {
     let rows_n = g.in_c * K;
     for (c, frame) in frames.iter().enumerate().take(g.in_c) {
+        if K == NIBBLE && g.pad == 0 {
+            // A 4-wide kernel without padding (the only padding below 4
+            // that keeps windows on nibble boundaries): every window row is
+            // a nibble of its frame row (the stride is a multiple of 4), so
+            // a window's 4 rows are 4 bytes read
+            // side by side and one shift and mask, two windows a byte:
+            // about 10 instructions a window row on the Cortex-M0, against
+            // 38 for the bit-offset path below (its registers spill there).
+            let row = |ky: usize| -> &[u8; ROW_BYTES] {
+                let y = y0 + ky as isize;
+                let r = (0..FRAME_SIDE as isize)
+                    .contains(&y)
+                    .then(|| frame.row(y as usize));
+                r.and_then(|r| r.try_into().ok()).unwrap_or(&[0; ROW_BYTES])
+            };
+            let rows = [row(0), row(1), row(2), row(3)];
+            // Byte i of the 4 rows, side by side: windows 2i (high nibbles)
+            // and 2i + 1 (low nibbles) of this frame.
+            let bytes =
+                |i: usize| u32::from_le_bytes([rows[0][i], rows[1][i], rows[2][i], rows[3][i]]);
+            let mut slots = windows[c * K..].chunks_mut(rows_n).take(out_w);
+            let mut put = |plane: u32| match slots.next() {
+                Some(w) => {
+                    w[..NIBBLE].copy_from_slice(&(plane & 0x0F0F_0F0F).to_le_bytes());
+                    true
+                }
+                None => false,
+            };
+            if g.stride == NIBBLE {
+                for i in 0..ROW_BYTES {
+                    let x = bytes(i);
+                    if !put(x >> NIBBLE) || !put(x) {
+                        break;
+                    }
+                }
+            } else {
+                // Window ox is nibble j = ox * stride / 4 of the rows.
+                for j in (0..2 * ROW_BYTES).step_by(g.stride / NIBBLE) {
+                    if !put(bytes(j / 2) >> (NIBBLE * (1 - j % 2))) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
         for ky in 0..K {
             let y = y0 + ky as isize;
             let slots = windows[c * K + ky..].iter_mut().step_by(rows_n).take(out_w);
@@ -300,17 +373,22 @@ fn fill_windows(frames: [&Frame; 4], g: &ConvGeom, y0: isize, out_w: usize, wind
             for w in slots {
                 let b = s / 8;
                 let pair = u16::from_be_bytes([ext[b & 31], ext[(b + 1) & 31]]);
-                *w = (pair >> (8 - s % 8)) as u8;
+                *w = (pair >> (16 - K - s % 8)) as u8 & full::<K>();
                 s += g.stride;
             }
         }
     }
 }
 
+/// A window row of side `K` with every pixel set (its `K` low bits).
+const fn full<const K: usize>() -> u8 {
+    ((1u16 << K) - 1) as u8
+}
+
 /// One output position: its window's table entries summed, the biases
 /// added, folded into the pooled row's running max `dst`.
 #[inline(never)]
-fn position(
+fn position<const K: usize>(
     win: &[u8],
     entry: u32,
     table: &[u32],
@@ -318,41 +396,46 @@ fn position(
     dst: &mut [i32],
     offs: &mut [u32],
 ) {
-    let (n, units) = gather_entries(win, entry, offs);
+    let (n, units) = gather_entries::<K>(win, entry, offs);
     sum_max(dst, bias, table, &offs[..n], units);
 }
 
 /// Offsets (in units of `entry`-sized table entries' `unit`s: the caller's
 /// chunk or word) of one window's entries (`win`: its kernel rows' pixels,
-/// 8 rows per frame) and the nibbles' worth they add: all-zero rows add
+/// `K` rows per frame) and the nibbles' worth they add: all-zero rows add
 /// nothing, each run of full rows of a frame its run entry, other rows an
 /// entry per non-zero nibble.
 #[inline(never)]
-fn gather_entries(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
+fn gather_entries<const K: usize>(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
     let rows_n = win.len();
+    let nib = nibbles(K) as u32;
     // At most 2 entries per row (a run takes the place of its rows).
     let offs = &mut offs[..2 * rows_n];
-    let runs0 = (rows_n * 2 * PATTERNS) as u32;
+    let runs0 = (rows_n * nibbles(K) * PATTERNS) as u32;
     let (mut n, mut units) = (0, 0u32);
     for (c, plane) in win.chunks_exact(K).enumerate() {
-        let runs = runs0 + (c * RUNS) as u32;
+        let runs = runs0 + (c * runs(K)) as u32;
         // Whole frames first: no pixel set (the sky), or all set.
-        let lo = u32::from_le_bytes([plane[0], plane[1], plane[2], plane[3]]);
-        let hi = u32::from_le_bytes([plane[4], plane[5], plane[6], plane[7]]);
-        if lo | hi == 0 {
+        let (mut any, mut all) = (0u32, u32::MAX);
+        for q in plane.chunks_exact(4) {
+            let v = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+            any |= v;
+            all &= v;
+        }
+        if any == 0 {
             continue;
         }
-        if lo & hi == u32::MAX {
+        if all == u32::from_le_bytes([full::<K>(); 4]) {
             // n <= 2 * (rows so far): in bounds.
-            offs[n] = (runs + (RUN_BASE[0] + K - 1) as u32) * entry;
+            offs[n] = (runs + (run_base(K, 0) + K - 1) as u32) * entry;
             n += 1;
-            units += 2 * K as u32;
+            units += nib * K as u32;
             continue;
         }
         // Start of the current run of full rows, K when none.
         let mut start = K;
         for (ky, &b) in plane.iter().enumerate() {
-            if b == 0xFF {
+            if b == full::<K>() {
                 if start == K {
                     start = ky;
                 }
@@ -360,15 +443,22 @@ fn gather_entries(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
             }
             // n <= 2 * (rows so far) - 1 here: every write below is in bounds.
             if start != K {
-                offs[n] = (runs + (RUN_BASE[start] + ky - start - 1) as u32) * entry;
+                offs[n] = (runs + (run_base(K, start) + ky - start - 1) as u32) * entry;
                 n += 1;
-                units += 2 * (ky - start) as u32;
+                units += nib * (ky - start) as u32;
                 start = K;
             }
             if b == 0 {
                 continue;
             }
-            let group = (2 * (c * K + ky) * PATTERNS) as u32;
+            let group = (nibbles(K) * (c * K + ky) * PATTERNS) as u32;
+            if K == 4 {
+                // One nibble: the whole row.
+                offs[n] = (group + b as u32) * entry;
+                n += 1;
+                units += 1;
+                continue;
+            }
             let (hi, lo) = ((b >> 4) as u32, (b & 0xF) as u32);
             offs[n] = (group + hi) * entry;
             n += (hi != 0) as usize;
@@ -377,9 +467,9 @@ fn gather_entries(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
             units += (hi != 0) as u32 + (lo != 0) as u32;
         }
         if start != K {
-            offs[n] = (runs + (RUN_BASE[start] + K - start - 1) as u32) * entry;
+            offs[n] = (runs + (run_base(K, start) + K - start - 1) as u32) * entry;
             n += 1;
-            units += 2 * (K - start) as u32;
+            units += nib * (K - start) as u32;
         }
     }
     (n, units)

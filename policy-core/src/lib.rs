@@ -36,22 +36,33 @@ pub mod test_support;
 
 pub use blob::{BlobError, Model};
 pub use flappy::{Action, Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
-pub use policy::{action_of, Policy, Scratch, PEAK_RAM_BYTES};
+pub use policy::{action_of, argmax, Policy, Scratch, PEAK_RAM_BYTES};
 #[cfg(feature = "trace")]
 pub use policy::{StageTrace, Trace};
 
 /// Capacity: at most this many layers in a blob.
 pub const MAX_LAYERS: usize = 8;
-/// Capacity: bytes of one u8 activation buffer (two are used, ping-pong):
-/// a 20x20x16 map, the first conv's output of `strided` (no pool after it).
-pub const ACT_CAP: usize = 6400;
-/// Capacity: accumulators for one output position (conv) or one dense layer's outputs.
-pub const ACC_CAP: usize = 512;
-/// Capacity: running max accumulators of one pooled output row of the first conv (`pooled width * out_c`).
-pub const POOL_ROW_CAP: usize = 1024;
-/// Capacity: row sums of the first conv (`in_c * k * out_c`), the all-ones fast path.
-pub const ROWSUM_CAP: usize = 1024;
-/// Largest kernel side of the first (binary) convolution.
-pub const MAX_K1: usize = 16;
+/// Capacity: bytes of one u8 activation buffer (two are used, ping-pong).
+/// Default: a 20x20x16 map, the first conv's output of `strided` (no pool
+/// after it). `caps-m0`: 1024, `tiny`'s largest map (its pooled first conv,
+/// 10x10x8 = 800) with room for 10 channels there.
+pub const ACT_CAP: usize = if SMALL_RAM { 1024 } else { 6400 };
+/// Capacity: accumulators for one output position (conv) or one dense
+/// layer's outputs. `caps-m0`: 128 (`tiny`'s widest layer, fc 400 -> 64, twice).
+pub const ACC_CAP: usize = if SMALL_RAM { 128 } else { 512 };
+/// Capacity: running max accumulators of one pooled output row of the first
+/// conv (`pooled width * out_c`). `caps-m0`: 160 (`tiny`: 10 x 8 = 80, twice).
+pub const POOL_ROW_CAP: usize = if SMALL_RAM { 160 } else { 1024 };
+/// Capacity: row sums of the first conv (`in_c * k * out_c`), the all-ones
+/// fast path. `caps-m0`: 256 (`tiny`: 4 x 4 x 8 = 128, twice).
+pub const ROWSUM_CAP: usize = if SMALL_RAM { 256 } else { 1024 };
+/// Largest kernel side of the first (binary) convolution (it sizes the
+/// buffer of padded input rows, `4 * MAX_K1` u128). `caps-m0`: 8 (`tiny`: 4).
+pub const MAX_K1: usize = if SMALL_RAM { 8 } else { 16 };
+/// Whether this build has the small-RAM capacities (feature `caps-m0`: a
+/// 16 KiB Cortex-M0 such as the BBC micro:bit, sized for `netspec`'s `tiny`).
+/// Blobs that need more are rejected at load with
+/// [`BlobError::CapacityExceeded`], never a panic.
+pub const SMALL_RAM: bool = cfg!(feature = "caps-m0");
 /// Number of actions the policy chooses from (`flappy::Action`: Idle = 0, Flap = 1).
 pub const NUM_ACTIONS: usize = 2;

@@ -341,8 +341,14 @@ pub fn action_of(q: &[i32; NUM_ACTIONS]) -> Action {
     }
 }
 
-/// Index of the largest value, ties to the lowest index.
-pub(crate) fn argmax(q: &[i32]) -> usize {
+/// Index of the largest value, ties to the lowest index (so Q-values that
+/// tie choose Idle).
+///
+/// ```
+/// assert_eq!(policy_core::argmax(&[3, 4]), 1);
+/// assert_eq!(policy_core::argmax(&[3, 3]), 0);
+/// ```
+pub fn argmax(q: &[i32]) -> usize {
     let mut best = 0;
     for (i, &v) in q.iter().enumerate() {
         if v > q[best] {

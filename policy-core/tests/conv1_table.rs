@@ -83,13 +83,18 @@ fn classic_network_gives_the_same_q_values_with_the_table() {
         assert_table_matches(&classic(seed), &s, "classic");
     }
     assert_table_matches(&tiny(5), &s, "tiny");
+    // The 4x4 first convs (one nibble a kernel row).
+    for arch in [netspec::COMPACT, netspec::STRIDED, netspec::TINY] {
+        let layers = policy_core::test_support::random_model(&arch, 9);
+        assert_table_matches(&layers, &s, arch.name);
+    }
 }
 
 #[test]
 fn every_supported_geometry_matches() {
     let s = stacks(12, 3);
     // (out_c, k, stride, pad, pool): 16-channel passes, 2-channel tails,
-    // both, stride 8, pad 0 and 6, no pool.
+    // both, stride 8, pad 0 and 6, no pool; the same for 4x4 kernels.
     for (oc, k, stride, pad, pool) in [
         (32u16, 8u8, 4u8, 2u8, true),
         (16, 8, 4, 0, true),
@@ -97,6 +102,13 @@ fn every_supported_geometry_matches() {
         (2, 8, 4, 6, true),
         (6, 8, 8, 2, false),
         (20, 8, 8, 0, true),
+        (8, 4, 4, 0, true),
+        (16, 4, 4, 0, false),
+        (10, 4, 4, 3, true),
+        (2, 4, 8, 2, false),
+        (24, 4, 8, 1, true),
+        (6, 4, 8, 0, true),
+        (4, 4, 12, 0, false),
     ] {
         let layers = one_conv(oc as u64 * 31 + k as u64, oc, k, stride, pad, pool);
         let what = format!("oc {oc} k {k} stride {stride} pad {pad} pool {pool}");
@@ -123,8 +135,8 @@ fn extreme_weights_stay_inside_the_lanes() {
 
 #[test]
 fn unsupported_geometries_have_no_table() {
-    // k not 8, stride not a multiple of 4, odd channels.
-    for (oc, k, stride) in [(8u16, 6u8, 4u8), (8, 4, 4), (8, 8, 2), (7, 8, 4)] {
+    // k not 8 or 4, stride not a multiple of 4, odd channels.
+    for (oc, k, stride) in [(8u16, 6u8, 4u8), (8, 5, 4), (8, 4, 2), (8, 8, 2), (7, 4, 4)] {
         let layers = one_conv(5, oc, k, stride, 0, true);
         let blob = encode(&layers);
         let mut p = Policy::from_blob(&blob).expect("valid blob");
