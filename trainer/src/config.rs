@@ -116,7 +116,10 @@ pub struct Config {
     /// Double DQN target (online argmax, target value); false = max of the target network.
     #[arg(long, default_value_t = Config::default().double_dqn, action = clap::ArgAction::Set)]
     pub double_dqn: bool,
-    /// Huber loss threshold.
+    /// Huber loss threshold: TD errors below it are squared, above it count
+    /// linearly. 10 keeps a crash's error (a predicted ~11 against a target of
+    /// -1) at its full weight; the classic 1 shrinks it twelvefold against the
+    /// small errors of safe steps (docs/learning.md, runs hd1 and hd3).
     #[arg(long, default_value_t = Config::default().huber_delta)]
     pub huber_delta: f64,
     /// Global gradient-norm clip.
@@ -208,7 +211,7 @@ impl Default for Config {
             tau: 0.0,
             policy_ema: 1e-4,
             double_dqn: true,
-            huber_delta: 1.0,
+            huber_delta: 10.0,
             grad_clip: 10.0,
             eps_start: 0.1,
             eps_end: 0.001,

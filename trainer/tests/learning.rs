@@ -33,7 +33,7 @@ fn a_short_run_beats_random_play() {
     let dir = std::env::temp_dir().join(format!("trainer-learning-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = Config {
-        net: "small".into(),
+        net: netspec::SMALL,
         seed: 3,
         num_envs: 8,
         lr: 1e-3,
