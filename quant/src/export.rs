@@ -17,6 +17,11 @@ pub struct ExportOptions {
     /// maximum (no clipping on the calibration set), the default: see
     /// `docs/quantization.md`.
     pub percentile: f64,
+    /// Hidden layers' u8 range reaches this multiple of the calibrated value
+    /// (`percentile`), so that frames busier than every calibration frame do
+    /// not clip. Default 1.1: the reference model's parity frames reached
+    /// up to 6 % past its calibration maxima (docs/quantization.md).
+    pub headroom: f64,
     /// Calibrate on at most this many frame stacks, evenly spaced over the
     /// given ones (0 = all of them). Default 4096.
     pub max_calib_stacks: usize,
@@ -29,6 +34,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             percentile: 100.0,
+            headroom: 1.1,
             max_calib_stacks: 4096,
             refit_last: true,
         }
@@ -42,6 +48,11 @@ impl ExportOptions {
             self.percentile.is_finite() && self.percentile > 0.0 && self.percentile <= 100.0,
             "calibration percentile {} outside (0, 100]",
             self.percentile
+        );
+        ensure!(
+            self.headroom.is_finite() && (1.0..=4.0).contains(&self.headroom),
+            "calibration headroom {} outside [1, 4]",
+            self.headroom
         );
         Ok(())
     }
@@ -392,8 +403,7 @@ fn export_with(
         let p = stage_params(&model.layers[li], li, last)?;
         let s_w = weight_scales(&p, last, input.scale);
         let mut values = std::mem::take(&mut acts[si]);
-        let (s_out, clip_rate) =
-            output_scale(&mut values, &s_w, input.scale, last, opts.percentile);
+        let (s_out, clip_rate) = output_scale(&mut values, &s_w, input.scale, last, opts);
         let (mut wq, mut bq) = quantize_params(&p, &s_w, input.scale, li)?;
         if last {
             if let Some((w_over, b_over)) = &last_override {
@@ -587,11 +597,17 @@ fn weight_scales(p: &StageParams, last: bool, s_in: f64) -> Vec<f64> {
 /// clips. Hidden layers map the `percentile` of their calibration outputs to
 /// u8 255 (never finer than the accumulator step, so every multiplier stays
 /// below 1); the last layer keeps the accumulator's own scale.
-fn output_scale(values: &mut [f32], s_w: &[f64], s_in: f64, last: bool, pct: f64) -> (f64, f64) {
+fn output_scale(
+    values: &mut [f32],
+    s_w: &[f64],
+    s_in: f64,
+    last: bool,
+    opts: &ExportOptions,
+) -> (f64, f64) {
     if last {
         return (s_in * s_w[0], 0.0);
     }
-    let top = percentile(values, pct) as f64;
+    let top = percentile(values, opts.percentile) as f64 * opts.headroom;
     let s_min = s_w.iter().map(|&sw| s_in * sw).fold(0f64, f64::max) * (1.0 + 1e-6);
     let s = (top / 255.0).max(s_min);
     let clip = values.iter().filter(|&&v| v as f64 > 255.0 * s).count() as f64

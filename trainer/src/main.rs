@@ -145,6 +145,10 @@ struct ExportArgs {
     /// values maps to u8 255 (100 = the maximum, no clipping).
     #[arg(long, default_value_t = quant::ExportOptions::default().percentile)]
     percentile: f64,
+    /// Hidden layers' u8 range reaches this multiple of the calibrated value,
+    /// so that frames busier than every calibration frame do not clip.
+    #[arg(long, default_value_t = quant::ExportOptions::default().headroom)]
+    headroom: f64,
     /// Keep the output layer's round-to-nearest weights (skip the refit of its
     /// rounding to the float Q-values on the calibration stacks).
     #[arg(long)]
@@ -359,6 +363,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
     let rec = recording::Recording::load(&a.calib)?;
     let opts = quant::ExportOptions {
         percentile: a.percentile,
+        headroom: a.headroom,
         refit_last: !a.no_refit,
         ..quant::ExportOptions::default()
     };
