@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod distil;
 pub mod env;
 pub mod eval;
 pub mod latency;

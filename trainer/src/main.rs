@@ -33,6 +33,9 @@ enum Cmd {
     Record(RecordArgs),
     /// Quantize a checkpoint to the int8 policy-core blob, calibrated on a recording.
     Export(ExportArgs),
+    /// Distil a trained network (the teacher) into a smaller one (default
+    /// `tiny`), then evaluate, record, export and report like `train`.
+    Distil(Box<DistilArgs>),
     /// The seed's tabular methods on its 6-room graph (value iteration, MC, TD(0), Q-learning).
     Tabular,
     /// Environment steps/s and updates/s (CPU, and CUDA when present); int8 vs libtorch latency.
@@ -80,6 +83,34 @@ struct TrainArgs {
     record_frames: usize,
     #[command(flatten)]
     hp: Config,
+}
+
+#[derive(Args)]
+struct DistilArgs {
+    /// The teacher: a run folder (its best.safetensors), checkpoint folder or
+    /// .safetensors weights file.
+    #[arg(long, default_value = "models/reference")]
+    teacher: PathBuf,
+    /// Run name: files go to <runs-dir>/<name>/ (default: a timestamp).
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder holding the runs.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Only distil: skip the final evaluation, recording, export and report.
+    #[arg(long)]
+    no_finish: bool,
+    /// Episodes of the final greedy evaluation (game seeds 0..N).
+    #[arg(long, default_value_t = 20)]
+    final_episodes: usize,
+    /// Score cap of the final evaluation.
+    #[arg(long, default_value_t = 1000)]
+    final_max_score: u32,
+    /// Frame stacks to record at the end (calibration and parity data).
+    #[arg(long, default_value_t = 2000)]
+    record_frames: usize,
+    #[command(flatten)]
+    hp: trainer::distil::DistilConfig,
 }
 
 #[derive(Args)]
@@ -188,6 +219,7 @@ fn run() -> Result<()> {
         Some(Cmd::Eval(a)) => cmd_eval(a),
         Some(Cmd::Record(a)) => cmd_record(a),
         Some(Cmd::Export(a)) => cmd_export(a),
+        Some(Cmd::Distil(a)) => cmd_distil(*a),
         Some(Cmd::Tabular) => {
             print!("{}", tabular::report());
             Ok(())
@@ -286,10 +318,68 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
     }
     report::finish(
         &run_dir,
-        &trained,
+        &report::RunAbout::of_training(&trained),
         a.final_episodes,
         a.final_max_score,
         a.record_frames,
+        &quant::ExportOptions::default(),
+    )
+}
+
+fn cmd_distil(a: DistilArgs) -> Result<()> {
+    use trainer::distil;
+    a.hp.validate()?;
+    if a.final_max_score == 0 {
+        bail!("--final-max-score must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: keeping the student as it is and stopping (again to abort)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let device = train::pick_device();
+    let best = a.teacher.join("best.safetensors");
+    let teacher_file = if a.teacher.is_dir() && best.is_file() {
+        best
+    } else {
+        a.teacher.clone()
+    };
+    let teacher = checkpoint::load_network(&teacher_file, device)
+        .with_context(|| format!("loading the teacher {}", a.teacher.display()))?;
+    let run_dir = a.runs_dir.join(a.name.clone().unwrap_or_else(timestamp));
+    eprintln!(
+        "distilling the `{}` teacher {} into a `{}` student on {device:?} into {}/",
+        teacher.arch,
+        teacher_file.display(),
+        a.hp.net,
+        run_dir.display()
+    );
+    let d = distil::distil(&a.hp, &teacher, &run_dir, &stop)?;
+    eprintln!(
+        "distilled {} labelled states, {} updates in {:.1} min",
+        d.states, d.updates, d.minutes
+    );
+    if d.interrupted || a.no_finish {
+        return Ok(());
+    }
+    let about = distil::about(&d, &a.hp, &teacher_file);
+    let opts = quant::ExportOptions {
+        refit_last: !d.grid_trained,
+        ..quant::ExportOptions::default()
+    };
+    report::finish(
+        &run_dir,
+        &about,
+        a.final_episodes,
+        a.final_max_score,
+        a.record_frames,
+        &opts,
     )
 }
 

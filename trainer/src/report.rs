@@ -5,7 +5,7 @@ use crate::atomic::write_atomic;
 use crate::eval::{self, EvalResult};
 use crate::net::QNetwork;
 use crate::recording::Recording;
-use crate::train::{self, Trained};
+use crate::train::{self, Selection, Trained};
 use anyhow::{Context, Result};
 use flappy::render::{GifOptions, GifRecorder};
 use flappy::{agent, FrameStack, Game};
@@ -22,13 +22,69 @@ pub const CALIB_SEED: u64 = 100_000;
 /// Most frames in a GIF (longer episodes are cut; every second state is kept).
 pub const GIF_MAX_FRAMES: usize = 600;
 
-/// Runs the end-of-training pipeline for `run_dir`.
+/// What a report says of the run that made the network: its title, the
+/// rows of its "Run" table (Markdown) and its config (TOML).
+pub struct RunAbout {
+    /// The report's title.
+    pub title: String,
+    /// Rows `| key | value |` of the run table.
+    pub rows: String,
+    /// The run's settings, as TOML.
+    pub config_toml: String,
+}
+
+impl RunAbout {
+    /// A DQN training run's figures.
+    pub fn of_training(t: &Trained) -> RunAbout {
+        let s = &t.state;
+        let mut rows = String::new();
+        rows.push_str(&format!("| network | `{}` |\n", s.config.net));
+        rows.push_str(&format!("| environment steps | {} |\n", s.env_steps));
+        rows.push_str(&format!("| gradient updates | {} |\n", s.updates));
+        rows.push_str(&format!("| episodes | {} |\n", s.episodes));
+        rows.push_str(&format!(
+            "| training minutes | {:.1} |\n",
+            s.elapsed_s / 60.0
+        ));
+        rows.push_str(&format!(
+            "| best periodic eval mean | {:.2} |\n",
+            s.best_eval
+        ));
+        if let Some(sel) = &t.selection {
+            rows.push_str(&selection_row(sel));
+        }
+        if let Some(l) = t.metrics.rows.last() {
+            rows.push_str(&format!(
+                "| throughput (last interval) | {:.0} env steps/s, {:.1} updates/s |\n",
+                l.env_steps_per_s, l.updates_per_s
+            ));
+        }
+        RunAbout {
+            title: "Training report".into(),
+            rows,
+            config_toml: s.config.to_toml(),
+        }
+    }
+}
+
+/// The run-table row of an end-of-run selection.
+pub fn selection_row(sel: &Selection) -> String {
+    format!(
+        "| end-of-run selection ({} fresh games each) | {} |\n",
+        sel.episodes,
+        sel.summary()
+    )
+}
+
+/// Runs the end-of-run pipeline for `run_dir` (its `best.safetensors`),
+/// exporting with `opts`.
 pub fn finish(
     run_dir: &Path,
-    trained: &Trained,
+    about: &RunAbout,
     episodes: usize,
     cap: u32,
     record_frames: usize,
+    opts: &crate::quant::ExportOptions,
 ) -> Result<()> {
     let device = train::pick_device();
     let net = train::load_best(run_dir, device)?;
@@ -45,13 +101,8 @@ pub fn finish(
     calib.save(&run_dir.join("calib.rec"))?;
     let cpu_net = train::load_best(run_dir, Device::Cpu)?;
     let blob_path = run_dir.join("policy.bin");
-    let table = export_blob(
-        &cpu_net,
-        &calib,
-        &crate::quant::ExportOptions::default(),
-        &blob_path,
-    )?;
-    let md = render(trained, &r, cap, &table, calib.stacks.len());
+    let table = export_blob(&cpu_net, &calib, opts, &blob_path)?;
+    let md = render(about, &r, cap, &table, calib.stacks.len());
     write_atomic(&run_dir.join("report.md"), md.as_bytes())?;
     println!(
         "final greedy score over {} episodes: mean {:.2}, median {:.1}, max {} (cap {cap})",
@@ -66,38 +117,13 @@ pub fn finish(
 }
 
 /// The report's Markdown.
-pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usize) -> String {
-    let s = &t.state;
-    let last = t.metrics.rows.last();
-    let mut md = String::from(
-        "# Training report\n\n![learning curve](curve.png)\n\n![best episode](best.gif)\n\n",
+pub fn render(about: &RunAbout, r: &EvalResult, cap: u32, table: &str, recorded: usize) -> String {
+    let mut md = format!(
+        "# {}\n\n![learning curve](curve.png)\n\n![best episode](best.gif)\n\n",
+        about.title
     );
     md.push_str("## Run\n\n| | |\n|---|---|\n");
-    md.push_str(&format!("| network | `{}` |\n", s.config.net));
-    md.push_str(&format!("| environment steps | {} |\n", s.env_steps));
-    md.push_str(&format!("| gradient updates | {} |\n", s.updates));
-    md.push_str(&format!("| episodes | {} |\n", s.episodes));
-    md.push_str(&format!(
-        "| training minutes | {:.1} |\n",
-        s.elapsed_s / 60.0
-    ));
-    md.push_str(&format!(
-        "| best periodic eval mean | {:.2} |\n",
-        s.best_eval
-    ));
-    if let Some(sel) = &t.selection {
-        md.push_str(&format!(
-            "| end-of-run selection ({} fresh games each) | {} |\n",
-            sel.episodes,
-            sel.summary()
-        ));
-    }
-    if let Some(l) = last {
-        md.push_str(&format!(
-            "| throughput (last interval) | {:.0} env steps/s, {:.1} updates/s |\n",
-            l.env_steps_per_s, l.updates_per_s
-        ));
-    }
+    md.push_str(&about.rows);
     md.push_str(&format!(
         "\n## Greedy evaluation of the selected network\n\n{} episodes, game seeds 0..{}, capped at {cap} pipes.\n\n",
         r.episodes, r.episodes
@@ -112,7 +138,7 @@ pub fn render(t: &Trained, r: &EvalResult, cap: u32, table: &str, recorded: usiz
     ));
     md.push_str(&format!(
         "\n## Config\n\n```toml\n{}```\n",
-        s.config.to_toml()
+        about.config_toml
     ));
     md
 }

@@ -507,7 +507,13 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     if !best_model_path(run_dir).exists() {
         learner.policy().vs.save(best_model_path(run_dir))?;
     } else if reason == StopReason::Budget && cfg.select_episodes > 0 {
-        let s = select_final(learner.policy(), run_dir, &metrics, &cfg, device)?;
+        let s = select_final(
+            learner.policy(),
+            run_dir,
+            &metrics,
+            SelectRule::of(&cfg),
+            device,
+        )?;
         eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
         selection = Some(s);
     }
@@ -519,6 +525,29 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
         metrics,
         selection,
     })
+}
+
+/// How [`select_final`] chooses: games per candidate, snapshots that are
+/// candidates besides the final policy, and the score cap of those games.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectRule {
+    /// Games each candidate plays (seeds [`SELECT_SEED`]..).
+    pub episodes: usize,
+    /// Snapshots with the best periodic means that are candidates.
+    pub candidates: usize,
+    /// Score cap of each game.
+    pub cap: u32,
+}
+
+impl SelectRule {
+    /// The rule a training config asks for.
+    pub fn of(cfg: &Config) -> SelectRule {
+        SelectRule {
+            episodes: cfg.select_episodes,
+            candidates: cfg.select_candidates,
+            cap: cfg.eval_max_score,
+        }
+    }
 }
 
 /// End-of-run selection. The best periodic snapshot is the maximum of ~16
@@ -536,11 +565,11 @@ pub fn select_final(
     policy: &QNetwork,
     run_dir: &Path,
     metrics: &Metrics,
-    cfg: &Config,
+    rule: SelectRule,
     device: Device,
 ) -> Result<Selection> {
-    let n = cfg.select_episodes;
-    let fin = evaluate(policy, n, SELECT_SEED, cfg.eval_max_score)?;
+    let n = rule.episodes;
+    let fin = evaluate(policy, n, SELECT_SEED, rule.cap)?;
     // (step, periodic mean, file): best periodic mean first, among equals the later.
     let mut paths: Vec<(u64, f64, PathBuf)> = metrics
         .rows
@@ -552,8 +581,8 @@ pub fn select_final(
         .filter(|(_, _, p)| p.is_file())
         .collect();
     paths.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    paths.truncate(cfg.select_candidates);
-    if paths.is_empty() && cfg.select_candidates > 0 {
+    paths.truncate(rule.candidates);
+    if paths.is_empty() && rule.candidates > 0 {
         let best = best_model_path(run_dir);
         if best.is_file() {
             paths.push((0, f64::NAN, best));
@@ -565,7 +594,7 @@ pub fn select_final(
     let mut kept_path = None;
     for (step, eval_mean, path) in &paths {
         let net = checkpoint::load_network(path, device)?;
-        let r = evaluate(&net, n, SELECT_SEED, cfg.eval_max_score)?;
+        let r = evaluate(&net, n, SELECT_SEED, rule.cap)?;
         snapshots.push(SnapshotScore {
             step: *step,
             eval_mean: *eval_mean,
@@ -641,7 +670,7 @@ impl Window {
     }
 }
 
-fn progress_bar(budget_s: f64, total_steps: u64) -> ProgressBar {
+pub(crate) fn progress_bar(budget_s: f64, total_steps: u64) -> ProgressBar {
     let (len, tmpl) = if total_steps > 0 {
         (
             total_steps,
@@ -771,7 +800,14 @@ mod selection_tests {
         trained.vs.save(snapshot_path(&dir, 300)).unwrap();
         trained.vs.save(snapshot_path(&dir, 100)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let s = select_final(&untrained2, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        let s = select_final(
+            &untrained2,
+            &dir,
+            &metrics,
+            SelectRule::of(&cfg),
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(s.kept, Some(300), "{s:?}");
         // Step 100 (eval 5.0) is not among the two best: not a candidate.
         let steps: Vec<u64> = s.snapshots.iter().map(|c| c.step).collect();
@@ -782,7 +818,7 @@ mod selection_tests {
         // The final policy is the trained one: it replaces every snapshot.
         untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let s = select_final(&trained, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        let s = select_final(&trained, &dir, &metrics, SelectRule::of(&cfg), Device::Cpu).unwrap();
         assert!(s.kept_final(), "{s:?}");
         assert!(
             s.snapshots.iter().all(|c| c.select_mean < s.final_mean),
@@ -796,7 +832,14 @@ mod selection_tests {
         // A run without saved snapshots offers its best.safetensors.
         std::fs::remove_dir_all(dir.join("snapshots")).unwrap();
         trained.vs.save(&best).unwrap();
-        let s = select_final(&untrained, &dir, &metrics, &cfg, Device::Cpu).unwrap();
+        let s = select_final(
+            &untrained,
+            &dir,
+            &metrics,
+            SelectRule::of(&cfg),
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(s.kept, Some(0), "{s:?}");
         assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -521,6 +521,10 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
             format!("curves {}", f.display()),
             vec!["curves", s(f), "--out", s(&dir.join("c.png"))],
         );
+        add(
+            format!("distil --teacher {}", f.display()),
+            vec!["distil", "--teacher", s(f), "--runs-dir", s(&runs)],
+        );
     }
     for f in [
         &missing,
@@ -599,6 +603,29 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
         add(
             format!("train {flag} {v}"),
             vec!["train", "--runs-dir", s(&runs), flag, v],
+        );
+    }
+    add(
+        "distil --runs-dir unwritable".into(),
+        vec!["distil", "--teacher", s(&ok), "--runs-dir", s(&unwritable)],
+    );
+    for (flag, v) in [
+        ("--teacher-share", "2"),
+        ("--total-updates", "-1"),
+        ("--batch-size", "0"),
+        ("--net", "huge"),
+    ] {
+        add(
+            format!("distil {flag} {v}"),
+            vec![
+                "distil",
+                "--teacher",
+                s(&ok),
+                "--runs-dir",
+                s(&runs),
+                flag,
+                v,
+            ],
         );
     }
     add(

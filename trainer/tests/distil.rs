@@ -1,0 +1,93 @@
+//! `trainer distil` end to end: a fresh `tiny` student learns the committed
+//! reference teacher (models/reference), the last half of its updates
+//! through the int8 grid, and passes pipes after a couple of thousand
+//! updates; the run ends with the same report, recording and blob as a
+//! training run.
+
+use std::path::Path;
+use std::process::Command;
+
+fn trainer(args: &[&str]) -> std::process::Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("running trainer");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+#[test]
+fn a_tiny_student_learns_the_reference_teacher() {
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference");
+    let runs = std::env::temp_dir().join(format!("trainer-distil-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runs);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (teacher_s, runs_s) = (s(&teacher), s(&runs));
+    trainer(&[
+        "distil",
+        "--teacher",
+        &teacher_s,
+        "--runs-dir",
+        &runs_s,
+        "--name",
+        "d",
+        "--threads",
+        "1",
+        "--total-updates",
+        "2000",
+        "--eval-every",
+        "1000",
+        "--eval-max-score",
+        "20",
+        // The last half through the int8 grid; the final student is kept,
+        // so its export keeps the grid's rounding.
+        "--int8-frac",
+        "0.5",
+        "--calib-every",
+        "200",
+        "--select-episodes",
+        "0",
+        "--final-episodes",
+        "10",
+        "--final-max-score",
+        "20",
+        "--record-frames",
+        "200",
+    ]);
+    let run = runs.join("d");
+    for f in [
+        "distil.toml",
+        "metrics.csv",
+        "curve.png",
+        "best.safetensors",
+        "best.gif",
+        "frames.rec",
+        "calib.rec",
+        "policy.bin",
+        "report.md",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("# Distillation report"), "{report}");
+    assert!(report.contains("| student network | `tiny` |"), "{report}");
+    assert!(report.contains("no output-layer refit"), "{report}");
+    assert!(!report.contains("output layer refit:"), "{report}");
+    // The student plays: an untrained network passes no pipe (it idles or
+    // flaps into the first obstacle); the teacher reaches every cap.
+    let o = trainer(&[
+        "eval",
+        "--checkpoint",
+        &s(&run.join("best.safetensors")),
+        "--episodes",
+        "10",
+        "--max-score",
+        "20",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mean = r["mean_score"].as_f64().unwrap();
+    assert!(mean >= 5.0, "student mean {mean} after 2000 updates");
+    std::fs::remove_dir_all(&runs).unwrap();
+}
