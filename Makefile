@@ -16,11 +16,12 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train reference test check cross mcu mcu-m0 web web-serve web-test web-shot bench gpu-bin
+.PHONY: help setup torch mcu-tools web-tools train reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot bench gpu-bin
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
+	@echo "make tiny    distil the reference into the micro:bit's \`tiny\` network (models/tiny/, ~25 min on one core)"
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
@@ -50,6 +51,18 @@ reference: setup
 	mkdir -p $(REF)
 	cp runs/reference/best.safetensors $(REF)/model.safetensors
 	cp runs/reference/{config.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(REF)/
+
+# The committed micro:bit model (models/tiny/): the reference distilled into
+# the `tiny` network (`trainer distil`, its defaults: 100 000 updates, the
+# same amount of learning on a busy machine), then its files copied over.
+TINY := models/tiny
+tiny: setup
+	cargo build --release -p trainer
+	rm -rf runs/tiny
+	target/release/trainer distil --teacher $(REF) --name tiny --seed 1 --threads 1 $(ARGS)
+	mkdir -p $(TINY)
+	cp runs/tiny/best.safetensors $(TINY)/model.safetensors
+	cp runs/tiny/{distil.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(TINY)/
 
 # The main job: train (CUDA when present, else CPU), evaluate, record, export
 # the int8 blob (all by `trainer train`), then check the blob against the

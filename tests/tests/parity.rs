@@ -14,7 +14,14 @@ use trainer::quant::{export, ExportOptions};
 use trainer::recording::Recording;
 
 fn reference() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference")
+    model_dir("reference")
+}
+
+/// A committed model's folder (`models/<name>`).
+fn model_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(name)
 }
 
 fn leak(v: Vec<u8>) -> &'static [u8] {
@@ -22,7 +29,10 @@ fn leak(v: Vec<u8>) -> &'static [u8] {
 }
 
 fn reference_parts() -> (QNetwork, &'static [u8], Recording) {
-    let dir = reference();
+    model_parts(&reference())
+}
+
+fn model_parts(dir: &Path) -> (QNetwork, &'static [u8], Recording) {
     let net =
         load_network(&dir.join("model.safetensors"), Device::Cpu).expect("reference checkpoint");
     let blob = leak(std::fs::read(dir.join("policy.bin")).expect("reference blob"));
@@ -32,7 +42,17 @@ fn reference_parts() -> (QNetwork, &'static [u8], Recording) {
 
 #[test]
 fn reference_model_meets_the_parity_bars() {
-    let (net, blob, rec) = reference_parts();
+    meets_the_parity_bars(&reference());
+}
+
+/// The micro:bit's `tiny` model, distilled from the reference.
+#[test]
+fn tiny_model_meets_the_parity_bars() {
+    meets_the_parity_bars(&model_dir("tiny"));
+}
+
+fn meets_the_parity_bars(dir: &Path) {
+    let (net, blob, rec) = model_parts(dir);
     assert!(rec.stacks.len() >= 1000, "a few thousand frames expected");
     let model = net.to_float_model();
     let mut policy = Policy::from_blob(blob).unwrap();
@@ -62,7 +82,7 @@ fn reference_model_meets_the_parity_bars() {
     );
     assert!(
         c.float_mean_score > 1.0,
-        "the reference model must actually play: {c:?}"
+        "the model must actually play: {c:?}"
     );
     assert!(Verdict::judge(&f, Some(&c)).pass());
 }
