@@ -55,6 +55,24 @@ struct CurvesArgs {
     out: PathBuf,
 }
 
+/// The end of a run (`train`, `distil`): final evaluation, recordings,
+/// export and report.
+#[derive(Args)]
+struct EndArgs {
+    /// Only learn: skip the final evaluation, recording, export and report.
+    #[arg(long)]
+    no_finish: bool,
+    /// Episodes of the final greedy evaluation (game seeds 0..N).
+    #[arg(long, default_value_t = 20)]
+    final_episodes: usize,
+    /// Score cap of the final evaluation (a game that reaches it counts as won).
+    #[arg(long, default_value_t = 1000)]
+    final_max_score: u32,
+    /// Frame stacks to record at the end (calibration and parity data).
+    #[arg(long, default_value_t = 2000)]
+    record_frames: usize,
+}
+
 #[derive(Args)]
 struct TrainArgs {
     /// Run name: files go to <runs-dir>/<name>/ (default: a timestamp).
@@ -69,18 +87,8 @@ struct TrainArgs {
     /// Continue the run in this folder after a crash or Ctrl-C.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
-    /// Only train: skip the final evaluation, recording, export and report.
-    #[arg(long)]
-    no_finish: bool,
-    /// Episodes of the final greedy evaluation (game seeds 0..N).
-    #[arg(long, default_value_t = 20)]
-    final_episodes: usize,
-    /// Score cap of the final evaluation (a game that reaches it counts as won).
-    #[arg(long, default_value_t = 1000)]
-    final_max_score: u32,
-    /// Frame stacks to record at the end (calibration and parity data).
-    #[arg(long, default_value_t = 2000)]
-    record_frames: usize,
+    #[command(flatten)]
+    end: EndArgs,
     #[command(flatten)]
     hp: Config,
 }
@@ -97,18 +105,8 @@ struct DistilArgs {
     /// Folder holding the runs.
     #[arg(long, default_value = "runs")]
     runs_dir: PathBuf,
-    /// Only distil: skip the final evaluation, recording, export and report.
-    #[arg(long)]
-    no_finish: bool,
-    /// Episodes of the final greedy evaluation (game seeds 0..N).
-    #[arg(long, default_value_t = 20)]
-    final_episodes: usize,
-    /// Score cap of the final evaluation.
-    #[arg(long, default_value_t = 1000)]
-    final_max_score: u32,
-    /// Frame stacks to record at the end (calibration and parity data).
-    #[arg(long, default_value_t = 2000)]
-    record_frames: usize,
+    #[command(flatten)]
+    end: EndArgs,
     #[command(flatten)]
     hp: trainer::distil::DistilConfig,
 }
@@ -310,18 +308,18 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
         );
         return Ok(());
     }
-    if a.no_finish {
+    if a.end.no_finish {
         return Ok(());
     }
-    if a.final_max_score == 0 {
+    if a.end.final_max_score == 0 {
         bail!("--final-max-score must be at least 1");
     }
     report::finish(
         &run_dir,
         &report::RunAbout::of_training(&trained),
-        a.final_episodes,
-        a.final_max_score,
-        a.record_frames,
+        a.end.final_episodes,
+        a.end.final_max_score,
+        a.end.record_frames,
         &quant::ExportOptions::default(),
     )
 }
@@ -329,7 +327,7 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
 fn cmd_distil(a: DistilArgs) -> Result<()> {
     use trainer::distil;
     a.hp.validate()?;
-    if a.final_max_score == 0 {
+    if a.end.final_max_score == 0 {
         bail!("--final-max-score must be at least 1");
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -365,7 +363,7 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
         "distilled {} labelled states, {} updates in {:.1} min",
         d.states, d.updates, d.minutes
     );
-    if d.interrupted || a.no_finish {
+    if d.interrupted || a.end.no_finish {
         return Ok(());
     }
     let about = distil::about(&d, &a.hp, &teacher_file);
@@ -376,9 +374,9 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
     report::finish(
         &run_dir,
         &about,
-        a.final_episodes,
-        a.final_max_score,
-        a.record_frames,
+        a.end.final_episodes,
+        a.end.final_max_score,
+        a.end.record_frames,
         &opts,
     )
 }

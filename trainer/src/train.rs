@@ -800,14 +800,10 @@ mod selection_tests {
         trained.vs.save(snapshot_path(&dir, 300)).unwrap();
         trained.vs.save(snapshot_path(&dir, 100)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let s = select_final(
-            &untrained2,
-            &dir,
-            &metrics,
-            SelectRule::of(&cfg),
-            Device::Cpu,
-        )
-        .unwrap();
+        let select = |policy| {
+            select_final(policy, &dir, &metrics, SelectRule::of(&cfg), Device::Cpu).unwrap()
+        };
+        let s = select(&untrained2);
         assert_eq!(s.kept, Some(300), "{s:?}");
         // Step 100 (eval 5.0) is not among the two best: not a candidate.
         let steps: Vec<u64> = s.snapshots.iter().map(|c| c.step).collect();
@@ -818,7 +814,7 @@ mod selection_tests {
         // The final policy is the trained one: it replaces every snapshot.
         untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let s = select_final(&trained, &dir, &metrics, SelectRule::of(&cfg), Device::Cpu).unwrap();
+        let s = select(&trained);
         assert!(s.kept_final(), "{s:?}");
         assert!(
             s.snapshots.iter().all(|c| c.select_mean < s.final_mean),
@@ -832,14 +828,7 @@ mod selection_tests {
         // A run without saved snapshots offers its best.safetensors.
         std::fs::remove_dir_all(dir.join("snapshots")).unwrap();
         trained.vs.save(&best).unwrap();
-        let s = select_final(
-            &untrained,
-            &dir,
-            &metrics,
-            SelectRule::of(&cfg),
-            Device::Cpu,
-        )
-        .unwrap();
+        let s = select(&untrained);
         assert_eq!(s.kept, Some(0), "{s:?}");
         assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
         std::fs::remove_dir_all(&dir).unwrap();
