@@ -61,7 +61,7 @@ pub struct DistilConfig {
     /// Gradient updates per step of all games (each adds `num_envs` states).
     #[arg(long, default_value_t = 1)]
     pub updates_per_round: usize,
-    /// Labelled states kept (the oldest are overwritten).
+    /// Labelled states kept, 3.2 KB each (the oldest are overwritten).
     #[arg(long, default_value_t = 400_000)]
     pub capacity: usize,
     /// States per gradient update.
