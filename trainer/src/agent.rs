@@ -246,6 +246,7 @@ pub fn td_target(online: &QNetwork, target: &QNetwork, b: &Batch, double: bool) 
 mod tests {
     use super::*;
 
+    /// A random batch (seed 11); callers hold [`crate::torch_seed_lock`].
     fn batch(n: i64, disc: Vec<f32>) -> Batch {
         tch::manual_seed(11);
         let x = || {
@@ -269,6 +270,7 @@ mod tests {
 
     #[test]
     fn td_target_terminal_plain_and_double() {
+        let _seed = crate::torch_seed_lock();
         tch::manual_seed(3);
         let online = QNetwork::new(netspec::SMALL, Device::Cpu);
         tch::manual_seed(4);
@@ -343,6 +345,7 @@ mod tests {
     #[test]
     fn an_update_moves_the_prediction_toward_the_target() {
         // The seed's PyTorch port never backpropagated into the network: check we do.
+        let _seed = crate::torch_seed_lock();
         let mut l = Learner::new(netspec::SMALL, Device::Cpu).unwrap();
         let b = batch(16, vec![0.0; 16]);
         let cfg = Config {

@@ -20,7 +20,8 @@ use crate::eval::{evaluate, unit};
 use crate::metrics::{EvalSpread, MetricRow, Metrics};
 use crate::net::{to_input, unpack_stack, Arch, QNetwork, INPUT_LEN};
 use crate::train::{
-    self, best_model_path, human, select_final, snapshot_path, SelectRule, Selection, EVAL_SEED,
+    self, best_model_path, human, mean, push_recent, select_final, snapshot_path, SelectRule,
+    Selection, Window, EVAL_SEED,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -228,6 +229,18 @@ impl Memory {
         }
         self.next = (self.next + 1) % self.capacity;
     }
+
+    /// Unpacks uniformly drawn states into `x` (as many as it holds inputs)
+    /// and, when given, their teacher Q-values into `q`.
+    fn draw(&self, rng: &mut Pcg32, x: &mut [f32], mut q: Option<&mut [f32]>) {
+        for (k, dst) in x.chunks_exact_mut(INPUT_LEN).enumerate() {
+            let j = (rng.next_u64() % self.stacks.len() as u64) as usize;
+            unpack_stack(&self.stacks[j], dst);
+            if let Some(q) = q.as_deref_mut() {
+                q[2 * k..2 * k + 2].copy_from_slice(&self.q[j]);
+            }
+        }
+    }
 }
 
 /// The student's targets: the teacher's Q-values `tq` `[B, 2]` less `1 -
@@ -311,7 +324,7 @@ pub fn distil(
     let bar = train::progress_bar(budget_s, cfg.total_updates);
     bar.set_message("collecting the first labelled states");
     let start = Instant::now();
-    let mut window = (Instant::now(), 0u64, 0u64);
+    let mut window = Window::new(0, 0);
     let (mut last_loss, mut last_agree, mut last_eval, mut lr) =
         (f64::NAN, f64::NAN, f64::NAN, cfg.lr);
     let mut next_eval = cfg.eval_every.max(1);
@@ -339,8 +352,9 @@ pub fn distil(
         // Play one step of every game; label each state with the teacher's Q.
         let stacks: Vec<&FrameStack> = envs.stacks.iter().collect();
         let (t_act, t_q) = teacher.act(&stacks);
+        // The student's actions, for the games it drives (none: not asked).
         let s_act = if by_teacher.iter().all(|&t| t) {
-            t_act.clone()
+            Vec::new()
         } else {
             student.act(&stacks).0
         };
@@ -359,10 +373,7 @@ pub fn distil(
             if let Some(score) = step.final_score {
                 if !by_teacher[i] {
                     episodes += 1;
-                    recent.push_back(score);
-                    if recent.len() > train::RECENT_EPISODES {
-                        recent.pop_front();
-                    }
+                    push_recent(&mut recent, score);
                 }
                 by_teacher[i] = unit(&mut rng) < cfg.teacher_share;
             }
@@ -373,14 +384,7 @@ pub fn distil(
         if memory.stacks.len() >= cfg.batch_size {
             lr = cfg.learning_rate(progress);
             for _ in 0..cfg.updates_per_round {
-                for k in 0..cfg.batch_size {
-                    let j = (rng.next_u64() % memory.stacks.len() as u64) as usize;
-                    unpack_stack(
-                        &memory.stacks[j],
-                        &mut xbuf[k * INPUT_LEN..(k + 1) * INPUT_LEN],
-                    );
-                    tbuf[2 * k..2 * k + 2].copy_from_slice(&memory.q[j]);
-                }
+                memory.draw(&mut rng, &mut xbuf, Some(&mut tbuf));
                 let xs = to_input(&xbuf, cfg.batch_size, device);
                 let tq = targets(
                     &Tensor::from_slice(&tbuf)
@@ -414,7 +418,7 @@ pub fn distil(
             next_eval += cfg.eval_every.max(1);
             let r = evaluate(&student, cfg.eval_episodes, EVAL_SEED, cfg.eval_max_score)?;
             last_eval = r.mean_score;
-            let dt = window.0.elapsed().as_secs_f64().max(1e-9);
+            let (states_per_s, updates_per_s) = window.rates(states, updates);
             metrics.rows.push(MetricRow {
                 step: states,
                 episodes,
@@ -428,11 +432,10 @@ pub fn distil(
                 loss: last_loss,
                 epsilon: cfg.eps,
                 lr,
-                env_steps_per_s: (states - window.1) as f64 / dt,
-                updates_per_s: (updates - window.2) as f64 / dt,
+                env_steps_per_s: states_per_s,
+                updates_per_s,
                 minutes: start.elapsed().as_secs_f64() / 60.0,
             });
-            window = (Instant::now(), states, updates);
             metrics.save(run_dir)?;
             let snap = snapshot_path(run_dir, states);
             write_atomic_with(&snap, |tmp| Ok(student.vs.save(tmp)?))?;
@@ -498,23 +501,12 @@ fn calibrate(
 ) -> Vec<f64> {
     let n = CALIB_STATES.min(memory.stacks.len());
     let mut buf = vec![0f32; n * INPUT_LEN];
-    for dst in buf.chunks_exact_mut(INPUT_LEN) {
-        let j = (rng.next_u64() % memory.stacks.len() as u64) as usize;
-        unpack_stack(&memory.stacks[j], dst);
-    }
+    memory.draw(rng, &mut buf, None);
     student
         .activation_max(&to_input(&buf, n, device))
         .iter()
         .map(|m| m * crate::quant::ExportOptions::default().headroom / 255.0)
         .collect()
-}
-
-fn mean(v: &VecDeque<u32>) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().map(|&s| f64::from(s)).sum::<f64>() / v.len() as f64
-    }
 }
 
 /// What the report says of a distillation run.
@@ -571,6 +563,7 @@ mod tests {
     /// the loss falls with training on the teacher's labels.
     #[test]
     fn the_loss_is_zero_for_a_copy_and_falls_with_training() {
+        let _seed = crate::torch_seed_lock();
         tch::manual_seed(11);
         let teacher = QNetwork::new(netspec::TINY, Device::Cpu);
         let mut copy = QNetwork::new(netspec::TINY, Device::Cpu);

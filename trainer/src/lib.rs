@@ -23,3 +23,12 @@ pub mod train;
 pub use quant;
 pub use quant::recording;
 pub use {atomic, metrics, replay};
+
+/// Held by the unit tests that seed libtorch's global generator
+/// (`tch::manual_seed`) and then draw networks from it, so that tests running
+/// on other threads do not draw from it in between.
+#[cfg(test)]
+pub(crate) fn torch_seed_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

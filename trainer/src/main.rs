@@ -245,19 +245,24 @@ fn cmd_curves(a: CurvesArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
+/// A flag the first Ctrl-C raises (saying `what` happens now); a second
+/// one exits at once.
+fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond Ctrl-C: exiting without saving");
-                std::process::exit(130);
-            }
-            eprintln!("\nCtrl-C: saving a checkpoint and stopping (again to abort)");
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: {what} (again to abort)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    let stop = stop_on_ctrl_c("saving a checkpoint and stopping")?;
     let (run_dir, cfg, resume) = match &a.resume {
         Some(dir) => {
             // The saved config, with the flags given now on top (e.g. a longer budget).
@@ -330,31 +335,15 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
     if a.end.final_max_score == 0 {
         bail!("--final-max-score must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nCtrl-C: keeping the student as it is and stopping (again to abort)");
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let stop = stop_on_ctrl_c("keeping the student as it is and stopping")?;
     let device = train::pick_device();
-    let best = a.teacher.join("best.safetensors");
-    let teacher_file = if a.teacher.is_dir() && best.is_file() {
-        best
-    } else {
-        a.teacher.clone()
-    };
-    let teacher = checkpoint::load_network(&teacher_file, device)
+    let teacher = train::load_best(&a.teacher, device)
         .with_context(|| format!("loading the teacher {}", a.teacher.display()))?;
     let run_dir = a.runs_dir.join(a.name.clone().unwrap_or_else(timestamp));
     eprintln!(
         "distilling the `{}` teacher {} into a `{}` student on {device:?} into {}/",
         teacher.arch,
-        teacher_file.display(),
+        a.teacher.display(),
         a.hp.net,
         run_dir.display()
     );
@@ -366,7 +355,7 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
     if d.interrupted || a.end.no_finish {
         return Ok(());
     }
-    let about = distil::about(&d, &a.hp, &teacher_file);
+    let about = distil::about(&d, &a.hp, &a.teacher);
     let opts = quant::ExportOptions {
         refit_last: !d.grid_trained,
         ..quant::ExportOptions::default()

@@ -156,12 +156,12 @@ impl QNetwork {
 
     fn run(&self, xs: &Tensor, steps: Option<&[f64]>, mut seen: Option<&mut [f64]>) -> Tensor {
         let last = self.ops.len().saturating_sub(1);
-        // The step of the current layer's input (the binary frames: 1).
+        // The step of the current layer's input (the binary frames: 1), and
+        // the weight steps of the current stage, one per output channel.
         let mut s_in = 1.0;
+        let mut s_w: Option<Tensor> = None;
         // Weights and bias, on the export's grid when `steps` is given: int8
         // weights, int32 biases at the accumulator's step `s_in * s_w`.
-        // The weight steps of the current stage, one per output channel.
-        let mut s_w: Option<Tensor> = None;
         let params = |w: &Tensor, b: Option<&Tensor>, i: usize, s_in: f64| match steps {
             Some(_) => {
                 let (w, s_w) = int8_grid(w, i == last);
@@ -414,6 +414,7 @@ mod tests {
     fn the_int8_grid_predicts_the_exported_network() {
         use crate::quant::{export::export, ExportOptions};
         use crate::report::sample_stacks;
+        let _seed = crate::torch_seed_lock();
         for (arch, seed) in [(netspec::TINY, 5), (netspec::COMPACT, 6)] {
             tch::manual_seed(seed);
             let net = QNetwork::new(arch, Device::Cpu);

@@ -362,10 +362,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
             if let Some(score) = s.final_score {
                 if !retried[i] {
                     state.episodes += 1;
-                    recent.push_back(score);
-                    if recent.len() > RECENT_EPISODES {
-                        recent.pop_front();
-                    }
+                    push_recent(&mut recent, score);
                 }
                 retried[i] = false;
                 if retries_on && unit(&mut rng) < cfg.retry_prob {
@@ -636,7 +633,16 @@ fn save_checkpoint(
     checkpoint::save(&run_dir.join("checkpoint"), learner, state, Some(replay))
 }
 
-fn mean(v: &VecDeque<u32>) -> f64 {
+/// Appends an episode's score to `recent`, keeping the last [`RECENT_EPISODES`].
+pub(crate) fn push_recent(recent: &mut VecDeque<u32>, score: u32) {
+    recent.push_back(score);
+    if recent.len() > RECENT_EPISODES {
+        recent.pop_front();
+    }
+}
+
+/// The mean of `v` (0 when empty).
+pub(crate) fn mean(v: &VecDeque<u32>) -> f64 {
     if v.is_empty() {
         0.0
     } else {
@@ -645,21 +651,22 @@ fn mean(v: &VecDeque<u32>) -> f64 {
 }
 
 /// Throughput over the interval since the last call.
-struct Window {
+pub(crate) struct Window {
     t: Instant,
     steps: u64,
     updates: u64,
 }
 
 impl Window {
-    fn new(steps: u64, updates: u64) -> Window {
+    pub(crate) fn new(steps: u64, updates: u64) -> Window {
         Window {
             t: Instant::now(),
             steps,
             updates,
         }
     }
-    fn rates(&mut self, steps: u64, updates: u64) -> (f64, f64) {
+    /// Steps/s and updates/s since the last call (or `new`).
+    pub(crate) fn rates(&mut self, steps: u64, updates: u64) -> (f64, f64) {
         let dt = self.t.elapsed().as_secs_f64().max(1e-9);
         let r = (
             (steps - self.steps) as f64 / dt,
@@ -785,6 +792,7 @@ mod selection_tests {
             ..Config::default()
         };
         let trained = reference();
+        let _seed = crate::torch_seed_lock();
         tch::manual_seed(3);
         let untrained = QNetwork::new(trained.arch, Device::Cpu);
         tch::manual_seed(4);
