@@ -31,8 +31,9 @@ struct Args {
     /// Episodes to play.
     #[arg(long, default_value_t = 10)]
     episodes: u32,
-    /// Seed of episode 0 (episode i uses SEED + i).
-    #[arg(long, default_value_t = 0)]
+    /// Seed of episode 0 (episode i uses SEED + i): a number, `test` (the
+    /// first test seed: games to report scores on) or `validation`.
+    #[arg(long, default_value = "0", value_parser = parse_seed)]
     seed: u64,
     /// An episode stops once its score reaches this.
     #[arg(long, default_value_t = 1000)]
@@ -60,6 +61,11 @@ struct Args {
     /// classic, small, strided, tiny).
     #[arg(long, value_name = "NAME", default_value = "classic", value_parser = parse_net)]
     net: netspec::Arch,
+}
+
+/// A game seed: a number, `test` or `validation` (`flappy::seeds`).
+fn parse_seed(s: &str) -> Result<u64, String> {
+    flappy::seeds::parse(s).map_err(|e| e.to_string())
 }
 
 /// A netspec architecture by name.

@@ -14,6 +14,7 @@ pub mod paint;
 pub mod raster;
 #[cfg(feature = "std")]
 pub mod render;
+pub mod seeds;
 pub mod sprites;
 
 pub use game::{

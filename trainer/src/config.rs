@@ -43,6 +43,11 @@ pub fn arch_arg() -> impl clap::builder::TypedValueParser<Value = Arch> {
         .try_map(|name| name.parse::<Arch>())
 }
 
+/// Every master seed is below this, so that the training games it seeds
+/// (`seed * 1_000_003 + ...`, and `2^40 + seed * 1_000_003 + ...` when
+/// distilling) stay below [`flappy::seeds::VALIDATION`].
+pub const MAX_SEED: u64 = 1 << 24;
+
 /// Training hyperparameters. Every field is a `train` flag (`--lr 1e-4`) and a
 /// key of the TOML config file.
 #[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -54,7 +59,9 @@ pub struct Config {
     #[arg(long, default_value_t = Config::default().net, value_parser = arch_arg())]
     #[serde(with = "arch_by_name")]
     pub net: Arch,
-    /// Master seed (torch init, environments, exploration and replay sampling).
+    /// Master seed (torch init, environments, exploration and replay
+    /// sampling), below 2^24: the training games it seeds then stay below
+    /// the validation and test seeds (`flappy::seeds`).
     #[arg(long, default_value_t = Config::default().seed)]
     pub seed: u64,
     /// Environments stepped together (one batched forward picks all their actions).
@@ -258,6 +265,10 @@ impl Config {
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
         let checks = [
+            (
+                self.seed < MAX_SEED,
+                "seed must be below 2^24 (its training games stay below the validation seeds)",
+            ),
             (self.num_envs >= 1, "num_envs must be >= 1"),
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be > 0"),
             (

@@ -62,15 +62,47 @@ struct EndArgs {
     /// Only learn: skip the final evaluation, recording, export and report.
     #[arg(long)]
     no_finish: bool,
-    /// Episodes of the final greedy evaluation (game seeds 0..N).
-    #[arg(long, default_value_t = 20)]
+    /// Games of the final greedy evaluation, on test seeds (the first N of
+    /// `flappy::seeds::TEST..`, which nothing is ever chosen on).
+    #[arg(long, default_value_t = report::FinishOptions::default().episodes)]
     final_episodes: usize,
     /// Score cap of the final evaluation (a game that reaches it counts as won).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = report::FinishOptions::default().cap)]
     final_max_score: u32,
     /// Frame stacks to record at the end (calibration and parity data).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = report::FinishOptions::default().record_frames)]
     record_frames: usize,
+}
+
+impl EndArgs {
+    /// Refuses an end that cannot run, before any training.
+    fn validate(&self) -> Result<()> {
+        if self.final_max_score == 0 {
+            bail!("--final-max-score must be at least 1");
+        }
+        if self.final_episodes == 0 || self.final_episodes as u64 > flappy::seeds::TEST_LEN {
+            bail!(
+                "--final-episodes must be in 1..={} (the test seeds)",
+                flappy::seeds::TEST_LEN
+            );
+        }
+        Ok(())
+    }
+
+    /// The end of a run these flags ask for, exporting with `export`.
+    fn options(&self, export: quant::ExportOptions) -> report::FinishOptions {
+        report::FinishOptions {
+            episodes: self.final_episodes,
+            cap: self.final_max_score,
+            record_frames: self.record_frames,
+            export,
+        }
+    }
+}
+
+/// A game seed on the command line: a number, `validation` or `test`.
+fn seed_arg(s: &str) -> Result<u64, String> {
+    flappy::seeds::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args)]
@@ -119,8 +151,10 @@ struct EvalArgs {
     /// Episodes (game seeds seed..seed+N).
     #[arg(long, default_value_t = 20)]
     episodes: usize,
-    /// First game seed.
-    #[arg(long, default_value_t = 0)]
+    /// First game seed: a number, `validation` (the default: games to
+    /// choose settings on) or `test` (games to report on, never to choose
+    /// on; docs/learning.md, "Three seed sets").
+    #[arg(long, default_value = "validation", value_parser = seed_arg)]
     seed: u64,
     /// Stop an episode at this score.
     #[arg(long, default_value_t = 1000)]
@@ -262,6 +296,7 @@ fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
 }
 
 fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    a.end.validate()?;
     let stop = stop_on_ctrl_c("saving a checkpoint and stopping")?;
     let (run_dir, cfg, resume) = match &a.resume {
         Some(dir) => {
@@ -316,25 +351,18 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if a.end.no_finish {
         return Ok(());
     }
-    if a.end.final_max_score == 0 {
-        bail!("--final-max-score must be at least 1");
-    }
     report::finish(
         &run_dir,
         &report::RunAbout::of_training(&trained),
-        a.end.final_episodes,
-        a.end.final_max_score,
-        a.end.record_frames,
-        &quant::ExportOptions::default(),
-    )
+        &a.end.options(quant::ExportOptions::default()),
+    )?;
+    Ok(())
 }
 
 fn cmd_distil(a: DistilArgs) -> Result<()> {
     use trainer::distil;
     a.hp.validate()?;
-    if a.end.final_max_score == 0 {
-        bail!("--final-max-score must be at least 1");
-    }
+    a.end.validate()?;
     let stop = stop_on_ctrl_c("keeping the student as it is and stopping")?;
     let device = train::pick_device();
     let teacher = train::load_best(&a.teacher, device)
@@ -360,14 +388,8 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
         refit_last: !d.grid_trained,
         ..quant::ExportOptions::default()
     };
-    report::finish(
-        &run_dir,
-        &about,
-        a.end.final_episodes,
-        a.end.final_max_score,
-        a.end.record_frames,
-        &opts,
-    )
+    report::finish(&run_dir, &about, &a.end.options(opts))?;
+    Ok(())
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {

@@ -76,24 +76,59 @@ pub fn selection_row(sel: &Selection) -> String {
     )
 }
 
-/// Runs the end-of-run pipeline for `run_dir` (its `best.safetensors`),
-/// exporting with `opts`.
-pub fn finish(
-    run_dir: &Path,
-    about: &RunAbout,
-    episodes: usize,
-    cap: u32,
-    record_frames: usize,
-    opts: &crate::quant::ExportOptions,
-) -> Result<()> {
+/// What the end of a run does: the final evaluation (on test games only),
+/// the recordings and the export.
+#[derive(Clone, Debug)]
+pub struct FinishOptions {
+    /// Games of the final greedy evaluation: test seeds
+    /// `flappy::seeds::TEST..TEST + episodes`.
+    pub episodes: usize,
+    /// Score cap of those games (a game that reaches it counts as won).
+    pub cap: u32,
+    /// Frame stacks recorded for the parity check (`frames.rec`); twice as
+    /// many calibrate the export (`calib.rec`).
+    pub record_frames: usize,
+    /// How the blob is made.
+    pub export: crate::quant::ExportOptions,
+}
+
+impl Default for FinishOptions {
+    fn default() -> Self {
+        FinishOptions {
+            episodes: 100,
+            cap: 1000,
+            record_frames: 2000,
+            export: crate::quant::ExportOptions::default(),
+        }
+    }
+}
+
+/// Runs the end-of-run pipeline for `run_dir` (its `best.safetensors`) and
+/// returns the final evaluation (test seeds).
+pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<EvalResult> {
+    let (episodes, cap, record_frames, opts) = (o.episodes, o.cap, o.record_frames, &o.export);
+    anyhow::ensure!(episodes >= 1, "the final evaluation needs at least 1 game");
+    anyhow::ensure!(
+        cap >= 1,
+        "the final evaluation's score cap must be at least 1"
+    );
+    anyhow::ensure!(
+        flappy::seeds::range_in(
+            flappy::seeds::TEST,
+            episodes as u64,
+            flappy::seeds::SeedSet::Test
+        ),
+        "at most {} test games",
+        flappy::seeds::TEST_LEN
+    );
     let device = train::pick_device();
     let net = train::load_best(run_dir, device)?;
     eprintln!(
-        "final evaluation: {episodes} greedy episodes (seeds 0..{episodes}), capped at {cap} pipes"
+        "final evaluation: {episodes} greedy games on test seeds (flappy::seeds::TEST + 0..{episodes}), capped at {cap} pipes"
     );
-    let r = eval::evaluate(&net, episodes, 0, cap)?;
+    let r = eval::evaluate(&net, episodes, flappy::seeds::TEST, cap)?;
     let gif = run_dir.join("best.gif");
-    write_gif(&net, r.best as u64, cap, &gif)?;
+    write_gif(&net, flappy::seeds::TEST + r.best as u64, cap, &gif)?;
     let rec = record(&net, record_frames, RECORD_SEED, RECORD_EPS)?;
     let rec_path = run_dir.join("frames.rec");
     rec.save(&rec_path)?;
@@ -109,11 +144,49 @@ pub fn finish(
         r.episodes, r.mean_score, r.median_score, r.max_score
     );
     println!("{table}");
+    write_atomic(
+        &run_dir.join(FINAL_EVAL_FILE),
+        serde_json::to_string_pretty(&FinalEval::of(&r, cap))?.as_bytes(),
+    )?;
     println!(
-        "wrote {}/{{report.md, curve.png, best.gif, frames.rec, calib.rec, policy.bin, best.safetensors}}",
+        "wrote {}/{{report.md, {FINAL_EVAL_FILE}, curve.png, best.gif, frames.rec, calib.rec, policy.bin, best.safetensors}}",
         run_dir.display()
     );
-    Ok(())
+    Ok(r)
+}
+
+/// The file in a run folder holding its final evaluation ([`FinalEval`]).
+pub const FINAL_EVAL_FILE: &str = "final-eval.json";
+
+/// The final evaluation as the run folder keeps it (`final-eval.json`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct FinalEval {
+    /// First game seed (the first test seed).
+    pub first_seed: u64,
+    /// Score cap.
+    pub cap: u32,
+    /// Mean score.
+    pub mean: f64,
+    /// Median score.
+    pub median: f64,
+    /// Games that reached the cap.
+    pub at_cap: usize,
+    /// Every game's score, game `first_seed + i` at `i`.
+    pub scores: Vec<u32>,
+}
+
+impl FinalEval {
+    /// The file's content for evaluation `r` capped at `cap` (test seeds).
+    pub fn of(r: &EvalResult, cap: u32) -> FinalEval {
+        FinalEval {
+            first_seed: flappy::seeds::TEST,
+            cap,
+            mean: r.mean_score,
+            median: r.median_score,
+            at_cap: r.scores.iter().filter(|&&s| s >= cap).count(),
+            scores: r.scores.clone(),
+        }
+    }
 }
 
 /// The report's Markdown.
@@ -125,13 +198,17 @@ pub fn render(about: &RunAbout, r: &EvalResult, cap: u32, table: &str, recorded:
     md.push_str("## Run\n\n| | |\n|---|---|\n");
     md.push_str(&about.rows);
     md.push_str(&format!(
-        "\n## Greedy evaluation of the selected network\n\n{} episodes, game seeds 0..{}, capped at {cap} pipes.\n\n",
+        "\n## Greedy evaluation of the selected network\n\n{} games on test seeds (`flappy::seeds::TEST` + 0..{}, never used to choose anything), capped at {cap} pipes.\n\n",
         r.episodes, r.episodes
     ));
-    md.push_str("| mean | median | max |\n|---:|---:|---:|\n");
+    md.push_str("| mean | median | max | games at the cap |\n|---:|---:|---:|---:|\n");
     md.push_str(&format!(
-        "| {:.2} | {:.1} | {} |\n\nScores by seed: {:?}\n",
-        r.mean_score, r.median_score, r.max_score, r.scores
+        "| {:.2} | {:.1} | {} | {} |\n\nScores by seed: {:?}\n",
+        r.mean_score,
+        r.median_score,
+        r.max_score,
+        r.scores.iter().filter(|&&s| s >= cap).count(),
+        r.scores
     ));
     md.push_str(&format!(
         "\n## Quantized export\n\nCalibrated on {recorded} recorded frame stacks (`calib.rec`, game seeds {CALIB_SEED}..; the parity recording `frames.rec` uses other games); blob `policy.bin`.\n\n{table}\n"
