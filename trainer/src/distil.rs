@@ -19,9 +19,10 @@ use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
 use crate::metrics::{EvalSpread, MetricRow, Metrics};
 use crate::net::{to_input, unpack_stack, Arch, QNetwork, INPUT_LEN};
+use crate::progress::{human, Progress, Window};
 use crate::train::{
-    self, best_model_path, human, mean, push_recent, select_final, snapshot_path, SelectRule,
-    Selection, Window, EVAL_SEED,
+    self, best_model_path, mean, push_recent, select_final, snapshot_path, SelectRule, Selection,
+    EVAL_SEED,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -127,6 +128,18 @@ pub struct DistilConfig {
     pub threads: usize,
 }
 
+impl Default for DistilConfig {
+    /// The `distil` defaults (those of its flags).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            hp: DistilConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["distil"]).hp
+    }
+}
+
 fn arch_name<S: serde::Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(a.name)
 }
@@ -135,6 +148,10 @@ impl DistilConfig {
     /// Refuses settings that cannot run.
     pub fn validate(&self) -> Result<()> {
         let checks = [
+            (
+                self.seed >= crate::config::MAX_SEED,
+                "--seed must be below 2^24 (its games stay below the validation seeds)",
+            ),
             (self.num_envs == 0, "--num-envs must be at least 1"),
             (self.batch_size == 0, "--batch-size must be at least 1"),
             (
@@ -321,8 +338,8 @@ pub fn distil(
     let mut recent: VecDeque<u32> = VecDeque::new();
     let (mut updates, mut states, mut episodes) = (0u64, 0u64, 0u64);
     let budget_s = cfg.minutes * 60.0;
-    let bar = train::progress_bar(budget_s, cfg.total_updates);
-    bar.set_message("collecting the first labelled states");
+    let mut bar = Progress::new(budget_s, cfg.total_updates);
+    bar.set_message("collecting the first labelled states".into());
     let start = Instant::now();
     let mut window = Window::new(0, 0);
     let (mut last_loss, mut last_agree, mut last_eval, mut lr) =
@@ -451,13 +468,9 @@ pub fn distil(
                 last_loss
             ));
         }
-        bar.set_position(if cfg.total_updates > 0 {
-            updates
-        } else {
-            elapsed as u64
-        });
+        bar.tick(updates, elapsed);
     }
-    bar.finish_and_clear();
+    bar.finish();
     metrics.save(run_dir)?;
     let mut selection = None;
     if interrupted || cfg.select_episodes == 0 {

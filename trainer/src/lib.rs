@@ -17,6 +17,8 @@ pub mod env;
 pub mod eval;
 pub mod latency;
 pub mod net;
+pub mod pause;
+pub mod progress;
 pub mod report;
 pub mod train;
 

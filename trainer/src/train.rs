@@ -10,9 +10,11 @@ use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
 use crate::metrics::{EvalSpread, MetricRow, Metrics};
 use crate::net::QNetwork;
+use crate::pause::Clock;
+pub use crate::progress::human;
+use crate::progress::{Progress, Window};
 use crate::replay::Replay;
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use std::collections::VecDeque;
@@ -23,12 +25,12 @@ use tch::Device;
 
 /// Episodes in the running training-score mean.
 pub const RECENT_EPISODES: usize = 100;
-/// First game seed of the periodic evaluations (far from every training seed
-/// `seed * 1_000_003 + ...` and from the final evaluation's seeds 0..N).
-pub const EVAL_SEED: u64 = 1 << 48;
-/// First game seed of the end-of-run selection ([`select_final`]): fresh
-/// games, apart from the periodic evaluations' and the final evaluation's.
-pub const SELECT_SEED: u64 = EVAL_SEED + 1_000_000;
+/// First game seed of the periodic evaluations: validation games
+/// ([`flappy::seeds::PERIODIC_EVAL`]).
+pub const EVAL_SEED: u64 = flappy::seeds::PERIODIC_EVAL;
+/// First game seed of the end-of-run selection ([`select_final`]): other
+/// validation games ([`flappy::seeds::SELECTION`]).
+pub const SELECT_SEED: u64 = flappy::seeds::SELECTION;
 
 /// Why training stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,9 +306,8 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     let warmup_until = state.env_steps + if restored { 0 } else { cfg.learning_starts };
     let mut update_credit = 0u64;
 
-    let bar = progress_bar(budget_s, cfg.total_steps);
-    let session_start = Instant::now();
-    let elapsed_before = state.elapsed_s;
+    let mut bar = Progress::new(budget_s, cfg.total_steps);
+    let mut clock = Clock::start(state.elapsed_s);
     let mut window = Window::new(state.env_steps, state.updates);
     let mut last_ckpt = Instant::now();
     let mut next_log = state.env_steps + cfg.log_every;
@@ -326,7 +327,8 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     let reason;
 
     loop {
-        let elapsed = elapsed_before + session_start.elapsed().as_secs_f64();
+        clock.hold_if_asked(|m| bar.println(m));
+        let elapsed = clock.elapsed();
         if stop.load(Ordering::SeqCst) {
             reason = StopReason::Interrupted;
             break;
@@ -489,17 +491,18 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
                 last_loss
             ));
         }
-        bar.set_position(progress_pos(elapsed, &state, &cfg));
+        bar.tick(state.env_steps, elapsed);
         if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint_min * 60.0 {
             state.elapsed_s = elapsed;
             save_checkpoint(run_dir, &learner, &mut state, &rng, &recent, &replay)?;
             last_ckpt = Instant::now();
         }
     }
-    state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
+    state.elapsed_s = clock.elapsed();
+    drop(clock);
     save_checkpoint(run_dir, &learner, &mut state, &rng, &recent, &replay)?;
     metrics.save(run_dir)?;
-    bar.finish_and_clear();
+    bar.finish();
     let mut selection = None;
     if !best_model_path(run_dir).exists() {
         learner.policy().vs.save(best_model_path(run_dir))?;
@@ -647,70 +650,6 @@ pub(crate) fn mean(v: &VecDeque<u32>) -> f64 {
         0.0
     } else {
         v.iter().map(|&s| s as f64).sum::<f64>() / v.len() as f64
-    }
-}
-
-/// Throughput over the interval since the last call.
-pub(crate) struct Window {
-    t: Instant,
-    steps: u64,
-    updates: u64,
-}
-
-impl Window {
-    pub(crate) fn new(steps: u64, updates: u64) -> Window {
-        Window {
-            t: Instant::now(),
-            steps,
-            updates,
-        }
-    }
-    /// Steps/s and updates/s since the last call (or `new`).
-    pub(crate) fn rates(&mut self, steps: u64, updates: u64) -> (f64, f64) {
-        let dt = self.t.elapsed().as_secs_f64().max(1e-9);
-        let r = (
-            (steps - self.steps) as f64 / dt,
-            (updates - self.updates) as f64 / dt,
-        );
-        *self = Window::new(steps, updates);
-        r
-    }
-}
-
-pub(crate) fn progress_bar(budget_s: f64, total_steps: u64) -> ProgressBar {
-    let (len, tmpl) = if total_steps > 0 {
-        (
-            total_steps,
-            "{spinner} [{elapsed_precise}] {bar:30} {percent}% {msg}",
-        )
-    } else {
-        (
-            budget_s.ceil() as u64,
-            "{spinner} [{elapsed_precise}/{duration_precise}] {bar:30} {msg}",
-        )
-    };
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(tmpl) {
-        bar.set_style(style);
-    }
-    bar.set_message("filling the replay memory with biased random play");
-    bar
-}
-
-fn progress_pos(elapsed: f64, state: &TrainState, cfg: &Config) -> u64 {
-    if cfg.total_steps > 0 {
-        state.env_steps
-    } else {
-        elapsed as u64
-    }
-}
-
-/// `1234567` as `1.23M`.
-pub fn human(n: u64) -> String {
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.2}M", n as f64 / 1e6),
     }
 }
 

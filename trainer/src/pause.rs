@@ -1,0 +1,184 @@
+//! The training clock, and how to pause it.
+//!
+//! A CPU run is budgeted in minutes, so anything else the machine does while
+//! it trains (a compile, a test run) takes updates from it and changes what
+//! it learns. On a 2-core machine one can instead *pause* the run: while a
+//! file `hold-<pid>` lies in the pause folder (`$FLAPPY_PAUSE_DIR`, default
+//! `$TMPDIR/flappy-pause`, or `/tmp/flappy-pause`) and process `<pid>`
+//! lives, every clocked loop sleeps between two steps, and its clock does
+//! not count that time. `scripts/quiet CMD` does it for one command: it
+//! writes its hold, waits until every clocked loop says it has paused, runs
+//! CMD, and removes its hold.
+//!
+//! The files, all in the pause folder:
+//! * `trainer-<pid>`: a clocked loop of process `<pid>` is running;
+//! * `paused-<pid>`: it is paused now;
+//! * `hold-<pid>`: process `<pid>` asks every loop to pause; a hold whose
+//!   process has ended is stale, ignored and removed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a running loop looks at the pause folder.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How often a paused loop looks again.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The pause folder (see the module docs).
+pub fn pause_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FLAPPY_PAUSE_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::temp_dir().join("flappy-pause")
+}
+
+/// Seconds of budget used: wall time since the run began (across sessions),
+/// less the time spent paused.
+pub struct Clock {
+    before_s: f64,
+    start: Instant,
+    paused_s: f64,
+    dir: PathBuf,
+    last_look: Instant,
+    registered: bool,
+}
+
+impl Clock {
+    /// A clock that has already counted `before_s` seconds (a resumed run),
+    /// watching the pause folder [`pause_dir`].
+    pub fn start(before_s: f64) -> Clock {
+        Self::watching(before_s, pause_dir())
+    }
+
+    /// A clock watching `dir` for holds.
+    pub fn watching(before_s: f64, dir: PathBuf) -> Clock {
+        let pid = std::process::id();
+        let registered = std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::write(dir.join(format!("trainer-{pid}")), b"").is_ok();
+        Clock {
+            before_s,
+            start: Instant::now(),
+            paused_s: 0.0,
+            dir,
+            last_look: Instant::now(),
+            registered,
+        }
+    }
+
+    /// Budget seconds used so far.
+    pub fn elapsed(&self) -> f64 {
+        self.before_s + self.start.elapsed().as_secs_f64() - self.paused_s
+    }
+
+    /// Seconds this session spent paused.
+    pub fn paused(&self) -> f64 {
+        self.paused_s
+    }
+
+    /// Between two steps: when a live hold exists, sleeps until none is
+    /// left (not counted by [`Clock::elapsed`]) and returns the seconds
+    /// paused, calling `say` once when the pause begins and once at its end.
+    pub fn hold_if_asked(&mut self, mut say: impl FnMut(&str)) -> f64 {
+        if !self.registered || self.last_look.elapsed() < LOOK_EVERY {
+            return 0.0;
+        }
+        self.last_look = Instant::now();
+        let Some(first) = live_holds(&self.dir).into_iter().next() else {
+            return 0.0;
+        };
+        let t0 = Instant::now();
+        let mark = self.dir.join(format!("paused-{}", std::process::id()));
+        let _ = std::fs::write(&mark, b"");
+        say(&format!(
+            "paused: {} holds the CPU (the clock stops until it is gone)",
+            first.display()
+        ));
+        while !live_holds(&self.dir).is_empty() {
+            std::thread::sleep(POLL);
+        }
+        let _ = std::fs::remove_file(&mark);
+        let s = t0.elapsed().as_secs_f64();
+        self.paused_s += s;
+        say(&format!("resumed after {:.1} min paused", s / 60.0));
+        s
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        let pid = std::process::id();
+        let _ = std::fs::remove_file(self.dir.join(format!("trainer-{pid}")));
+        let _ = std::fs::remove_file(self.dir.join(format!("paused-{pid}")));
+    }
+}
+
+/// The holds in `dir` whose process lives; stale ones are removed.
+fn live_holds(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut live = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("hold-")) else {
+            continue;
+        };
+        match pid.parse::<u32>() {
+            Ok(pid) if process_lives(pid) => live.push(e.path()),
+            _ => {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    live.sort();
+    live
+}
+
+/// Whether process `pid` exists (Linux: `/proc/<pid>`; elsewhere assumed).
+fn process_lives(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_stops_the_clock_and_a_stale_one_is_ignored() {
+        let dir = std::env::temp_dir().join(format!("flappy-pause-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut clock = Clock::watching(100.0, dir.clone());
+        assert!(dir
+            .join(format!("trainer-{}", std::process::id()))
+            .is_file());
+        assert!(clock.elapsed() >= 100.0);
+        // A hold of a process that does not exist is stale: removed, no pause.
+        std::fs::write(dir.join("hold-4294967294"), b"").unwrap();
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert_eq!(clock.hold_if_asked(|_| {}), 0.0);
+        assert!(!dir.join("hold-4294967294").exists());
+        // A live hold (this process) pauses until it is removed.
+        let hold = dir.join(format!("hold-{}", std::process::id()));
+        std::fs::write(&hold, b"").unwrap();
+        let h = hold.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            std::fs::remove_file(h).unwrap();
+        });
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        let before = clock.elapsed();
+        let mut said = Vec::new();
+        let paused = clock.hold_if_asked(|m| said.push(m.to_string()));
+        t.join().unwrap();
+        assert!(paused >= 1.0, "{paused}");
+        assert!(clock.elapsed() - before < 0.5, "the pause is not counted");
+        assert_eq!(said.len(), 2, "{said:?}");
+        drop(clock);
+        assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
