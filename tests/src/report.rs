@@ -75,13 +75,15 @@ pub fn markdown(
         )
         .unwrap();
         let p = c.paired();
-        writeln!(s, "\nPaired over the {} seeds: mean difference int8 - float {:.2} pipes, one-sided 95 % upper bound {:.2} \
-             (the check fails only when that bound is below -{:.0} % of the float mean, {:.2}).",
+        writeln!(s, "\nPaired over the {} seeds: mean difference int8 - float {:.2} pipes (sd {:.2}), one-sided 95 % upper bound {:.2} \
+             (the check fails when that bound is below 0: int8 shown worse). These games detect a loss of {:.1} % of the float mean \
+             with 80 % power (the full check asks for {:.0} % or less).",
             p.games,
             p.mean_diff,
+            p.sd_diff,
             p.upper_95,
-            100.0 * (1.0 - crate::Verdict::MIN_SCORE_RATIO),
-            -(1.0 - crate::Verdict::MIN_SCORE_RATIO) * c.float_mean_score
+            100.0 * p.detectable_loss,
+            100.0 * crate::Verdict::MAX_DETECTABLE_LOSS
         ).unwrap();
         match c.first_divergence {
             Some((e, st)) => {

@@ -57,15 +57,17 @@ fn meets_the_parity_bars(dir: &Path) {
     let model = net.to_float_model();
     let mut policy = Policy::from_blob(blob).unwrap();
     let f = frame_parity(&net, &model, &mut policy, &rec.stacks, 0.02).unwrap();
+    // The small, fast closed loop of `make test` (training seeds; `make
+    // train` plays the powered one on test seeds).
     let c = closed_loop(&net, &mut policy, 10, 0, 50).unwrap();
     println!(
         "{}",
         parity::report::markdown(&f, Some(&c), &Verdict::judge(&f, Some(&c)), None)
     );
     assert!(
-        f.agreement_non_tie >= 0.995,
-        "agreement off near-ties {}",
-        f.agreement_non_tie
+        f.agreement >= Verdict::MIN_AGREEMENT,
+        "agreement on all frames {}",
+        f.agreement
     );
     assert!(f.frames_non_tie > f.frames / 2, "most frames are no ties");
     assert_eq!(f.agreement_above_margin, 1.0);
@@ -76,10 +78,7 @@ fn meets_the_parity_bars(dir: &Path) {
     // Closed loop: judged on paired seeds (one early divergence in a chaotic
     // game must not fail an export that is right).
     let p = c.paired();
-    assert!(
-        p.upper_95 >= -(1.0 - Verdict::MIN_SCORE_RATIO) * c.float_mean_score,
-        "{c:?} {p:?}"
-    );
+    assert!(!p.shown_worse, "{c:?} {p:?}");
     assert!(
         c.float_mean_score > 1.0,
         "the model must actually play: {c:?}"
