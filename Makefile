@@ -16,10 +16,12 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot bench gpu-bin
+.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
+	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (~5 h; continues when rerun)"
+	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 	@echo "make tiny    distil the reference into the micro:bit's \`tiny\` network (models/tiny/, ~25 min on one core)"
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
@@ -64,20 +66,53 @@ tiny: setup
 	cp runs/tiny/best.safetensors $(TINY)/model.safetensors
 	cp runs/tiny/{distil.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(TINY)/
 
-# The main job: train (CUDA when present, else CPU), evaluate, record, export
-# the int8 blob (all by `trainer train`), then check the blob against the
-# float network (parity) and play it in the firmware loop on the host.
+# The main job: train (CUDA when present, else CPU), evaluate on the test
+# seeds, record, export the int8 blob (all by `trainer train`), then check
+# the blob against the float network (parity: recorded frames, and a closed
+# loop on test games with the power to see a 5 % int8 loss) and play it in
+# the firmware loop on the same 100 test games as the float evaluation.
 # ARGS are passed to `trainer train` (see `target/release/trainer train --help`).
-NAME ?= $(shell date -u +%Y%m%d-%H%M%S)
-RUN  := runs/$(NAME)
+# NAME is expanded once (:=): every step below names the same run folder.
+ifeq ($(origin NAME),undefined)
+NAME := $(shell date -u +%Y%m%d-%H%M%S)
+endif
+RUNS_DIR ?= runs
+RUN      := $(RUNS_DIR)/$(NAME)
 train: setup
 	cargo build --release -p trainer -p parity -p firmware-sim
-	target/release/trainer train --name $(NAME) $(ARGS)
-	@if [ -f $(RUN)/policy.bin ]; then \
-	  target/release/parity --checkpoint $(RUN)/best.safetensors --blob $(RUN)/policy.bin \
-	    --frames $(RUN)/frames.rec --episodes 20 --max-score 1000 --report $(RUN)/parity.md && \
-	  target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 20 --seed 0 --max-score 1000; \
-	fi
+	target/release/trainer train --name $(NAME) --runs-dir $(RUNS_DIR) $(ARGS)
+	@case " $(ARGS) " in *" --help "*|*" -h "*|*" --no-finish "*) exit 0;; esac; \
+	if [ ! -f $(RUN)/policy.bin ]; then \
+	  echo "train: $(RUN)/policy.bin is missing: the run stopped before its end."; \
+	  echo "train: continue it with target/release/trainer train --resume $(RUN), then make train-check NAME=$(NAME)"; \
+	  exit 1; \
+	fi; \
+	$(MAKE) --no-print-directory train-check NAME=$(NAME) RUNS_DIR=$(RUNS_DIR)
+
+# The checks after a run (make train runs them; NAME= names the run).
+train-check:
+	target/release/parity --checkpoint $(RUN)/best.safetensors --blob $(RUN)/policy.bin \
+	  --frames $(RUN)/frames.rec --seed test --episodes 100 --max-score 200 --powered \
+	  --report $(RUN)/parity.md
+	target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 100 --seed test --max-score 1000
+
+# The study behind the README's learning figures: `make train`'s defaults
+# with 5 training seeds, one after another (each with both cores), each
+# scored on 100 test games as float and as int8 in the firmware loop;
+# results/study-default.{json,md,png}. About 5 hours on a 2-core CPU; the
+# same command continues a stopped study. Compile beside it only through
+# scripts/quiet (which pauses the training clock).
+STUDY_SEEDS ?= 1,2,3,4,5
+study: setup
+	cargo build --release -p study
+	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
+
+# The micro:bit policy's study: `make tiny`'s distillation with 3 seeds
+# (results/study-tiny.*).
+TINY_SEEDS ?= 1,2,3
+tiny-study: setup
+	cargo build --release -p study
+	target/release/study distil --seeds $(TINY_SEEDS) $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.

@@ -402,6 +402,137 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
     Ok(())
 }
 
+/// One curve of [`plot_seed_spread`]: a name and `(minutes, value)` points
+/// in time order.
+pub type Curve = (String, Vec<(f64, f64)>);
+
+/// The value of `curve` at `t` by linear interpolation (None outside it).
+pub fn interpolate(curve: &[(f64, f64)], t: f64) -> Option<f64> {
+    let first = curve.first()?;
+    if t < first.0 {
+        return None;
+    }
+    for w in curve.windows(2) {
+        let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+        if t >= t0 && t <= t1 {
+            let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
+            return Some(v0 + f * (v1 - v0));
+        }
+    }
+    curve.last().filter(|l| (l.0 - t).abs() < 1e-9).map(|l| l.1)
+}
+
+/// Several runs of one recipe (one per seed): each run's curve as a thin
+/// line, and on a one-minute grid the median across runs (bold) and their
+/// min..max (shaded), where at least two runs have a point on both sides.
+/// `cap` draws a dashed line (the score cap), when above 0.
+pub fn plot_seed_spread(
+    curves: &[Curve],
+    title: &str,
+    y_desc: &str,
+    cap: f64,
+    path: &Path,
+) -> Result<()> {
+    ensure_font()?;
+    let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let x_max = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.0))
+        .fold(1.0, f64::max)
+        * 1.02;
+    let y_max = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.1))
+        .chain([cap])
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        * 1.08;
+    let mut chart = minutes_chart(&root, Some((title, 20)), 55, (x_max, y_max), y_desc, &err)?;
+    // The spread on a one-minute grid.
+    let mut band_lo = Vec::new();
+    let mut band_hi = Vec::new();
+    let mut median = Vec::new();
+    for m in 0..=x_max.floor() as usize {
+        let t = m as f64;
+        let mut vals: Vec<f64> = curves
+            .iter()
+            .filter_map(|(_, c)| interpolate(c, t))
+            .collect();
+        if vals.len() < 2 {
+            continue;
+        }
+        vals.sort_by(f64::total_cmp);
+        let n = vals.len();
+        let med = if n % 2 == 1 {
+            vals[n / 2]
+        } else {
+            (vals[n / 2 - 1] + vals[n / 2]) / 2.0
+        };
+        band_lo.push((t, vals[0]));
+        band_hi.push((t, vals[n - 1]));
+        median.push((t, med));
+    }
+    if !median.is_empty() {
+        let polygon: Vec<(f64, f64)> = band_hi
+            .iter()
+            .copied()
+            .chain(band_lo.iter().rev().copied())
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(polygon, BLUE.mix(0.12))))
+            .map_err(|e| err(&e))?
+            .label("min..max across seeds")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.12).filled())
+            });
+        chart
+            .draw_series(LineSeries::new(median, BLACK.stroke_width(3)))
+            .map_err(|e| err(&e))?
+            .label("median across seeds")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+    }
+    let palette = [
+        RED,
+        BLUE,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        RGBColor(230, 140, 0),
+        RGBColor(120, 70, 20),
+    ];
+    for (k, (name, c)) in curves.iter().enumerate() {
+        let color = palette[k % palette.len()];
+        chart
+            .draw_series(LineSeries::new(c.clone(), color.mix(0.8).stroke_width(1)))
+            .map_err(|e| err(&e))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+            });
+    }
+    if cap > 0.0 {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, cap), (x_max, cap)],
+                6,
+                4,
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +576,31 @@ mod tests {
         let tts = dir.join("tts.png");
         plot_time_to_score(&[("a".into(), m.clone()), ("b".into(), back)], &tts).unwrap();
         assert_eq!(&std::fs::read(&tts).unwrap()[1..4], b"PNG");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn curves_interpolate_and_the_spread_plots() {
+        let a = vec![(0.0, 0.0), (10.0, 100.0), (20.0, 50.0)];
+        assert_eq!(interpolate(&a, 5.0), Some(50.0));
+        assert_eq!(interpolate(&a, 15.0), Some(75.0));
+        assert_eq!(interpolate(&a, 20.0), Some(50.0));
+        assert_eq!(interpolate(&a, 21.0), None);
+        assert_eq!(interpolate(&a, -1.0), None);
+        assert_eq!(interpolate(&[], 1.0), None);
+        let dir = std::env::temp_dir().join(format!("metrics-spread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("spread.png");
+        let b = vec![(1.0, 10.0), (12.0, 1000.0)];
+        plot_seed_spread(
+            &[("1".into(), a), ("2".into(), b)],
+            "t",
+            "pipes",
+            1000.0,
+            &p,
+        )
+        .unwrap();
+        assert_eq!(&std::fs::read(&p).unwrap()[1..4], b"PNG");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,0 +1,186 @@
+//! `study`: the default recipe over several training seeds, scored on the
+//! test seeds, with intervals across seeds (`make study`, `make tiny-study`).
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use study::{seed_run, Kind, Study, StudyPlan};
+
+/// Trains (or distils) once per seed with the defaults, scores every run on
+/// the test seeds as float and as int8 in the firmware loop, and writes
+/// `results/study-<name>.{json,md,png}` after each seed: per-seed scores,
+/// IQM and mean across seeds with 95 % bootstrap intervals, the int8/float
+/// ratio, every seed's validation curve.
+///
+/// Seeds run one after another, each with all cores (libtorch's default
+/// threads, as `make train`). Stopped at any point (Ctrl-C, a kill), the
+/// same command continues: finished seeds are skipped, an interrupted
+/// training run continues from its last checkpoint with the budget it had
+/// left. A compile beside a training run takes its budget: run it through
+/// `scripts/quiet`, which pauses the run's clock.
+#[derive(Parser)]
+#[command(name = "study", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// `trainer train --seed S` with every default, per seed (what `make train` runs).
+    Train(TrainStudy),
+    /// `trainer distil --teacher T --seed S` with every default, per seed (what `make tiny` runs).
+    Distil(DistilStudy),
+    /// Redraw `results/study-<name>.{md,png}` from its JSON.
+    Report {
+        /// The study's name.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Folder of the results.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// The study's name: runs in <runs-dir>/study-<name>/seed-<s>/, results
+    /// in <out>/study-<name>.{json,md,png}.
+    #[arg(long)]
+    name: Option<String>,
+    /// Training seeds, one run each (below 2^24).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    seeds: Vec<u64>,
+    /// Test games per run (seeds flappy::seeds::TEST + 0..N).
+    #[arg(long, default_value_t = 100)]
+    test_games: usize,
+    /// Score cap of a test game.
+    #[arg(long, default_value_t = 1000)]
+    cap: u32,
+    /// Folder of the run folders.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Folder of the results.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Threads that play the int8 test games.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Args)]
+struct TrainStudy {
+    #[command(flatten)]
+    common: Common,
+    /// Another time budget in minutes (0: the default, 55 on a CPU); for
+    /// trying the study itself, not for results.
+    #[arg(long, default_value_t = 0.0)]
+    minutes: f64,
+}
+
+#[derive(Args)]
+struct DistilStudy {
+    #[command(flatten)]
+    common: Common,
+    /// The teacher (a run folder, or models/reference).
+    #[arg(long, default_value = "models/reference")]
+    teacher: PathBuf,
+    /// Other gradient updates per run (0: the default); for trying the
+    /// study itself, not for results.
+    #[arg(long, default_value_t = 0)]
+    total_updates: u64,
+}
+
+fn main() {
+    trainer::alloc::keep_freed_memory();
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    match Cli::parse().cmd {
+        Cmd::Train(a) => {
+            let kind = Kind::Train {
+                minutes: (a.minutes > 0.0).then_some(a.minutes),
+            };
+            run_study(a.common, "default", kind, command)
+        }
+        Cmd::Distil(a) => {
+            let kind = Kind::Distil {
+                teacher: a.teacher,
+                total_updates: (a.total_updates > 0).then_some(a.total_updates),
+            };
+            run_study(a.common, "tiny", kind, command)
+        }
+        Cmd::Report { name, out } => {
+            let (json, md, png) = Study::paths(&out, &name);
+            let s = Study::load(&json)?;
+            s.save(&out)?;
+            println!(
+                "{}\nwrote {} and {}",
+                s.markdown(),
+                md.display(),
+                png.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Result<()> {
+    let plan = StudyPlan {
+        name: c.name.unwrap_or_else(|| default_name.into()),
+        kind,
+        seeds: c.seeds,
+        test_games: c.test_games,
+        cap: c.cap,
+        runs_dir: c.runs_dir,
+        threads: c.threads.max(1),
+    };
+    plan.validate()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: saving a checkpoint and stopping (again to abort); the same command continues");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let mut study = Study {
+        name: plan.name.clone(),
+        command,
+        kind: plan.kind.clone(),
+        seeds: plan.seeds.clone(),
+        first_test_seed: flappy::seeds::TEST,
+        test_games: plan.test_games,
+        cap: plan.cap,
+        runs: Vec::new(),
+        aggregate: None,
+        method: study::summary::METHOD.into(),
+    };
+    for &s in &plan.seeds {
+        let Some(r) = seed_run::run_seed(&plan, s, &stop)? else {
+            eprintln!("stopped during seed {s}; run the same command to continue");
+            return Ok(());
+        };
+        study.runs.push(r);
+        study.aggregate = Some(study::summary::Aggregate::of(&study.runs, plan.cap));
+        study.save(&c.out)?;
+        let (json, _, _) = Study::paths(&c.out, &plan.name);
+        eprintln!(
+            "seed {s} done: {} of {} seeds in {}",
+            study.runs.len(),
+            plan.seeds.len(),
+            json.display()
+        );
+    }
+    print!("{}", study.markdown());
+    Ok(())
+}

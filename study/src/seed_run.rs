@@ -1,0 +1,371 @@
+//! One seed of a study, from nothing (or from where it stopped) to its
+//! [`SeedResult`].
+//!
+//! A seed's folder is `<runs>/study-<name>/seed-<s>/`, an ordinary run
+//! folder. Its `study-seed.json` says the seed is done; a folder without it
+//! is continued: a training run from its last checkpoint with the budget it
+//! had left (`trainer train --resume`), a distillation from the start (it
+//! keeps no checkpoint; it takes about 20 minutes).
+
+use anyhow::{Context, Result};
+use flappy::seeds;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use trainer::config::Config;
+use trainer::distil::{self, DistilConfig};
+use trainer::metrics::Metrics;
+use trainer::report::{self, FinishOptions, RunAbout};
+use trainer::{checkpoint, train};
+
+/// The file in a seed's folder that says it is done.
+pub const SEED_FILE: &str = "study-seed.json";
+
+/// What each seed runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Kind {
+    /// `trainer train` with its defaults and `--seed s` (what `make train`
+    /// runs), optionally with another time budget (tests).
+    Train {
+        /// Minutes of training (None: the default budget).
+        minutes: Option<f64>,
+    },
+    /// `trainer distil` with its defaults, the teacher and `--seed s`
+    /// (what `make tiny` runs), optionally with fewer updates (tests).
+    Distil {
+        /// The teacher's folder or weights.
+        teacher: PathBuf,
+        /// Gradient updates (None: the default).
+        total_updates: Option<u64>,
+    },
+}
+
+/// A study's settings.
+#[derive(Clone, Debug)]
+pub struct StudyPlan {
+    /// The study's name: runs in `<runs_dir>/study-<name>/`, results in
+    /// `<out_dir>/study-<name>.*`.
+    pub name: String,
+    /// What each seed runs.
+    pub kind: Kind,
+    /// Training seeds, one run each.
+    pub seeds: Vec<u64>,
+    /// Test games per run (seeds `flappy::seeds::TEST..`).
+    pub test_games: usize,
+    /// Score cap of a test game.
+    pub cap: u32,
+    /// Folder of the run folders.
+    pub runs_dir: PathBuf,
+    /// Threads that play the int8 games.
+    pub threads: usize,
+}
+
+impl StudyPlan {
+    /// The folder of seed `s`'s run.
+    pub fn seed_dir(&self, s: u64) -> PathBuf {
+        self.runs_dir
+            .join(format!("study-{}", self.name))
+            .join(format!("seed-{s}"))
+    }
+
+    /// Refuses a plan that cannot run or would report off the test seeds.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(!self.seeds.is_empty(), "a study needs at least one seed");
+        anyhow::ensure!(self.cap >= 1, "the score cap must be at least 1");
+        anyhow::ensure!(
+            self.test_games >= 1
+                && seeds::range_in(seeds::TEST, self.test_games as u64, seeds::SeedSet::Test),
+            "test games must be in 1..={}",
+            seeds::TEST_LEN
+        );
+        let mut sorted = self.seeds.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        anyhow::ensure!(sorted.len() == self.seeds.len(), "a seed is listed twice");
+        anyhow::ensure!(
+            self.seeds.iter().all(|&s| s < trainer::config::MAX_SEED),
+            "training seeds must be below 2^24"
+        );
+        anyhow::ensure!(
+            !self.name.is_empty()
+                && self
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "a study name is letters, digits, - and _"
+        );
+        Ok(())
+    }
+}
+
+/// A score list with its summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Mean score.
+    #[serde(deserialize_with = "parity::f64_or_nan")]
+    pub mean: f64,
+    /// Median score.
+    #[serde(deserialize_with = "parity::f64_or_nan")]
+    pub median: f64,
+    /// Games that reached the cap.
+    pub at_cap: usize,
+    /// Game `TEST + i`'s score at `i`.
+    pub scores: Vec<u32>,
+}
+
+impl Scores {
+    /// The summary of `scores` under `cap`.
+    pub fn of(scores: Vec<u32>, cap: u32) -> Scores {
+        let f: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
+        Scores {
+            mean: crate::stats::mean(&f),
+            median: crate::stats::median(&f),
+            at_cap: scores.iter().filter(|&&s| s >= cap).count(),
+            scores,
+        }
+    }
+
+    /// The scores as floats.
+    pub fn values(&self) -> Vec<f64> {
+        self.scores.iter().map(|&s| s as f64).collect()
+    }
+}
+
+/// One periodic validation evaluation during the run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Training minutes (the clock of the budget).
+    pub minutes: f64,
+    /// Median of its games.
+    pub median: f64,
+    /// Mean of its games.
+    pub mean: f64,
+}
+
+/// The parity of the blob with its float network on the run's recorded frames.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameAgreement {
+    /// Frame stacks compared.
+    pub frames: usize,
+    /// Action agreement on all of them.
+    pub all: f64,
+    /// Agreement off near-ties (a diagnostic).
+    pub non_tie: f64,
+    /// Largest |Q error| as a fraction of the Q range.
+    pub max_q_err_rel: f64,
+}
+
+/// What one seed's run came to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedResult {
+    /// The training seed.
+    pub seed: u64,
+    /// The shipped float network on the test games.
+    pub float: Scores,
+    /// Its int8 blob in the firmware loop on the same games.
+    pub int8: Scores,
+    /// int8 against float, paired by game.
+    pub paired: parity::Paired,
+    /// Training minutes to the first periodic validation evaluation whose
+    /// median reached the cap (None: never).
+    pub minutes_to_cap: Option<f64>,
+    /// The periodic validation evaluations.
+    pub curve: Vec<CurvePoint>,
+    /// Environment steps (training) or labelled states (distillation).
+    pub steps: u64,
+    /// Gradient updates.
+    pub updates: u64,
+    /// Minutes of the budget used.
+    pub minutes: f64,
+    /// The end-of-run selection, in words.
+    pub selection: Option<String>,
+    /// Parity on recorded frames.
+    pub frames: FrameAgreement,
+}
+
+/// The curve and the first time its median reached `cap`.
+pub fn curve_of(m: &Metrics, cap: u32) -> (Vec<CurvePoint>, Option<f64>) {
+    let curve: Vec<CurvePoint> = m
+        .evals()
+        .into_iter()
+        .map(|(t, e)| CurvePoint {
+            minutes: t,
+            median: e.median,
+            mean: e.mean,
+        })
+        .collect();
+    let first = curve
+        .iter()
+        .find(|p| p.median >= cap as f64)
+        .map(|p| p.minutes);
+    (curve, first)
+}
+
+/// Runs seed `s` of `plan` to its end, or loads its result when it is
+/// done. `Ok(None)`: stopped by `stop` (Ctrl-C) before the end.
+pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<SeedResult>> {
+    let dir = plan.seed_dir(s);
+    let done = dir.join(SEED_FILE);
+    if done.is_file() {
+        let text = std::fs::read_to_string(&done)
+            .with_context(|| format!("reading {}", done.display()))?;
+        let r: SeedResult = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a seed result", done.display()))?;
+        anyhow::ensure!(
+            r.seed == s && r.float.scores.len() == plan.test_games,
+            "{} holds seed {} with {} test games; this study asks for seed {s} with {}: \
+             use another --name",
+            done.display(),
+            r.seed,
+            r.float.scores.len(),
+            plan.test_games
+        );
+        eprintln!("seed {s}: done before ({})", done.display());
+        return Ok(Some(r));
+    }
+    let finish = FinishOptions {
+        episodes: plan.test_games,
+        cap: plan.cap,
+        ..FinishOptions::default()
+    };
+    let (float, steps, updates, minutes, selection) = match &plan.kind {
+        Kind::Train { minutes } => {
+            let resume = checkpoint::resolve(&dir).is_ok();
+            let mut cfg = if resume {
+                checkpoint::load_config(&dir)?
+            } else {
+                Config {
+                    seed: s,
+                    ..Config::default()
+                }
+            };
+            if let Some(m) = minutes {
+                cfg.minutes = *m;
+            }
+            eprintln!(
+                "seed {s}: {} {}",
+                if resume { "continuing" } else { "training" },
+                dir.display()
+            );
+            let t = train::train(cfg, &dir, resume, stop)?;
+            if t.reason == train::StopReason::Interrupted {
+                return Ok(None);
+            }
+            let about = RunAbout::of_training(&t);
+            let r = report::finish(&dir, &about, &finish)?;
+            let sel = t.selection.as_ref().map(|x| x.summary());
+            (
+                r,
+                t.state.env_steps,
+                t.state.updates,
+                t.state.elapsed_s / 60.0,
+                sel,
+            )
+        }
+        Kind::Distil {
+            teacher,
+            total_updates,
+        } => {
+            if dir.exists() {
+                eprintln!("seed {s}: an unfinished distillation; starting it again");
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            let mut hp = DistilConfig {
+                seed: s,
+                ..DistilConfig::default()
+            };
+            if let Some(u) = total_updates {
+                hp.total_updates = *u;
+            }
+            let device = train::pick_device();
+            let t = train::load_best(teacher, device)
+                .with_context(|| format!("loading the teacher {}", teacher.display()))?;
+            eprintln!("seed {s}: distilling into {}", dir.display());
+            let d = distil::distil(&hp, &t, &dir, stop)?;
+            if d.interrupted {
+                return Ok(None);
+            }
+            let about = distil::about(&d, &hp, teacher);
+            let opts = FinishOptions {
+                export: trainer::quant::ExportOptions {
+                    refit_last: !d.grid_trained,
+                    ..trainer::quant::ExportOptions::default()
+                },
+                ..finish.clone()
+            };
+            let r = report::finish(&dir, &about, &opts)?;
+            let sel = d.selection.as_ref().map(|x| x.summary());
+            (r, d.states, d.updates, d.minutes, sel)
+        }
+    };
+    let result = score_run(
+        plan,
+        s,
+        &dir,
+        float.scores,
+        steps,
+        updates,
+        minutes,
+        selection,
+    )?;
+    trainer::atomic::write_atomic(&done, serde_json::to_string_pretty(&result)?.as_bytes())?;
+    Ok(Some(result))
+}
+
+/// The int8 scores, the parity and the curve of a finished run folder.
+#[allow(clippy::too_many_arguments)]
+fn score_run(
+    plan: &StudyPlan,
+    s: u64,
+    dir: &Path,
+    float_scores: Vec<u32>,
+    steps: u64,
+    updates: u64,
+    minutes: f64,
+    selection: Option<String>,
+) -> Result<SeedResult> {
+    let blob_path = dir.join("policy.bin");
+    let blob =
+        std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
+    eprintln!(
+        "seed {s}: int8 blob in the firmware loop on {} test games",
+        plan.test_games
+    );
+    let int8 = crate::int8::scores(&blob, seeds::TEST, plan.test_games, plan.cap, plan.threads)?;
+    let float = Scores::of(float_scores, plan.cap);
+    let int8 = Scores::of(int8, plan.cap);
+    let paired = parity::Paired::of(&float.scores, &int8.scores);
+    let metrics = Metrics::load(&dir.join("metrics.csv"))?;
+    let (curve, minutes_to_cap) = curve_of(&metrics, plan.cap);
+    let frames = frame_agreement(dir, &blob)?;
+    Ok(SeedResult {
+        seed: s,
+        float,
+        int8,
+        paired,
+        minutes_to_cap,
+        curve,
+        steps,
+        updates,
+        minutes,
+        selection,
+        frames,
+    })
+}
+
+/// Parity of the blob with the shipped float network on `frames.rec`.
+fn frame_agreement(dir: &Path, blob: &[u8]) -> Result<FrameAgreement> {
+    let net = train::load_best(dir, tch::Device::Cpu)?;
+    let model = net.to_float_model();
+    let rec = trainer::recording::Recording::load(&dir.join("frames.rec"))?;
+    let mut policy =
+        firmware_sim::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("bad blob: {e}"))?;
+    let f = parity::frame_parity(&net, &model, &mut policy, &rec.stacks, 0.02)?;
+    Ok(FrameAgreement {
+        frames: f.frames,
+        all: f.agreement,
+        non_tie: f.agreement_non_tie,
+        max_q_err_rel: f.max_q_err_rel,
+    })
+}

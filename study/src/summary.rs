@@ -1,0 +1,273 @@
+//! A study's results across seeds: `results/study-<name>.json` (everything),
+//! `.md` (the tables the README shows) and `.png` (every seed's validation
+//! curve and their spread). The Markdown and the plot are drawn from the
+//! JSON alone (`study report` redraws them).
+
+use crate::seed_run::{Kind, SeedResult};
+use crate::stats::{self, bootstrap, iqm, mean, Interval, BOOTSTRAP_REPS};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Across-seed figures, each with its 95 % bootstrap interval over runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// Runs.
+    pub runs: usize,
+    /// Mean of the runs' float test means.
+    pub float_mean: Interval,
+    /// IQM of the runs' float test means.
+    pub float_iqm: Interval,
+    /// Mean of the runs' int8 test means.
+    pub int8_mean: Interval,
+    /// IQM of the runs' int8 test means.
+    pub int8_iqm: Interval,
+    /// Sum of int8 means over sum of float means (1 = the export costs nothing).
+    pub int8_over_float: Interval,
+    /// Runs whose float test median reached the cap.
+    pub float_median_at_cap: usize,
+    /// Runs whose int8 test median reached the cap.
+    pub int8_median_at_cap: usize,
+    /// Runs whose validation median reached the cap during training.
+    pub reached_cap: usize,
+}
+
+impl Aggregate {
+    /// The figures of `runs` (at least one) under `cap`.
+    pub fn of(runs: &[SeedResult], cap: u32) -> Aggregate {
+        let pairs: Vec<(f64, f64)> = runs.iter().map(|r| (r.float.mean, r.int8.mean)).collect();
+        let f = |sel: fn(&(f64, f64)) -> f64, stat: fn(&[f64]) -> f64| {
+            move |s: &[(f64, f64)]| stat(&s.iter().map(sel).collect::<Vec<_>>())
+        };
+        let float = |p: &(f64, f64)| p.0;
+        let int8 = |p: &(f64, f64)| p.1;
+        let at = |m: f64| m >= cap as f64;
+        Aggregate {
+            runs: runs.len(),
+            float_mean: bootstrap(&pairs, f(float, mean), BOOTSTRAP_REPS),
+            float_iqm: bootstrap(&pairs, f(float, iqm), BOOTSTRAP_REPS),
+            int8_mean: bootstrap(&pairs, f(int8, mean), BOOTSTRAP_REPS),
+            int8_iqm: bootstrap(&pairs, f(int8, iqm), BOOTSTRAP_REPS),
+            int8_over_float: bootstrap(
+                &pairs,
+                |s| s.iter().map(|p| p.1).sum::<f64>() / s.iter().map(|p| p.0).sum::<f64>(),
+                BOOTSTRAP_REPS,
+            ),
+            float_median_at_cap: runs.iter().filter(|r| at(r.float.median)).count(),
+            int8_median_at_cap: runs.iter().filter(|r| at(r.int8.median)).count(),
+            reached_cap: runs.iter().filter(|r| r.minutes_to_cap.is_some()).count(),
+        }
+    }
+}
+
+/// Everything a study found (`results/study-<name>.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Study {
+    /// The study's name.
+    pub name: String,
+    /// The command that made it.
+    pub command: String,
+    /// What each seed ran.
+    pub kind: Kind,
+    /// The seeds asked for, in order.
+    pub seeds: Vec<u64>,
+    /// First test seed (`flappy::seeds::TEST`).
+    pub first_test_seed: u64,
+    /// Test games per run.
+    pub test_games: usize,
+    /// Score cap of a test game.
+    pub cap: u32,
+    /// The finished seeds' results, in the order of `seeds`.
+    pub runs: Vec<SeedResult>,
+    /// Across the finished seeds (None before the first is done).
+    pub aggregate: Option<Aggregate>,
+    /// How the intervals were computed.
+    pub method: String,
+}
+
+/// How [`Aggregate`]'s intervals are computed, for the JSON and the table.
+pub const METHOD: &str = "95 % percentile bootstrap over runs, 10 000 resamples (rliable's stratified bootstrap with one task), implemented in study/src/stats.rs; IQM = mean of the runs left after dropping floor(n/4) from each end (scipy trim_mean 0.25)";
+
+impl Study {
+    /// The study's files in `out_dir`: `(json, md, png)`.
+    pub fn paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let base = out_dir.join(format!("study-{name}"));
+        (
+            base.with_extension("json"),
+            base.with_extension("md"),
+            base.with_extension("png"),
+        )
+    }
+
+    /// Reads a study's JSON.
+    pub fn load(path: &Path) -> Result<Study> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a study", path.display()))
+    }
+
+    /// Writes the JSON, the Markdown and (with at least one run) the plot.
+    pub fn save(&self, out_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
+        let (json, md, png) = Self::paths(out_dir, &self.name);
+        trainer::atomic::write_atomic(&json, serde_json::to_string_pretty(self)?.as_bytes())?;
+        trainer::atomic::write_atomic(&md, self.markdown().as_bytes())?;
+        if !self.runs.is_empty() {
+            trainer::atomic::write_atomic_with(&png, |tmp| self.plot(tmp))?;
+        }
+        Ok(())
+    }
+
+    /// What the runs were, in words.
+    fn what(&self) -> String {
+        match &self.kind {
+            Kind::Train { minutes: None } => {
+                "`trainer train --seed S` with every default (what `make train` runs)".into()
+            }
+            Kind::Train { minutes: Some(m) } => {
+                format!("`trainer train --seed S --minutes {m}`, other settings default")
+            }
+            Kind::Distil {
+                teacher,
+                total_updates,
+            } => format!(
+                "`trainer distil --teacher {} --seed S{}` (what `make tiny` runs)",
+                teacher.display(),
+                total_updates
+                    .map(|u| format!(" --total-updates {u}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The tables: one row per seed, then the figures across seeds.
+    pub fn markdown(&self) -> String {
+        let cap = self.cap;
+        let mut md = String::new();
+        let _ = writeln!(md, "# Study `{}`\n", self.name);
+        let _ = writeln!(
+            md,
+            "Each seed: {}. Scored on {} test games (seeds `flappy::seeds::TEST` + 0..{}, never used to choose anything), capped at {cap} pipes: the shipped float network, and its int8 blob in the firmware loop (`firmware_sim::run_episodes`). Command: `{}`.\n",
+            self.what(),
+            self.test_games,
+            self.test_games,
+            self.command
+        );
+        let _ = writeln!(md, "{}\n", self.seed_table());
+        match &self.aggregate {
+            Some(a) => {
+                let _ = writeln!(md, "{}\n", a.table(self.seeds.len()));
+            }
+            None => md.push_str("No seed has finished yet.\n\n"),
+        }
+        let _ = writeln!(md, "Intervals: {METHOD}.");
+        md
+    }
+
+    /// One row per finished seed.
+    pub fn seed_table(&self) -> String {
+        let cap = self.cap;
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "| seed | float mean | float median | at cap | int8 mean | int8 median | at cap | int8 / float | minutes to validation median {cap} | updates | training minutes | int8 agreement, all recorded frames |"
+        );
+        t.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.runs {
+            let _ = writeln!(
+                t,
+                "| {} | {:.1} | {:.1} | {}/{} | {:.1} | {:.1} | {}/{} | {:.3} | {} | {} | {:.1} | {:.2} % |",
+                r.seed,
+                r.float.mean,
+                r.float.median,
+                r.float.at_cap,
+                r.float.scores.len(),
+                r.int8.mean,
+                r.int8.median,
+                r.int8.at_cap,
+                r.int8.scores.len(),
+                r.int8.mean / r.float.mean,
+                r.minutes_to_cap
+                    .map(|m| format!("{m:.1}"))
+                    .unwrap_or_else(|| "not reached".into()),
+                r.updates,
+                r.minutes,
+                100.0 * r.frames.all
+            );
+        }
+        t.trim_end().to_string()
+    }
+
+    /// Every seed's validation median against training minutes, with the spread.
+    pub fn plot(&self, path: &Path) -> Result<()> {
+        let curves: Vec<trainer::metrics::Curve> = self
+            .runs
+            .iter()
+            .map(|r| {
+                (
+                    format!("seed {}", r.seed),
+                    r.curve.iter().map(|p| (p.minutes, p.median)).collect(),
+                )
+            })
+            .collect();
+        let title = format!(
+            "{}: validation median ({} seeds)",
+            self.name,
+            self.runs.len()
+        );
+        trainer::metrics::plot_seed_spread(&curves, &title, "pipes", self.cap as f64, path)
+    }
+}
+
+impl Aggregate {
+    /// The across-seed table.
+    pub fn table(&self, asked: usize) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "| across {} of {asked} seeds | float | int8 |",
+            self.runs
+        );
+        t.push_str("|---|---:|---:|\n");
+        let _ = writeln!(
+            t,
+            "| IQM of the runs' test means [95 % CI] | {} | {} |",
+            self.float_iqm.show(1),
+            self.int8_iqm.show(1)
+        );
+        let _ = writeln!(
+            t,
+            "| mean of the runs' test means [95 % CI] | {} | {} |",
+            self.float_mean.show(1),
+            self.int8_mean.show(1)
+        );
+        let _ = writeln!(
+            t,
+            "| runs with test median at the cap | {}/{} | {}/{} |",
+            self.float_median_at_cap, self.runs, self.int8_median_at_cap, self.runs
+        );
+        let _ = writeln!(
+            t,
+            "| int8 / float (sum of means) [95 % CI] | | {} |",
+            self.int8_over_float.show(3)
+        );
+        let _ = write!(
+            t,
+            "| runs whose validation median reached the cap | {}/{} | |",
+            self.reached_cap, self.runs
+        );
+        t
+    }
+}
+
+/// The per-seed mean of `runs`' paired detectable losses (for the docs).
+pub fn mean_detectable_loss(runs: &[SeedResult]) -> f64 {
+    stats::mean(
+        &runs
+            .iter()
+            .map(|r| r.paired.detectable_loss)
+            .collect::<Vec<_>>(),
+    )
+}
