@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin
+.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -123,6 +123,7 @@ gpu-bin: torch
 check: torch
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -q -p flappy-py --all-targets --features python -- -D warnings
 	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q -- -D warnings
 
 test: setup check
@@ -132,6 +133,36 @@ test: setup check
 	$(MAKE) mcu
 	$(MAKE) mcu-m0
 	$(MAKE) web-test
+	$(MAKE) python-test
+
+# The Python package (python/, docs/python.md): the pinned tools of its
+# tests, then the abi3 wheel that maturin builds, installed into the venv
+# (again only when a source changed). `make python-test` runs its tests.
+PY_REQ      := python/requirements-test.txt
+PY_STAMP    := $(VENV)/.python-tools
+WHEEL_STAMP := $(VENV)/.flappy-dqn-wheel
+WHEEL_DIR   := $(CURDIR)/target/wheels
+PY_SOURCES  := $(shell find python/src python/flappy_dqn flappy/src policy-core/src netspec/src quant/src \
+                 -name '*.rs' -o -name '*.py' 2>/dev/null) python/Cargo.toml python/pyproject.toml Cargo.lock
+python-tools: $(PY_STAMP)
+$(PY_STAMP): $(PY_REQ) | $(TORCH_STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r $(PY_REQ)
+	touch $@
+
+python: $(WHEEL_STAMP)
+$(WHEEL_STAMP): $(PY_SOURCES) $(PY_STAMP)
+	rm -f $(WHEEL_DIR)/flappy_dqn-*.whl
+	maturin build --release -q -m python/Cargo.toml --out $(WHEEL_DIR)
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --force-reinstall $(WHEEL_DIR)/flappy_dqn-*.whl
+	touch $@
+
+# pytest: both env checkers, equality with the flappy and firmware-sim
+# binaries (observations, episodes, pixels, the Q checksum), the native
+# vector env against Gymnasium's SyncVectorEnv, the PyTorch module against
+# the trainer's forward, bad input (~10 s after the build).
+python-test: python
+	cargo build --release -q -p flappy -p firmware-sim
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider python/tests
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
