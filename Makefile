@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test
+.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -163,6 +163,14 @@ $(WHEEL_STAMP): $(PY_SOURCES) $(PY_STAMP)
 python-test: python
 	cargo build --release -q -p flappy -p firmware-sim
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider python/tests
+
+# Observed steps/s from Python (results/python-throughput.{json,md}): the
+# native envs against Gymnasium's vector wrappers and flappy-bird-gymnasium
+# (installed here, pinned). Run it under scripts/quiet (about 1 minute).
+python-bench: python
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r python/requirements-bench.txt
+	cargo build --release -q -p flappy
+	$(VENV)/bin/python scripts/python_throughput.py
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
