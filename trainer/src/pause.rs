@@ -15,6 +15,11 @@
 //! * `paused-<pid>`: it is paused now;
 //! * `hold-<pid>`: process `<pid>` asks every loop to pause; a hold whose
 //!   process has ended is stale, ignored and removed.
+//!
+//! A loop started *under* a hold (a process that holds is one of its
+//! ancestors: a test run or a smoke run through `scripts/quiet`) is itself
+//! the work that asked for quiet: it neither registers nor pauses, so two
+//! quiet commands that both train never wait for each other.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,7 +58,11 @@ impl Clock {
     /// A clock watching `dir` for holds.
     pub fn watching(before_s: f64, dir: PathBuf) -> Clock {
         let pid = std::process::id();
-        let registered = std::fs::create_dir_all(&dir).is_ok()
+        let held = ancestors()
+            .iter()
+            .any(|a| dir.join(format!("hold-{a}")).exists());
+        let registered = !held
+            && std::fs::create_dir_all(&dir).is_ok()
             && std::fs::write(dir.join(format!("trainer-{pid}")), b"").is_ok();
         Clock {
             before_s,
@@ -68,6 +77,12 @@ impl Clock {
     /// Budget seconds used so far.
     pub fn elapsed(&self) -> f64 {
         self.before_s + self.start.elapsed().as_secs_f64() - self.paused_s
+    }
+
+    /// Whether this clock pauses when asked (false for a loop that runs
+    /// under a hold, or when the pause folder cannot be written).
+    pub fn pausable(&self) -> bool {
+        self.registered
     }
 
     /// Seconds this session spent paused.
@@ -106,6 +121,9 @@ impl Clock {
 
 impl Drop for Clock {
     fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
         let pid = std::process::id();
         let _ = std::fs::remove_file(self.dir.join(format!("trainer-{pid}")));
         let _ = std::fs::remove_file(self.dir.join(format!("paused-{pid}")));
@@ -132,6 +150,29 @@ fn live_holds(dir: &Path) -> Vec<PathBuf> {
     }
     live.sort();
     live
+}
+
+/// The process ids above this one (parent, grandparent, ...), from
+/// `/proc/<pid>/stat` (empty where there is no /proc).
+fn ancestors() -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 1 && out.len() < 64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        // The field after the parenthesised command name: state, then ppid.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            break;
+        };
+        out.push(ppid);
+        pid = ppid;
+    }
+    out
 }
 
 /// Whether process `pid` exists (Linux: `/proc/<pid>`; elsewhere assumed).
@@ -179,6 +220,26 @@ mod tests {
         assert_eq!(said.len(), 2, "{said:?}");
         drop(clock);
         assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_loop_under_a_hold_neither_registers_nor_pauses() {
+        let dir = std::env::temp_dir().join(format!("flappy-pause-anc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let parent = ancestors()[0];
+        assert!(process_lives(parent));
+        std::fs::write(dir.join(format!("hold-{parent}")), b"").unwrap();
+        let mut clock = Clock::watching(0.0, dir.clone());
+        assert!(!clock.pausable());
+        assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert_eq!(
+            clock.hold_if_asked(|_| {}),
+            0.0,
+            "its own hold does not stop it"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
