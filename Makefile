@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -96,6 +96,19 @@ train-check:
 	  --report $(RUN)/parity.md
 	target/release/firmware-sim --blob $(RUN)/policy.bin --episodes 100 --seed test --max-score 1000
 
+# `make train` end to end with a 12-second budget (run by `make test`): every
+# step must run and print (the parity report, the firmware loop's checksum).
+# The run name is left to `make train`, as for a user.
+train-smoke:
+	rm -rf target/train-smoke
+	$(MAKE) --no-print-directory train RUNS_DIR=target/train-smoke \
+	  ARGS="--minutes 0.2 --threads 1 --eval-every 0 --select-episodes 0 --final-episodes 3 --final-max-score 5 --record-frames 200" \
+	  > target/train-smoke.log 2>&1 || { cat target/train-smoke.log; exit 1; }
+	@grep -q "^# Parity: int8 policy-core vs float network" target/train-smoke.log \
+	  && grep -q "checksum" target/train-smoke.log \
+	  || { cat target/train-smoke.log; echo "train-smoke: make train skipped its parity or firmware step"; exit 1; }
+	@echo "train-smoke: make train ran training, parity and the firmware loop"
+
 # The study behind the README's learning figures: `make train`'s defaults
 # with 5 training seeds, one after another (each with both cores), each
 # scored on 100 test games as float and as int8 in the firmware loop;
@@ -134,6 +147,7 @@ test: setup check
 	$(MAKE) mcu-m0
 	$(MAKE) web-test
 	$(MAKE) python-test
+	$(MAKE) train-smoke
 
 # The Python package (python/, docs/python.md): the pinned tools of its
 # tests, then the abi3 wheel that maturin builds, installed into the venv

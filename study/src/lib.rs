@@ -7,13 +7,15 @@
 //! * [`int8`]: the blob played by `firmware_sim::run_episodes`;
 //! * [`stats`]: IQM, mean, percentile bootstrap, paired power;
 //! * [`summary`]: the study's JSON, Markdown table and plot
-//!   (`results/study-<name>.{json,md,png}`).
+//!   (`results/study-<name>.{json,md,png}`);
+//! * [`readme`]: the README's include blocks, each equal to a results file.
 //!
 //! Data flows one way: the study reads what `trainer`, `parity` and
 //! `firmware-sim` make, and nothing reads the study but people (and the
 //! README check).
 
 pub mod int8;
+pub mod readme;
 pub mod seed_run;
 pub mod stats;
 pub mod summary;

@@ -33,6 +33,12 @@ enum Cmd {
     Train(TrainStudy),
     /// `trainer distil --teacher T --seed S` with every default, per seed (what `make tiny` runs).
     Distil(DistilStudy),
+    /// Rewrite README.md's include blocks from their files (`make readme`).
+    Readme {
+        /// The README to rewrite (the repository root is its folder).
+        #[arg(long, default_value = "README.md")]
+        path: PathBuf,
+    },
     /// Redraw `results/study-<name>.{md,png}` from its JSON.
     Report {
         /// The study's name.
@@ -116,6 +122,21 @@ fn run() -> Result<()> {
                 total_updates: (a.total_updates > 0).then_some(a.total_updates),
             };
             run_study(a.common, "tiny", kind, command)
+        }
+        Cmd::Readme { path } => {
+            let root = path.parent().unwrap_or(std::path::Path::new("."));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let stale = study::readme::stale(&text, root)?;
+            let synced = study::readme::sync(&text, root)?;
+            trainer::atomic::write_atomic(&path, synced.as_bytes())?;
+            println!(
+                "{}: {} include blocks rewritten from their files ({} were stale)",
+                path.display(),
+                study::readme::blocks(&synced)?.len(),
+                stale.len()
+            );
+            Ok(())
         }
         Cmd::Report { name, out } => {
             let (json, md, png) = Study::paths(&out, &name);
