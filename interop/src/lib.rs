@@ -1,0 +1,153 @@
+//! The policy blob in the standard int8 file formats, without libtorch.
+//!
+//! * [`tflite`]: a TFLite int8 flatbuffer (LiteRT, TFLite Micro, Netron);
+//! * [`onnx`]: an ONNX QDQ graph (ONNX Runtime, Netron);
+//!
+//! both from one lowering ([`plan`]) of a blob read by policy-core's own
+//! parser, with the blob's integer weights and biases, and f32 scales chosen
+//! so that TFLite's requantization reproduces policy-core's bit for bit
+//! ([`mapping`]; the whole mapping is in `docs/interop.md`). Also:
+//! policy-core's per-layer outputs on recorded frames as `.npy` files
+//! ([`trace`], for the conformance tests) and its latency on the same frames
+//! ([`bench`], for `make peers`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bench;
+#[cfg(test)]
+mod fbread;
+pub mod mapping;
+pub mod npy;
+pub mod onnx;
+mod pb;
+pub mod plan;
+pub mod tflite;
+pub mod trace;
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// A standard file format the blob can be written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// TFLite int8 flatbuffer (`.tflite`).
+    Tflite,
+    /// ONNX QDQ graph (`.onnx`).
+    Onnx,
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Format> {
+        match s {
+            "tflite" => Ok(Format::Tflite),
+            "onnx" => Ok(Format::Onnx),
+            other => anyhow::bail!("unknown format {other:?} (tflite or onnx)"),
+        }
+    }
+}
+
+/// Parses and validates a blob with policy-core's parser, then lowers it.
+pub fn lower_blob(blob: &[u8]) -> Result<plan::Plan> {
+    let (model, stages) =
+        policy_core::Model::from_bytes(blob).context("not a valid policy blob")?;
+    plan::lower(&model, &stages)
+}
+
+/// The blob written in `format`.
+pub fn convert(blob: &[u8], format: Format) -> Result<Vec<u8>> {
+    let plan = lower_blob(blob)?;
+    match format {
+        Format::Tflite => tflite::write(&plan),
+        Format::Onnx => Ok(onnx::write(&plan)),
+    }
+}
+
+/// A model with one trivial operator in `format`, to measure the cost of a
+/// call into a runtime (`make peers`).
+pub fn null_model(format: Format) -> Vec<u8> {
+    match format {
+        Format::Tflite => tflite::null_model(),
+        Format::Onnx => onnx::null_model(),
+    }
+}
+
+/// Reads the blob at `blob`, writes it in `format` to `out` (atomically) and
+/// returns a short report of the requantization mapping.
+pub fn convert_file(blob: &Path, format: Format, out: &Path) -> Result<String> {
+    let bytes = std::fs::read(blob).with_context(|| format!("cannot read {}", blob.display()))?;
+    let plan = lower_blob(&bytes).with_context(|| blob.display().to_string())?;
+    let data = match format {
+        Format::Tflite => tflite::write(&plan)?,
+        Format::Onnx => onnx::write(&plan),
+    };
+    atomic::write_atomic(out, &data)?;
+    Ok(format!(
+        "{}wrote {} ({} bytes)",
+        mapping_report(&plan),
+        out.display(),
+        data.len()
+    ))
+}
+
+/// One line per hidden stage: how many channels' TFLite multipliers give
+/// policy-core's outputs for every possible accumulator.
+pub fn mapping_report(plan: &plan::Plan) -> String {
+    let mut s = String::new();
+    for (i, st) in plan.stages.iter().enumerate() {
+        if st.last {
+            s += &format!(
+                "stage {i} (layer {}): output layer, multiplier 1 (its int16 outputs are the int32 Q-values while |Q| < 32768)\n",
+                st.layer
+            );
+            continue;
+        }
+        let eq = st.channels.iter().filter(|c| c.equivalent).count();
+        let same = st
+            .channels
+            .iter()
+            .filter(|c| c.tflite.0 == c.blob.0)
+            .count();
+        let diff: u64 = st.channels.iter().map(|c| c.differing).sum();
+        s += &format!(
+            "stage {i} (layer {}): {eq}/{} channels requantize like policy-core for every accumulator ({same} with the very same Q31 mantissa); accumulator values that round differently: {diff}\n",
+            st.layer,
+            st.channels.len()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_blob_gives_the_parsers_error() {
+        let err = convert(b"not a blob", Format::Tflite).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("wrong magic bytes"), "{msg}");
+        let mut blob = policy_core::test_support::random_blob(&netspec::TINY, 1);
+        let n = blob.len();
+        blob[n - 1] ^= 1;
+        let msg = format!("{:#}", convert(&blob, Format::Onnx).unwrap_err());
+        assert!(msg.contains("CRC"), "{msg}");
+    }
+
+    #[test]
+    fn every_architecture_converts_to_both_formats() {
+        for arch in netspec::ALL {
+            let blob = policy_core::test_support::random_blob(arch, 11);
+            for f in [Format::Tflite, Format::Onnx] {
+                let out = convert(&blob, f).unwrap_or_else(|e| panic!("{}: {e:#}", arch.name));
+                assert!(
+                    out.len() > blob.len() / 2,
+                    "{}: {} bytes",
+                    arch.name,
+                    out.len()
+                );
+            }
+        }
+    }
+}
