@@ -103,9 +103,19 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Number of values.
+    /// Number of values. Every shape [`next_shape`] returns has a `len` that
+    /// fits `usize` (also a 32-bit one); for other shapes see
+    /// [`Shape::checked_len`].
     pub const fn len(&self) -> usize {
         self.c * self.h * self.w
+    }
+
+    /// Number of values, or `None` when it does not fit `usize`.
+    pub const fn checked_len(&self) -> Option<usize> {
+        match self.c.checked_mul(self.h) {
+            Some(ch) => ch.checked_mul(self.w),
+            None => None,
+        }
     }
 
     /// Whether the shape holds no value.
@@ -226,9 +236,12 @@ impl Arch {
     }
 }
 
-/// The shape after `l` applied to `s`, or `None` if it does not fit.
+/// The shape after `l` applied to `s`, or `None` if it does not fit. Every
+/// size is computed with checked arithmetic, so a layer read from outside
+/// (a blob) whose output would not fit `usize` (a 32-bit one included) is
+/// `None` too, and the shape returned has a [`Shape::len`] that fits.
 pub fn next_shape(l: &Layer, s: Shape) -> Option<Shape> {
-    match *l {
+    let out = match *l {
         Layer::Conv {
             in_c,
             out_c,
@@ -239,27 +252,32 @@ pub fn next_shape(l: &Layer, s: Shape) -> Option<Shape> {
             if in_c != s.c || out_c == 0 || k == 0 || stride == 0 || pad >= k {
                 return None;
             }
-            let h = (s.h + 2 * pad).checked_sub(k)? / stride + 1;
-            let w = (s.w + 2 * pad).checked_sub(k)? / stride + 1;
-            Some(Shape { c: out_c, h, w })
+            let side =
+                |n: usize| Some(n.checked_add(pad.checked_mul(2)?)?.checked_sub(k)? / stride + 1);
+            Shape {
+                c: out_c,
+                h: side(s.h)?,
+                w: side(s.w)?,
+            }
         }
         Layer::MaxPool { k } => {
             if k == 0 || k > s.h || k > s.w {
                 return None;
             }
-            Some(Shape {
+            Shape {
                 c: s.c,
                 h: s.h / k,
                 w: s.w / k,
-            })
+            }
         }
         Layer::Dense { inp, out } => {
-            if inp != s.len() || out == 0 {
+            if Some(inp) != s.checked_len() || out == 0 {
                 return None;
             }
-            Some(Shape { c: out, h: 1, w: 1 })
+            Shape { c: out, h: 1, w: 1 }
         }
-    }
+    };
+    out.checked_len().map(|_| out)
 }
 
 /// The classic DQN network: conv 8x8/4 p2 -> 32, maxpool 2; conv 4x4/2 p1 ->
@@ -449,6 +467,25 @@ mod tests {
         assert_eq!(STRIDED.macs(), 409_600 + 819_200 + 230_400 + 204_800 + 512);
         assert_eq!(STRIDED.output_shape(0).len(), 20 * 20 * 16);
         assert!(TINY.params() < 32 * 1024);
+    }
+
+    /// Sizes read from outside (a blob) may be huge: a shape whose size
+    /// does not fit `usize` is no shape, on 64-bit and 32-bit targets alike.
+    #[test]
+    fn sizes_that_overflow_are_no_shape() {
+        let big = Shape {
+            c: usize::MAX / 2,
+            h: 3,
+            w: 1,
+        };
+        assert_eq!(big.checked_len(), None);
+        assert_eq!(next_shape(&Layer::MaxPool { k: 1 }, big), None);
+        assert_eq!(next_shape(&Layer::dense(usize::MAX, 2), big), None);
+        let wide = Layer::conv(4, usize::MAX / 1000, 1, 1, 0);
+        assert_eq!(next_shape(&wide, INPUT), None);
+        let padded = Layer::conv(4, 2, usize::MAX / 2 + 2, 1, usize::MAX / 2 + 1);
+        assert_eq!(next_shape(&padded, INPUT), None);
+        assert_eq!(INPUT.checked_len(), Some(25_600));
     }
 
     #[test]

@@ -388,7 +388,8 @@ pub type Stages = heapless::Vec<Stage, MAX_LAYERS>;
 
 #[inline]
 pub(crate) fn le_i32(b: &[u8], i: usize) -> i32 {
-    match b.get(4 * i..4 * i + 4) {
+    let at = i.saturating_mul(4);
+    match b.get(at..at.saturating_add(4)) {
         Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
         _ => 0,
     }
@@ -495,7 +496,7 @@ impl<'a> Model<'a> {
                     st.pool = k;
                     shape = pooled;
                     st.output = shape;
-                    if shape.w * shape.c > POOL_ROW_CAP || shape.len() > ACT_CAP {
+                    if exceeds(&[shape.w, shape.c], POOL_ROW_CAP) || shape.len() > ACT_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
                     continue;
@@ -520,16 +521,22 @@ impl<'a> Model<'a> {
                     );
                     if i == 0 {
                         // Binary kernel: a k-bit window of a padded 80-bit row in a u128.
-                        if k > MAX_K1 || in_c * k * out_c > ROWSUM_CAP || shape.w + 2 * p > 128 {
+                        if k > MAX_K1
+                            || exceeds(&[in_c, k, out_c], ROWSUM_CAP)
+                            || shape.w.saturating_add(p.saturating_mul(2)) > 128
+                        {
                             return Err(BlobError::CapacityExceeded { layer: i });
                         }
                         // The running-max row holds one *output* row: the pooled width when a
                         // pool follows (checked there), the conv's own width otherwise.
-                        if !is_next_pool && out.w * out.c > POOL_ROW_CAP {
+                        if !is_next_pool && exceeds(&[out.w, out.c], POOL_ROW_CAP) {
                             return Err(BlobError::CapacityExceeded { layer: i });
                         }
                     }
-                    check_len(layer.weights, k * k * in_c * out_c, i, Field::Weights)?;
+                    // A length no memory can hold (the product overflows
+                    // `usize`, as ~1.7e10 does on 32-bit targets) is wrong too.
+                    let wlen = product(&[k, k, in_c, out_c]);
+                    check_len_of(layer.weights, wlen, i, Field::Weights)?;
                     if !is_next_pool && out.len() > ACT_CAP {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
@@ -551,8 +558,7 @@ impl<'a> Model<'a> {
                     if out > ACC_CAP || (!last && out > ACT_CAP) {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
-                    let wlen = inp.checked_mul(out).ok_or(shape_err)?;
-                    check_len(layer.weights, wlen, i, Field::Weights)?;
+                    check_len_of(layer.weights, product(&[inp, out]), i, Field::Weights)?;
                     self.check_params(layer, i, out, last)?;
                     for ch in 0..out {
                         let sum = sum_abs_weights(layer.weights.0, ch, out);
@@ -580,7 +586,7 @@ impl<'a> Model<'a> {
         out_c: usize,
         last: bool,
     ) -> Result<(), BlobError> {
-        check_len(layer.biases, out_c * 4, i, Field::Biases)?;
+        check_len_of(layer.biases, product(&[out_c, 4]), i, Field::Biases)?;
         if last {
             if layer.relu {
                 return Err(BlobError::BadRelu { layer: i });
@@ -593,8 +599,13 @@ impl<'a> Model<'a> {
         if !layer.relu {
             return Err(BlobError::BadRelu { layer: i });
         }
-        check_len(layer.w_scales, out_c * 4, i, Field::WScales)?;
-        check_len(layer.multipliers, out_c * 4, i, Field::Multipliers)?;
+        check_len_of(layer.w_scales, product(&[out_c, 4]), i, Field::WScales)?;
+        check_len_of(
+            layer.multipliers,
+            product(&[out_c, 4]),
+            i,
+            Field::Multipliers,
+        )?;
         check_len(layer.shifts, out_c, i, Field::Shifts)?;
         for oc in 0..out_c {
             if layer.shifts.0[oc] > MAX_SHIFT {
@@ -678,11 +689,34 @@ fn empty_params(layer: &Layer, i: usize) -> Result<(), BlobError> {
 }
 
 fn check_len(b: Bytes, want: usize, layer: usize, field: Field) -> Result<(), BlobError> {
-    if b.0.len() == want {
+    check_len_of(b, Some(want), layer, field)
+}
+
+/// [`check_len`] of a computed length, `None` when its computation
+/// overflowed (no tensor has that length).
+fn check_len_of(
+    b: Bytes,
+    want: Option<usize>,
+    layer: usize,
+    field: Field,
+) -> Result<(), BlobError> {
+    if Some(b.0.len()) == want {
         Ok(())
     } else {
         Err(BlobError::BadLength { layer, field })
     }
+}
+
+/// The product of `factors`, or `None` when it does not fit `usize` (every
+/// size computed from a blob's fields goes through here or a checked
+/// operation, so a 32-bit target validates exactly like a 64-bit one).
+fn product(factors: &[usize]) -> Option<usize> {
+    factors.iter().try_fold(1usize, |p, &f| p.checked_mul(f))
+}
+
+/// Whether the product of `factors` exceeds `cap` (or overflows).
+fn exceeds(factors: &[usize], cap: usize) -> bool {
+    product(factors).is_none_or(|n| n > cap)
 }
 
 /// Worst case `sum |w| * max_in + |bias|` must fit in i32 (and so must every

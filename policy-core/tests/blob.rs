@@ -224,6 +224,52 @@ fn hostile_blobs_with_valid_crc_are_rejected_with_the_right_error() {
     );
 }
 
+/// A conv whose weight count `k * k * in_c * out_c` is 128 * 128 * 512 *
+/// 512 = 2^32, which wraps to 0 in a 32-bit `usize`: a length check
+/// computed without overflow checks there would take its empty weights,
+/// and the kernels would read past them. Every target refuses it with the
+/// same error (`make test` runs this on i686 too).
+#[test]
+fn a_weight_count_that_overflows_32_bits_is_refused() {
+    assert_eq!(128u64 * 128 * 512 * 512, 1 << 32);
+    let conv = |in_c, out_c, k, stride, pad| LayerKind::Conv2d {
+        in_c,
+        out_c,
+        k,
+        stride,
+        pad,
+    };
+    let mut rng = Rng(29);
+    // 4x80x80 -> 1x1 conv -> 8x80x80 -> pool 20 -> 8x4x4 -> 1x1/4 conv -> 512x1x1.
+    let mut layers = vec![
+        rand_layer(&mut rng, conv(4, 8, 1, 1, 0), false, 3, 10, 8),
+        pool_layer(20),
+        rand_layer(&mut rng, conv(8, 512, 1, 4, 0), false, 3, 10, 8),
+        // A 1x1 conv 512 -> 512 first: the control, a valid model.
+        rand_layer(&mut rng, conv(512, 512, 1, 255, 0), false, 3, 10, 8),
+        rand_layer(
+            &mut rng,
+            LayerKind::Dense { inp: 512, out: 2 },
+            true,
+            3,
+            10,
+            0,
+        ),
+    ];
+    assert_eq!(load_hostile(&layers), Ok(()));
+    // The same layer as a 128x128 kernel (stride 255, pad 127: still a 1x1
+    // output) with no weights at all.
+    layers[3].kind = conv(512, 512, 128, 255, 127);
+    layers[3].weights.clear();
+    assert_eq!(
+        load_hostile(&layers),
+        Err(BlobError::BadLength {
+            layer: 3,
+            field: Field::Weights
+        })
+    );
+}
+
 #[test]
 fn too_many_layers_and_bad_header_fields() {
     let layers = tiny(13);
