@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench interop-tools interop-test peers
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -27,6 +27,7 @@ help:
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
+	@echo "make peers   policy-core's latency beside LiteRT, ONNX Runtime and TFLite Micro on recorded frames (results/peers.md)"
 
 setup: torch mcu-tools
 torch: $(TORCH_STAMP)
@@ -147,7 +148,35 @@ test: setup check
 	$(MAKE) mcu-m0
 	$(MAKE) web-test
 	$(MAKE) python-test
+	$(MAKE) interop-test
 	$(MAKE) train-smoke
+
+# The standard int8 runtimes from PyPI (pinned), in the venv, for the
+# conformance tests of `interop convert`'s TFLite and ONNX files and for
+# `make peers` (docs/interop.md). The stamp names the pins.
+INTEROP_PY    := ai-edge-litert==2.3.0 onnxruntime==1.31.1 tflite-micro==0.dev20261023182759 numpy==2.4.6 pytest==9.2.0
+INTEROP_STAMP := $(VENV)/.interop-$(shell echo '$(INTEROP_PY)' | md5sum | cut -c1-8)
+INTEROP_BIN   := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/interop
+INTEROP_ENV   := INTEROP_BIN=$(INTEROP_BIN) PYTHONDONTWRITEBYTECODE=1
+interop-tools: $(INTEROP_STAMP)
+$(INTEROP_STAMP): | $(TORCH_STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q $(INTEROP_PY)
+	touch $@
+
+# LiteRT's reference kernels and TFLite Micro bit-identical with policy-core
+# at every stage, XNNPACK, LiteRT's built-in kernels and ONNX Runtime on the
+# same action (>= 99 %), on models/reference and models/tiny's recordings
+# (interop/py/test_conformance.py; about 15 s).
+interop-test: interop-tools
+	cargo build --release -q -p interop
+	$(INTEROP_ENV) $(VENV)/bin/python -m pytest -q -p no:cacheprovider interop/py
+
+# Batch-1, one-thread latency of policy-core and every peer on the same
+# recorded frames, interleaved rounds, under scripts/quiet (about 3 min):
+# results/peers.{json,md}. ARGS go to interop/py/peers.py (--rounds, --models, --limit).
+peers: interop-tools
+	cargo build --release -q -p interop
+	$(INTEROP_ENV) scripts/quiet $(VENV)/bin/python interop/py/peers.py $(ARGS)
 
 # The Python package (python/, docs/python.md): the pinned tools of its
 # tests, then the abi3 wheel that maturin builds, installed into the venv
