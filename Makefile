@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench interop-tools interop-test peers
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench interop-tools interop-test peers
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -144,6 +144,7 @@ test: setup check
 	cargo test --workspace --release
 	cargo test --release -q -p policy-core --features caps-m0 --test caps
 	$(MAKE) cross
+	$(MAKE) test-32
 	$(MAKE) mcu
 	$(MAKE) mcu-m0
 	$(MAKE) web-test
@@ -214,6 +215,30 @@ python-bench: python
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r python/requirements-bench.txt
 	cargo build --release -q -p flappy
 	$(VENV)/bin/python scripts/python_throughput.py
+
+# policy-core's tests on a 32-bit target, where `usize` has 32 bits as on
+# the Cortex-M and wasm32 targets: i686 Linux, through Debian's rustc with
+# -Zbuild-std (std from rust-web-src) and gcc-multilib's 32-bit C runtime;
+# the kernel runs the test binaries natively. About 1 min (the first build
+# also builds std: about 4 min more).
+I686_STAMP  := $(VENV)/.i686-tools
+I686_TARGET := i686-unknown-linux-gnu
+I686_CARGO  := RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=$(CURDIR)/target/i686 $(MCU_CARGO)
+i686-tools: $(I686_STAMP)
+$(I686_STAMP): | $(MCU_STAMP)
+	@if ! dpkg -s gcc-multilib >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-multilib; \
+	fi
+	touch $@
+
+test-32: i686-tools
+	$(I686_CARGO) test -Zbuild-std --locked --release -q --target $(I686_TARGET) -p policy-core
+
+# The blob parser fuzzed on that 32-bit target: 1 M mutated blobs
+# (policy-core/examples/fuzz_blob.rs), into results/fuzz-blob-32bit.md.
+fuzz-blob-32: i686-tools
+	$(I686_CARGO) build -Zbuild-std --locked --release -q --target $(I686_TARGET) -p policy-core --example fuzz_blob
+	scripts/quiet scripts/record --text fuzz-blob-32bit -- target/i686/$(I686_TARGET)/release/examples/fuzz_blob 1000000
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
