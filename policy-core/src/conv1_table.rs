@@ -278,9 +278,9 @@ pub fn conv1_table(
             // has none in hardware).
             let (wins, dsts) = (s.windows.chunks_exact(rows_n), prow.chunks_exact_mut(oc_n));
             let mut wins = wins.take(pw * pool);
+            let (offs, _) = s.gather.words();
             for dst in dsts {
                 for win in wins.by_ref().take(pool) {
-                    let offs = &mut s.gather.offs;
                     if four {
                         position::<4>(win, entry, table, bias, dst, offs);
                     } else {

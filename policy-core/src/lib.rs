@@ -9,10 +9,12 @@
 //!   `test-support` feature makes them public for the kernel tests.
 //!
 //! No allocation, no floating point on the inference path (`clippy::float_arithmetic`
-//! is denied crate-wide), no `unsafe`. Host-only helpers live behind the `std`,
-//! `trace` and `test-support` features.
+//! is denied crate-wide). No `unsafe` but one allowed module: the Cortex-M4
+//! kernel in assembly (`kernels::dsp`, built only for targets with the DSP
+//! extension), with its safety argument in its docs. Host-only helpers live
+//! behind the `std`, `trace` and `test-support` features.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 #![deny(missing_docs)]
 

@@ -2,7 +2,7 @@
 
 use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
 use crate::conv1_table::{self, TableError, TableScratch, WINDOW_CAP};
-use crate::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
+use crate::kernels::{self, Conv1Scratch, ConvGeom, ConvScratch, Gather, Requant};
 use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
 use flappy::{Action, FrameStack};
 
@@ -37,6 +37,9 @@ impl Scratch {
         }
     }
 }
+
+// The u8 convs keep their biases (at most ACC_CAP) in the first conv's pooled row.
+const _: () = assert!(POOL_ROW_CAP >= ACC_CAP);
 
 /// Peak RAM of one decision: the working buffers plus the 4-frame stack.
 pub const PEAK_RAM_BYTES: usize =
@@ -267,16 +270,13 @@ impl<'a> Policy<'a> {
                         };
                         kernels::conv1_binary(frames, &g, st.pool, w, b, rq, s, &mut nxt[..]);
                     } else {
-                        kernels::conv_u8(
-                            &cur[..st.input.len()],
-                            &g,
-                            w,
-                            b,
-                            rq,
-                            &mut acc[..],
+                        // The first conv's pooled row is free by now: it holds the biases.
+                        let s = ConvScratch {
+                            acc: &mut acc[..],
+                            bias: &mut pool_row[..],
                             gather,
-                            &mut nxt[..],
-                        );
+                        };
+                        kernels::conv_u8(&cur[..st.input.len()], &g, w, b, rq, s, &mut nxt[..]);
                     }
                 }
                 LayerKind::Dense { .. } => {

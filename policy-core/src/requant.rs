@@ -74,6 +74,34 @@ pub fn requantize_u8(acc: i32, m0: i32, shift: u8) -> u8 {
     v.clamp(0, 255) as u8
 }
 
+/// [`requantize_u8`] by a shorter road for a multiplier `>= 0` (every
+/// validated blob's): an accumulator `<= 0` gives 0 (the ReLU) at once, and
+/// a positive one has a positive product, so SRDHM's nudge and saturation
+/// and RDBPOT's sign handling drop out: `v = (acc * m0 + 2^30) >> 31`
+/// (`< 2^31`), then `(v + 2^(shift - 1)) >> shift` (halves up, which is
+/// away from zero for `v >= 0`), clamped to 255. The same value for every
+/// input (tested against [`requantize_u8`]); a negative multiplier takes
+/// the general road.
+#[inline(always)]
+pub fn requantize_relu(acc: i32, m0: i32, shift: u8) -> u8 {
+    if m0 < 0 {
+        return requantize_u8(acc, m0, shift);
+    }
+    if acc <= 0 {
+        return 0;
+    }
+    // 0 <= acc * m0 < 2^62: v < 2^31, and v + half < 2^32.
+    let v = ((mul_wide(acc, m0) + (1 << 30)) >> 31) as u32;
+    let e = if shift > MAX_SHIFT { MAX_SHIFT } else { shift };
+    let half = (1u32 << e) >> 1;
+    let q = (v + half) >> e;
+    if q > 255 {
+        255
+    } else {
+        q as u8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +214,52 @@ mod tests {
             let (a, b) = (s as i32, (s >> 32) as i32);
             assert_eq!(mul_wide_16(a, b), a as i64 * b as i64, "{a} * {b}");
             assert_eq!(mul_wide(a, b), a as i64 * b as i64);
+        }
+    }
+
+    #[test]
+    fn relu_form_equals_the_general_one() {
+        let edges = [0u8, 1, 2, 7, 15, 30, 31, 32, 255];
+        for &acc in &ACCS {
+            for &m0 in &M0S {
+                for &shift in &edges {
+                    assert_eq!(
+                        requantize_relu(acc, m0, shift),
+                        requantize_u8(acc, m0, shift),
+                        "acc={acc} m0={m0} shift={shift}"
+                    );
+                }
+            }
+        }
+        let mut s = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..500_000 {
+            let r = next();
+            // Accumulators of every magnitude, multipliers mostly in the
+            // exporter's range [2^30, 2^31), shifts 0..=33.
+            let acc = r as i32 >> (r >> 59);
+            let m0 = match next() % 4 {
+                0 => (next() >> 33) as i32,
+                _ => (1 << 30) | (next() >> 34) as i32,
+            };
+            let shift = (next() % 34) as u8;
+            assert_eq!(
+                requantize_relu(acc, m0, shift),
+                requantize_u8(acc, m0, shift),
+                "acc={acc} m0={m0} shift={shift}"
+            );
+        }
+        // Every accumulator around the rounding points of one channel.
+        for acc in -3000..300_000 {
+            assert_eq!(
+                requantize_relu(acc, 1_518_500_250, 9),
+                requantize_u8(acc, 1_518_500_250, 9)
+            );
         }
     }
 

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use policy_core::blob::LayerKind;
-use policy_core::kernels::{self, Conv1Scratch, ConvGeom, Gather, Requant};
+use policy_core::kernels::{self, Conv1Scratch, ConvGeom, ConvScratch, Gather, Requant};
 use policy_core::requant::requantize_u8;
 use policy_core::{FrameStack, Policy, Scratch, PEAK_RAM_BYTES};
 
@@ -107,7 +107,12 @@ fn conv_u8(
     acc: &mut [i32],
     out: &mut [u8],
 ) {
-    kernels::conv_u8(input, g, w, b, rq, acc, &mut Gather::new(), out);
+    let s = ConvScratch {
+        acc,
+        bias: &mut vec![0; g.out_c],
+        gather: &mut Gather::new(),
+    };
+    kernels::conv_u8(input, g, w, b, rq, s, out);
 }
 
 /// Runs `conv1_binary` with fresh scratch (but the caller's accumulators).

@@ -2,7 +2,8 @@
 //! are read as one integer, so a window costs additions of weight rows, not
 //! multiplies; max-pool and requantization are fused.
 
-use super::mac::{add_gathered, add_i8, Gather, GATHER_CAP};
+use super::gather::{Gather, GATHER_CAP};
+use super::mac::{add_gathered, add_i8};
 use super::{init_bias, ConvGeom, Requant};
 use flappy::obs::ROW_BYTES;
 use flappy::Frame;
@@ -138,6 +139,7 @@ fn conv1_position(
 ) {
     let acc = &mut acc[..oc_n];
     init_bias(acc, biases);
+    let (offs, row_offs) = gather.words();
     let (mut n, mut nr) = (0usize, 0usize);
     // Window bits: padded columns x0..x0 + k of a row are bits
     // 127 - x0 ..= 128 - k - x0; x0 + k <= padded width <= 128 (validated).
@@ -149,19 +151,19 @@ fn conv1_position(
                 continue;
             }
             if bits == full {
-                gather.row_offs[nr] = ((c * k + ky) * oc_n) as u32;
+                row_offs[nr] = ((c * k + ky) * oc_n) as u32;
                 nr += 1;
                 continue;
             }
             if n + k > GATHER_CAP {
-                add_gathered(acc, weights, &gather.offs[..n], rowsum, &[]);
+                add_gathered(acc, weights, &offs[..n], rowsum, &[]);
                 n = 0;
             }
             // Branch-free expansion of the set bits (a data-dependent loop
             // exit would be mispredicted on most rows): every column writes
             // its weight-row offset, only the set ones advance `n`.
             let (base, step) = ((ky * k * in_c + c) * oc_n, in_c * oc_n);
-            let dst = &mut gather.offs[n..n + k];
+            let dst = &mut offs[n..n + k];
             let mut m = 0;
             for kx in 0..k {
                 // m <= kx < k: in bounds.
@@ -171,11 +173,5 @@ fn conv1_position(
             n += m;
         }
     }
-    add_gathered(
-        acc,
-        weights,
-        &gather.offs[..n],
-        rowsum,
-        &gather.row_offs[..nr],
-    );
+    add_gathered(acc, weights, &offs[..n], rowsum, &row_offs[..nr]);
 }

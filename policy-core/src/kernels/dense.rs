@@ -1,6 +1,7 @@
 //! Dense (fully connected) layers.
 
-use super::mac::{mac_rows, Gather};
+use super::gather::Gather;
+use super::mac::mac_rows;
 use super::{init_bias, Requant};
 
 /// Dense layer, int8 input-major weights (`w[i * out + o]`): accumulates into

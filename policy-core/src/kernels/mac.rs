@@ -1,7 +1,13 @@
 //! The shared multiply-accumulate: the non-zero inputs of one output are
-//! gathered (weight-row offsets and values), then walked once per register
-//! block of output channels. u8 inputs multiply ([`mac_gathered`]); binary
-//! inputs only add weight rows ([`add_gathered`]).
+//! gathered ([`Gather`]: values and weight-row offsets), then walked once per
+//! register block of output channels. u8 inputs multiply ([`mac_gathered`]);
+//! binary inputs only add weight rows ([`add_gathered`]).
+//!
+//! [`mac_gathered_ref`] is the portable reference; [`mac_gathered`] hands
+//! the blocks a target has a faster kernel for to it (the Cortex-M4's DSP
+//! multiply-accumulates, `super::dsp`) and gives the same integers.
+
+use super::gather::{Gather, GATHER_CAP};
 
 /// `acc[o] += w[o]` (int8 weights).
 #[inline(always)]
@@ -11,46 +17,8 @@ pub(super) fn add_i8(acc: &mut [i32], w: &[u8]) {
     }
 }
 
-/// Capacity of a [`Gather`] list: non-zero inputs collected per pass.
-pub const GATHER_CAP: usize = 256;
-// The binary kernel sums up to GATHER_CAP int8 weights in i16, and up to
-// GATHER_CAP offset weights (0..=255) in 16-bit SWAR lanes.
-const _: () = assert!(GATHER_CAP * 128 <= 1 << 15);
-const _: () = assert!(GATHER_CAP * 255 < 1 << 16);
-// The u8 kernel sums up to GATHER_CAP products |x * w| <= 255 * 128 in i32.
-const _: () = assert!(GATHER_CAP * 255 * 128 < i32::MAX as usize);
-/// Capacity of the all-ones row list of the first conv (`in_c * k <= 4 * MAX_K1`).
-const ROWS_CAP: usize = 4 * crate::MAX_K1;
 /// Output channels per register block of the multiply-accumulate.
 const BLOCK: usize = 16;
-
-/// Working memory of the blocked multiply-accumulate: the non-zero inputs of
-/// one output position (or of a chunk of a dense input), as weight-row offsets
-/// and values, so that each block of [`BLOCK`] accumulators stays in registers
-/// while it walks the list (zero inputs cost nothing but the gather).
-#[derive(Clone)]
-pub struct Gather {
-    pub(crate) offs: [u32; GATHER_CAP],
-    pub(crate) vals: [u8; GATHER_CAP],
-    pub(crate) row_offs: [u32; ROWS_CAP],
-}
-
-impl Gather {
-    /// An empty list.
-    pub const fn new() -> Self {
-        Gather {
-            offs: [0; GATHER_CAP],
-            vals: [0; GATHER_CAP],
-            row_offs: [0; ROWS_CAP],
-        }
-    }
-}
-
-impl Default for Gather {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// `w[o + ob..][..N]`, with one bounds check: `o` and `ob` both fit in 32
 /// bits (`ob` is an output channel, `< ACC_CAP`), so the compiler knows
@@ -61,20 +29,17 @@ fn row<const N: usize>(w: &[u8], o: u32, ob: usize) -> &[u8] {
     &w[a..a + N]
 }
 
-/// `acc[l] += sum_j vals[j] * w[offs[j] + ob + l]` for `l < N`. Inputs are
-/// taken in pairs, `x0 * w0 + x1 * w1` with 16-bit operands summed into i32:
-/// the shape of SSE2 `pmaddwd` and Cortex-M4 `SMLAD`. Kept out of line so the
-/// compiler vectorises it on its own.
+/// `acc[ob + l] += sum_j x_j * w[off_j + ob + l]` for `l < N` over the
+/// entries `[x_j, off_j]`. Inputs are taken in pairs, `x0 * w0 + x1 * w1`
+/// with 16-bit operands summed into i32: the shape of SSE2 `pmaddwd`. Kept
+/// out of line so the compiler vectorises it on its own.
 #[inline(never)]
-fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8], ob: usize) {
+fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], ents: &[[u32; 2]], ob: usize) {
     debug_assert!(ob < crate::ACC_CAP);
     let mut a = [0i32; N];
-    let quads = offs.len() / 4;
-    for (o, v) in offs[..4 * quads]
-        .chunks_exact(4)
-        .zip(vals[..4 * quads].chunks_exact(4))
-    {
-        let s = [o[0], o[1], o[2], o[3]].map(|o| o as usize + (ob as u32) as usize);
+    let (quads, rest) = ents.as_chunks::<4>();
+    for q in quads {
+        let s = q.map(|e| e[1] as usize + (ob as u32) as usize);
         // One bounds check for the four rows (the compiler derives the others).
         let top = s[0].max(s[1]).max(s[2]).max(s[3]);
         let w = &w[..top + N];
@@ -84,7 +49,7 @@ fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8
             &w[s[2]..s[2] + N],
             &w[s[3]..s[3] + N],
         );
-        let x = [v[0], v[1], v[2], v[3]].map(|x| x as i16 as i32);
+        let x = q.map(|e| e[0] as u8 as i16 as i32);
         for l in 0..N {
             a[l] += x[0] * (w0[l] as i8 as i16 as i32)
                 + x[1] * (w1[l] as i8 as i16 as i32)
@@ -92,9 +57,9 @@ fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8
                 + x[3] * (w3[l] as i8 as i16 as i32);
         }
     }
-    for j in 4 * quads..offs.len() {
-        let w0 = row::<N>(w, offs[j], ob);
-        let x0 = vals[j] as i32;
+    for e in rest {
+        let w0 = row::<N>(w, e[1], ob);
+        let x0 = e[0] as u8 as i32;
         for l in 0..N {
             a[l] += x0 * (w0[l] as i8 as i32);
         }
@@ -105,27 +70,49 @@ fn mac_block<const N: usize>(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8
     }
 }
 
-/// [`mac_block`] over all of `acc` (blocks of 16, then 8, 4, 1 channels).
+/// [`mac_block`] over the channels of `acc` from `ob` on (blocks of 16,
+/// then 8, 4, 1).
 #[inline(always)]
-pub(super) fn mac_gathered(acc: &mut [i32], w: &[u8], offs: &[u32], vals: &[u8]) {
+fn mac_from(acc: &mut [i32], w: &[u8], ents: &[[u32; 2]], mut ob: usize) {
     let n = acc.len();
-    let mut ob = 0;
     while ob + BLOCK <= n {
-        mac_block::<BLOCK>(acc, w, offs, vals, ob);
+        mac_block::<BLOCK>(acc, w, ents, ob);
         ob += BLOCK;
     }
     if ob + 8 <= n {
-        mac_block::<8>(acc, w, offs, vals, ob);
+        mac_block::<8>(acc, w, ents, ob);
         ob += 8;
     }
     if ob + 4 <= n {
-        mac_block::<4>(acc, w, offs, vals, ob);
+        mac_block::<4>(acc, w, ents, ob);
         ob += 4;
     }
     while ob < n {
-        mac_block::<1>(acc, w, offs, vals, ob);
+        mac_block::<1>(acc, w, ents, ob);
         ob += 1;
     }
+}
+
+/// `acc[o] += sum over the entries [x, off] of x * w[off + o]` (int8
+/// weights), portable: the reference of every fast kernel.
+pub fn mac_gathered_ref(acc: &mut [i32], w: &[u8], g: &Gather) {
+    if !g.is_empty() {
+        mac_from(acc, w, g.entries(), 0);
+    }
+}
+
+/// [`mac_gathered_ref`]'s result, through the target's fast kernel for the
+/// channel blocks it has one for.
+#[inline(always)]
+pub fn mac_gathered(acc: &mut [i32], w: &[u8], g: &mut Gather) {
+    if g.is_empty() {
+        return;
+    }
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let done = super::dsp::mac(acc, w, g);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let done = 0;
+    mac_from(acc, w, g.entries(), done);
 }
 
 /// `acc[l] += sum_j w[offs[j] + ob + l]` (binary inputs) plus
@@ -148,7 +135,7 @@ fn add_block<const N: usize>(
             a[l] += r[l];
         }
     }
-    // At most GATHER_CAP = 256 int8 weights are summed per lane: the sum lies in
+    // At most GATHER_CAP (<= 256) int8 weights are summed per lane: the sum lies in
     // [-256 * 128, 256 * 127], inside i16, so it is accumulated in i16 (twice
     // the lanes per vector) and widened once.
     debug_assert!(offs.len() <= GATHER_CAP);
@@ -240,37 +227,27 @@ pub(super) fn add_gathered(
     }
 }
 
-/// Appends the non-zero values of `x` to the gather list at `*n` (flushing
-/// the list into `acc` first when it could overflow), with weight-row offsets
-/// `off0 + i * stride`. Branch-free per value: every value is written, only
-/// the non-zero ones advance the list.
+/// Appends the non-zero values of `x` to the gather list, with weight-row
+/// offsets `off0 + i * stride`, multiplying the list into `acc` and
+/// emptying it whenever it is full.
 #[inline(always)]
 pub(super) fn gather_nonzero(
     acc: &mut [i32],
     w: &[u8],
     g: &mut Gather,
-    n: &mut usize,
-    x: &[u8],
-    off0: usize,
+    mut x: &[u8],
+    mut off: usize,
     stride: usize,
 ) {
-    let mut off = off0;
-    for part in x.chunks(GATHER_CAP) {
-        if *n + part.len() > GATHER_CAP {
-            mac_gathered(acc, w, &g.offs[..*n], &g.vals[..*n]);
-            *n = 0;
+    while !x.is_empty() {
+        if g.room() == 0 {
+            mac_gathered(acc, w, g);
+            g.clear();
         }
-        let offs = &mut g.offs[*n..*n + part.len()];
-        let vals = &mut g.vals[*n..*n + part.len()];
-        let mut m = 0;
-        for &v in part {
-            // m <= index of v < part.len(): in bounds.
-            offs[m] = off as u32;
-            vals[m] = v;
-            m += (v != 0) as usize;
-            off += stride;
-        }
-        *n += m;
+        let (part, rest) = x.split_at(x.len().min(g.room()));
+        g.push_nonzero(part, off, stride);
+        off += part.len() * stride;
+        x = rest;
     }
 }
 
@@ -278,7 +255,8 @@ pub(super) fn gather_nonzero(
 /// in chunks of [`GATHER_CAP`].
 #[inline(always)]
 pub(super) fn mac_rows(acc: &mut [i32], x: &[u8], w: &[u8], n: usize, g: &mut Gather) {
-    let mut cnt = 0;
-    gather_nonzero(acc, w, g, &mut cnt, x, 0, n);
-    mac_gathered(acc, w, &g.offs[..cnt], &g.vals[..cnt]);
+    g.clear();
+    gather_nonzero(acc, w, g, x, 0, n);
+    mac_gathered(acc, w, g);
+    g.clear();
 }

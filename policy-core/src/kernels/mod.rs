@@ -8,7 +8,9 @@
 //! * [`conv_u8`](fn@conv_u8): conv over u8 activations.
 //! * [`dense_acc`] / [`dense_u8`]: dense layers (the last one stops at the
 //!   accumulators: the Q-values).
-//! * `mac`: the shared multiply-accumulate every kernel ends in.
+//! * `gather` and `mac`: the list of non-zero inputs and the shared
+//!   multiply-accumulate every kernel ends in; `dsp`: its Cortex-M4 form
+//!   (`target_feature = "dsp"`, the crate's only `unsafe` code).
 //!
 //! All kernels put the output channel in the innermost loop, over contiguous
 //! weights, so the compiler vectorises the multiply-accumulate; zero activations
@@ -17,15 +19,19 @@
 mod conv1_binary;
 mod conv_u8;
 mod dense;
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[allow(unsafe_code)]
+mod dsp;
+mod gather;
 mod mac;
 
 pub use conv1_binary::{conv1_binary, conv1_row_sums, Conv1Scratch};
-pub use conv_u8::conv_u8;
+pub use conv_u8::{conv_u8, ConvScratch};
 pub use dense::{dense_acc, dense_u8};
-pub use mac::Gather;
+pub use gather::{Gather, GATHER_CAP};
+pub use mac::{mac_gathered, mac_gathered_ref};
 
-use crate::blob::le_i32;
-use crate::requant::requantize_u8;
+use crate::requant::requantize_relu;
 
 /// Geometry of a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +73,19 @@ pub struct Requant<'a> {
 }
 
 impl Requant<'_> {
+    /// `out[o] = requantize_u8(acc[o], m0[o], shift[o])` for the channels
+    /// that have all three (a validated layer has them for every output), by
+    /// [`requantize_relu`]: an accumulator `<= 0` costs a test.
     #[inline(always)]
     pub(crate) fn apply(&self, acc: &[i32], out: &mut [u8]) {
-        for (o, (q, &a)) in out.iter_mut().zip(acc).enumerate() {
-            let shift = self.shifts.get(o).copied().unwrap_or(0);
-            *q = requantize_u8(a, le_i32(self.multipliers, o), shift);
+        let params = self.multipliers.as_chunks::<4>().0.iter().zip(self.shifts);
+        for ((q, &a), (m, &shift)) in out.iter_mut().zip(acc).zip(params) {
+            // The zero test first: a ReLU zero reads only the multiplier's sign.
+            *q = if a <= 0 && m[3] < 0x80 {
+                0
+            } else {
+                requantize_relu(a, i32::from_le_bytes(*m), shift)
+            };
         }
     }
 }
