@@ -193,14 +193,23 @@ struct RecordArgs {
 #[derive(Args)]
 struct ExportArgs {
     /// A run folder, checkpoint folder or .safetensors weights file.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "blob")]
+    checkpoint: Option<PathBuf>,
     /// Recording whose frame stacks calibrate the activation scales.
-    #[arg(long)]
-    calib: PathBuf,
-    /// Output blob.
+    #[arg(long, required_unless_present = "blob")]
+    calib: Option<PathBuf>,
+    /// Output file: the blob, or the TFLite / ONNX file (with a checkpoint,
+    /// the blob is also written beside it, as `<out>.bin`).
     #[arg(long)]
     out: PathBuf,
+    /// `blob` (policy-core's format), `tflite` (int8 flatbuffer) or `onnx`
+    /// (QDQ graph): the same integer model (docs/interop.md).
+    #[arg(long, default_value = "blob", value_parser = ["blob", "tflite", "onnx"])]
+    format: String,
+    /// Convert this existing blob instead of exporting a checkpoint
+    /// (with --format tflite or onnx; needs no libtorch: `interop convert`).
+    #[arg(long, conflicts_with_all = ["checkpoint", "calib"])]
+    blob: Option<PathBuf>,
     /// Also write the per-layer table as Markdown here.
     #[arg(long)]
     table: Option<PathBuf>,
@@ -458,20 +467,41 @@ fn cmd_record(a: RecordArgs) -> Result<()> {
 }
 
 fn cmd_export(a: ExportArgs) -> Result<()> {
-    let net = checkpoint::load_network(&a.checkpoint, tch::Device::Cpu)?;
-    let rec = recording::Recording::load(&a.calib)?;
+    let format = match a.format.as_str() {
+        "blob" => None,
+        f => Some(f.parse::<interop::Format>()?),
+    };
+    if let Some(blob) = &a.blob {
+        let Some(format) = format else {
+            bail!("--blob converts a blob: give --format tflite or onnx");
+        };
+        println!("{}", interop::convert_file(blob, format, &a.out)?);
+        return Ok(());
+    }
+    let (Some(ckpt), Some(calib)) = (&a.checkpoint, &a.calib) else {
+        bail!("--checkpoint and --calib are needed (or --blob to convert a blob)");
+    };
+    let net = checkpoint::load_network(ckpt, tch::Device::Cpu)?;
+    let rec = recording::Recording::load(calib)?;
     let opts = quant::ExportOptions {
         percentile: a.percentile,
         headroom: a.headroom,
         refit_last: !a.no_refit,
         ..quant::ExportOptions::default()
     };
-    let table = report::export_blob(&net, &rec, &opts, &a.out)?;
+    let blob_out = match format {
+        None => a.out.clone(),
+        Some(_) => a.out.with_extension("bin"),
+    };
+    let table = report::export_blob(&net, &rec, &opts, &blob_out)?;
     println!("{table}");
     if let Some(t) = &a.table {
         trainer::atomic::write_atomic(t, table.as_bytes())?;
     }
-    println!("wrote {}", a.out.display());
+    println!("wrote {}", blob_out.display());
+    if let Some(format) = format {
+        println!("{}", interop::convert_file(&blob_out, format, &a.out)?);
+    }
     Ok(())
 }
 
