@@ -258,6 +258,11 @@ MCU_SEED      ?= 0
 MCU_EPISODES  ?= 2
 MCU_MAX_SCORE ?= 3
 MCU_TIMEOUT   ?= 300
+# MCU_RESULTS=results/mcu-m4 writes results/mcu-m4.json and .md (instruction
+# counts per decision and per layer, flash, RAM, checksums) for a run that
+# passes; empty (the default, as in make test) writes nothing. Long runs:
+# make mcu MCU_EPISODES=1 MCU_MAX_SCORE=150 MCU_TIMEOUT=1200 MCU_RESULTS=results/mcu-m4
+MCU_RESULTS   ?=
 MCU_OUT       := $(CURDIR)/target/mcu
 MCU_HOST_SIM  := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/firmware-sim
 MCU_TARGET    := thumbv7em-none-eabihf
@@ -305,7 +310,7 @@ define mcu_run
 	  echo "$@: no $($(1)_BLOB); using a random $($(1)_NET) blob ($$blob)"; \
 	  $(MCU_HOST_SIM) --write-random-blob "$$blob" --net $($(1)_NET) --seed 1; \
 	fi; \
-	blob="$$(realpath "$$blob")"; \
+	blob_arg="$$blob"; blob="$$(realpath "$$blob")"; \
 	( cd firmware-sim/mcu && CARGO_TARGET_DIR=$($(1)_OUT) FIRMWARE_BLOB="$$blob" FIRMWARE_SEED=$(MCU_SEED) \
 	  FIRMWARE_EPISODES=$(MCU_EPISODES) FIRMWARE_MAX_SCORE=$(MCU_MAX_SCORE) \
 	  $(MCU_CARGO) build -Zbuild-std=core --release -q --target $($(1)_TARGET) --features "$($(1)_FEATURES)" ); \
@@ -313,7 +318,9 @@ define mcu_run
 	  || { cat $($(1)_OUT)/mcu.json; echo "$@: QEMU run failed or timed out"; exit 1; }; \
 	$(MCU_HOST_SIM) --blob "$$blob" --seed $(MCU_SEED) --episodes $(MCU_EPISODES) \
 	  --max-score $(MCU_MAX_SCORE) --json > $($(1)_OUT)/host.json; \
-	python3 firmware-sim/mcu/check.py $($(1)_OUT)/mcu.json $($(1)_OUT)/host.json $($(1)_ELF) $($(1)_CHIP)
+	python3 firmware-sim/mcu/check.py $($(1)_OUT)/mcu.json $($(1)_OUT)/host.json $($(1)_ELF) $($(1)_CHIP) \
+	  $(if $(MCU_RESULTS),--results $(MCU_RESULTS) --blob "$$blob_arg" \
+	  --command "make $@ $(1)_BLOB=$($(1)_BLOB) MCU_SEED=$(MCU_SEED) MCU_EPISODES=$(MCU_EPISODES) MCU_MAX_SCORE=$(MCU_MAX_SCORE) MCU_RESULTS=$(MCU_RESULTS)")
 endef
 
 # The web page (web/): the game and policy-core compiled to WebAssembly

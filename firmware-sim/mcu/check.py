@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make mcu` / `make mcu-m0` checks: an MCU run against the host simulator.
 
-Usage: check.py MCU_OUTPUT HOST_JSON ELF [CHIP]
+Usage: check.py MCU_OUTPUT HOST_JSON ELF [CHIP] [--results PREFIX] [--command CMD] [--blob PATH]
 
 CHIP is `m4` (the Cortex-M4 image, the default) or `m0` (the BBC micro:bit
 image). Reads the MCU's JSON line, the host simulator's JSON and the linked
@@ -16,9 +16,18 @@ both under -icount shift=0), or if flash or RAM (static + measured stack
 high water) exceed the chip's budget (M4: 1 MiB / 64 KiB; M0: 256 KiB /
 16 KiB). Instructions per decision are reported against the chip's bar
 (M4: 3 000 000; M0: 1 000 000) but do not fail the check.
+
+With --results PREFIX (make's MCU_RESULTS) a run that passes also writes
+PREFIX.json and PREFIX.md: instruction counts per decision and per layer
+(mean and max), decisions, flash, RAM (static + stack), the checksums, and
+the issue-27 anchors of TFLite Micro + CMSIS-NN (anchors.json, beside this
+script). All counts are QEMU instruction counts under -icount shift=0, not
+cycles. --command and --blob say what produced the run.
 """
 import json
+import os
 import struct
+import subprocess
 import sys
 
 # Per chip: what it is, flash and RAM budgets (bytes), the instructions-per-
@@ -61,9 +70,136 @@ def elf_sizes(path):
     return flash, ram
 
 
+def tool_version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+        return out.splitlines()[0].strip() if out else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def anchor_layers(chip_key):
+    """The issue-27 anchors for this chip: (engine, total, per-layer list or None)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "anchors.json")
+    try:
+        with open(path) as f:
+            a = json.load(f).get(chip_key)
+    except (OSError, ValueError):
+        return None
+    if not a:
+        return None
+    layers = None
+    lay = a.get("layers")
+    if lay:
+        layers = [round(p / r) for p, r in zip(lay["policy_core_then"], lay["ratio_policy_core_to_cmsis"])]
+    return a["engine"], a["net"], a["instructions_per_decision"], layers
+
+
+def write_results(prefix, chip_key, chip, out, host, command, blob):
+    """PREFIX.json and PREFIX.md of a run that passed every check."""
+    stages = out.get("layer_split", {}).get("stages", [])
+    anchors = anchor_layers(chip_key)
+    ipd = out["instructions_per_decision"]
+    res = {
+        "what": "instructions per decision counted by QEMU (-icount shift=0: 1 instruction = 1 ns of "
+                "virtual time, read from the chip's clock), not cycles",
+        "chip": chip["name"],
+        "command": command,
+        "qemu": tool_version(["qemu-system-arm", "--version"]),
+        "rustc": tool_version(["/usr/bin/rustc", "--version"]),
+        "blob": blob,
+        "blob_bytes": out["blob_bytes"],
+        "seed": out["seed"],
+        "episodes": out["episodes"],
+        "max_score": out["max_score"],
+        "scores": out["scores"],
+        "score": out["score"],
+        "decisions": out["decisions"],
+        "instructions_per_decision": ipd,
+        "layers": [
+            {"stage": st["stage"], "instructions_mean": st["instructions_mean"],
+             "instructions_max": st.get("instructions_max")}
+            for st in stages
+        ],
+        "flash_bytes": out["flash_bytes"],
+        "flash_budget_bytes": chip["flash"],
+        "ram_static_bytes": out["ram_static_bytes"],
+        "stack_high_water_bytes": out["stack_high_water_bytes"],
+        "ram_bytes": out["ram_bytes"],
+        "ram_budget_bytes": chip["ram"],
+        "checksum_mcu": out["checksum"],
+        "checksum_host": host["checksum"],
+        "checksum_match": out["checksum"] == host["checksum"],
+    }
+    if anchors:
+        engine, net, total, layers = anchors
+        res["anchor"] = {"engine": engine, "net": net, "instructions_per_decision": total,
+                         "layers_approx": layers, "source": "issue 27, firmware-sim/mcu/anchors.json"}
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    with open(prefix + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    n = lambda v: "" if v is None else f"{v:,}".replace(",", " ")
+    layers = anchors[3] if anchors else None
+    engine = anchors[0] if anchors else None
+    lines = [
+        f"# {chip['name']}: instructions per decision",
+        "",
+        f"QEMU instruction counts (`-icount shift=0`), not cycles. `{command}`; blob `{blob}` "
+        f"({n(out['blob_bytes'])} B); seed {out['seed']}, {out['episodes']} episode(s) to score "
+        f"{out['max_score']}: **{n(out['decisions'])} decisions**, scores {out['scores'][:8]}"
+        f"{' ...' if len(out['scores']) > 8 else ''}.",
+        "",
+    ]
+    head = "| layer | mean | max |"
+    rule = "|---|---:|---:|"
+    if layers:
+        head += f" {engine} (issue 27, approx.) | policy-core / it |"
+        rule += "---:|---:|"
+    lines += [head, rule]
+    for i, st in enumerate(res["layers"]):
+        row = f"| {st['stage']} | {n(st['instructions_mean'])} | {n(st['instructions_max'])} |"
+        if layers:
+            a = layers[i] if i < len(layers) else None
+            ratio = f"{st['instructions_mean'] / a:.2f}x" if a else ""
+            row += f" {n(a) if a else ''} | {ratio} |"
+        lines.append(row)
+    total = f"| **decision** | **{n(ipd['mean'])}** | **{n(ipd['max'])}** |"
+    if layers:
+        total += f" {n(anchors[2])} | {ipd['mean'] / anchors[2]:.2f}x |"
+    lines.append(total)
+    if anchors and not layers:
+        lines += ["", f"{engine} (issue 27 anchor, `{anchors[1]}`): {n(anchors[2])} instructions per decision; "
+                  f"policy-core / it = {ipd['mean'] / anchors[2]:.2f}x."]
+    lines += [
+        "",
+        "The per-layer counts come from a second pass with stage marks (the same kernels); "
+        "the decision counts from the first pass.",
+        "",
+        f"- flash {n(out['flash_bytes'])} B of {n(chip['flash'])}; RAM {n(out['ram_bytes'])} B = static "
+        f"{n(out['ram_static_bytes'])} + stack high water {n(out['stack_high_water_bytes'])} (of {n(chip['ram'])})",
+        f"- checksum MCU `{out['checksum']}`, host `{host['checksum']}`: "
+        f"{'equal' if res['checksum_match'] else 'DIFFERENT'}",
+        f"- {res['qemu']}; {res['rustc']}",
+    ]
+    if anchors:
+        lines.append("- The TFLite Micro + CMSIS-NN figures are the issue's outside anchors (its own build), "
+                     "not reproduced by `make`; per layer they are derived from the issue's two-digit ratios.")
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"results       {prefix}.json, {prefix}.md")
+
+
 def main():
-    mcu_path, host_path, elf = sys.argv[1:4]
-    chip = CHIPS[sys.argv[4] if len(sys.argv) > 4 else "m4"]
+    args, opts, it = [], {}, iter(sys.argv[1:])
+    for a in it:
+        if a in ("--results", "--command", "--blob"):
+            opts[a[2:]] = next(it, "")
+        else:
+            args.append(a)
+    mcu_path, host_path, elf = args[:3]
+    chip_key = args[3] if len(args) > 3 else "m4"
+    chip = CHIPS[chip_key]
     mcu = None
     with open(mcu_path) as f:
         for line in f:
@@ -116,11 +252,15 @@ def main():
     print(f"clock scale   {cal['instructions_per_tick_x1000'] / 1000:.3f} instructions/tick "
           f"({cal['instructions']} loop instructions in {cal['ticks']} ticks; expected {per_tick:g} for {chip['clock']}, -icount shift=0)  {mark(ok_cal)}")
     for st in split.get("stages", []):
-        print(f"  {st['stage']:<24} {st['instructions_mean']:>9} instructions/decision (mean)")
+        print(f"  {st['stage']:<24} {st['instructions_mean']:>9} instructions/decision (mean), "
+              f"{st.get('instructions_max', '?'):>9} max")
     print(f"layer split   second pass with stage marks (Policy::q_values_marked): checksum {mark(ok_split)}")
     print(f"host latency  {host['latency_ns_per_decision'] / 1e3:.1f} us/decision")
     if not (ok_sum and ok_dec and ok_elf and ok_split and ok_cal and ok_flash and ok_ram):
         sys.exit(1)
+    if opts.get("results"):
+        write_results(opts["results"], chip_key, chip, out, host, opts.get("command", "?"),
+                      opts.get("blob", "?"))
 
 
 if __name__ == "__main__":

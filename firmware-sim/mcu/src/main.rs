@@ -284,6 +284,8 @@ fn first_pass(policy: &mut Policy<'static>, plan: &Plan) -> (Summary, Meter) {
 /// first pass's.
 struct Split {
     ticks: [u64; MAX_LAYERS],
+    /// The most ticks one decision spent in each stage.
+    ticks_max: [u64; MAX_LAYERS],
     stages: usize,
     decisions: u64,
     checksum: u64,
@@ -292,11 +294,13 @@ struct Split {
 #[inline(never)]
 fn layer_split(policy: &mut Policy<'static>, plan: &Plan) -> Option<Split> {
     let mut ticks = [0u64; MAX_LAYERS];
+    let mut ticks_max = [0u64; MAX_LAYERS];
     let mut last = 0u64;
     let mut marked = Marked::new(policy, |i: usize| {
         let t = now();
         if i > 0 {
             ticks[i - 1] += t - last;
+            ticks_max[i - 1] = ticks_max[i - 1].max(t - last);
         }
         last = t;
     });
@@ -304,6 +308,7 @@ fn layer_split(policy: &mut Policy<'static>, plan: &Plan) -> Option<Split> {
     let sum = run_episodes::<firmware_sim::Game, _, _>(&mut marked, plan, &mut NoObserver).ok()?;
     Some(Split {
         ticks,
+        ticks_max,
         stages,
         decisions: sum.decisions,
         checksum: sum.checksum,
@@ -480,8 +485,9 @@ fn report(
                 hprint!("{}{{\"stage\":\"", if i == 0 { "" } else { "," });
                 print_stage(policy, st);
                 hprint!(
-                    "\",\"instructions_mean\":{}}}",
-                    instr(sp.ticks[i]) / sp.decisions.max(1)
+                    "\",\"instructions_mean\":{},\"instructions_max\":{}}}",
+                    instr(sp.ticks[i]) / sp.decisions.max(1),
+                    instr(sp.ticks_max[i])
                 );
             }
             hprint!("]}"); // no arguments: printed as is, not formatted
