@@ -129,12 +129,26 @@ def cpu_name():
     return platform.processor()
 
 
+def source_state():
+    """The commit measured, and whether policy-core or interop had
+    uncommitted changes (the binary is built from the working tree)."""
+    def git(*a):
+        r = subprocess.run(["git", "-C", runtimes.REPO, *a], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    dirty = git("status", "--porcelain", "--", "policy-core", "interop")
+    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown",
+            "uncommitted_changes": bool(dirty)}
+
+
 def render(report):
     lines = [
         "# policy-core and the standard int8 runtimes, batch 1, one thread",
         "",
         f"Written by `make peers` ({report['date']}, {report['cpu']}, "
-        f"{report['cores']} cores, under scripts/quiet). Median microseconds per "
+        f"{report['cores']} cores, under scripts/quiet; commit {report['source']['commit']}"
+        + (", policy-core/interop with uncommitted changes" if report["source"]["uncommitted_changes"] else "")
+        + "). Median microseconds per "
         "decision over every recorded stack of each round; rounds interleave the "
         "runtimes. Only the inference call is timed; \"call overhead\" is the "
         "same call on a model with one trivial operator, included in the "
@@ -175,6 +189,7 @@ def main():
         "cores": os.cpu_count(),
         "timer_overhead_ns": timer_overhead_ns(),
         "versions": versions(),
+        "source": source_state(),
         "command": "make peers",
         "models": models,
     }

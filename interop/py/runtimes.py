@@ -159,18 +159,17 @@ class OpenVINO:
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(path)
         cfg = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
-        self.compiled = core.compile_model(model, "CPU", cfg)
+        self.compiled = core.compile_model(core.read_model(path), "CPU", cfg)
         self.req = self.compiled.create_infer_request()
         self.shape = tuple(self.compiled.input(0).shape)
         self.x = np.zeros(self.shape, np.float32)
+        self.req.set_input_tensor(0, ov.Tensor(self.x, shared_memory=True))
 
     def set_input(self, x):
         if x.ndim == 3:
             x = x.transpose(2, 0, 1)
         self.x[...] = x.reshape(self.shape)
-        self.req.set_input_tensor(0, __import__("openvino").Tensor(self.x, shared_memory=True))
 
     def invoke(self):
         self.req.infer()
