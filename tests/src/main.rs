@@ -15,7 +15,10 @@ use trainer::recording::Recording;
 #[derive(Parser)]
 #[command(name = "parity", version)]
 struct Cli {
-    /// Float checkpoint: a run folder, checkpoint folder or .safetensors weights.
+    /// The float network: a run folder (its best.safetensors: the network
+    /// the run ships), a checkpoint folder (its policy average
+    /// ema.safetensors, else the online model.safetensors) or a
+    /// .safetensors weights file.
     #[arg(long)]
     checkpoint: PathBuf,
     /// The int8 blob exported from it.

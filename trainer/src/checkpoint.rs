@@ -1,8 +1,10 @@
-//! Checkpoints: a folder with the online weights (`model.safetensors`, what
-//! `eval`/`record`/`export` load), the target weights, Adam's moments
-//! (`adam.safetensors`) and the counters, exploration RNG and config
-//! (`state.json`). The folder is written as `checkpoint.tmp/` and renamed into
-//! place, so a crash mid-write leaves the previous checkpoint intact.
+//! Checkpoints: a folder with the online weights (`model.safetensors`), the
+//! target weights, the policy average (`ema.safetensors`, the network a run
+//! evaluates and exports), Adam's moments (`adam.safetensors`) and the
+//! counters, exploration RNG and config (`state.json`). The folder is written
+//! as `checkpoint.tmp/` and renamed into place, so a crash mid-write leaves
+//! the previous checkpoint intact. [`load_network`] says which network a
+//! path (run folder, checkpoint folder, weights file) stands for.
 
 use crate::agent::Learner;
 use crate::config::Config;
@@ -61,6 +63,13 @@ mod finite_or_null {
 
 /// The replay memory's file in a checkpoint folder.
 pub const REPLAY_FILE: &str = "replay.bin";
+/// A checkpoint's online network.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// A checkpoint's policy average (runs with `policy_ema` > 0).
+pub const EMA_FILE: &str = "ema.safetensors";
+/// A run folder's network: the one the run ships, chosen by its end-of-run
+/// selection (until then, the best periodic evaluation's).
+pub const BEST_FILE: &str = "best.safetensors";
 
 /// Saves a checkpoint into `dir` (replacing it atomically), with the replay
 /// memory when given (`replay.bin`, 806 bytes per stored transition).
@@ -77,7 +86,7 @@ pub fn save(
         learner
             .online
             .vs
-            .save(tmp.join("model.safetensors"))
+            .save(tmp.join(MODEL_FILE))
             .context("saving model")?;
         learner
             .target
@@ -86,7 +95,7 @@ pub fn save(
             .context("saving target")?;
         if let Some(ema) = &learner.ema {
             ema.vs
-                .save(tmp.join("ema.safetensors"))
+                .save(tmp.join(EMA_FILE))
                 .context("saving the policy average")?;
         }
         let mut adam: Vec<(String, Tensor)> = Vec::new();
@@ -114,20 +123,42 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         path.join("checkpoint.old"),
         path.to_path_buf(),
     ] {
-        if cand.join("model.safetensors").is_file() {
+        if cand.join(MODEL_FILE).is_file() {
             return Ok(cand);
         }
     }
     bail!("no checkpoint found at {} (expected a run folder, a checkpoint folder or model.safetensors)", path.display())
 }
 
-/// Reads a weights file into a new network (architecture inferred from the shapes).
-pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
-    let file = if path.is_file() {
-        path.to_path_buf()
+/// The weights file `path` stands for ([`load_network`]):
+/// * a weights file (`.safetensors`): that file;
+/// * a run folder: its [`BEST_FILE`], the network the run ships;
+/// * a checkpoint folder, or a run folder without [`BEST_FILE`] (stopped
+///   before its first evaluation): the checkpoint's policy, its average
+///   [`EMA_FILE`] when the run keeps one, else the online [`MODEL_FILE`].
+pub fn network_file(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let best = path.join(BEST_FILE);
+    if best.is_file() {
+        return Ok(best);
+    }
+    let dir = resolve(path)?;
+    let ema = dir.join(EMA_FILE);
+    Ok(if ema.is_file() {
+        ema
     } else {
-        resolve(path)?.join("model.safetensors")
-    };
+        dir.join(MODEL_FILE)
+    })
+}
+
+/// Reads the network `path` stands for ([`network_file`]: a run folder's
+/// shipped network, a checkpoint's policy, or a weights file) into a new
+/// network, its architecture inferred from the weights' shapes. What `eval`,
+/// `record`, `export`, `parity`, `distil --teacher` and a run's own end load.
+pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
+    let file = network_file(path)?;
     let tensors = read_tensors(&file)?;
     let arch = QNetwork::arch_of(&tensors)?;
     let mut net = QNetwork::new(arch, device);
@@ -209,7 +240,7 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     let state = read_state(&dir)?;
     let mut learner = Learner::new(state.config.net, device)?;
     for (file, net) in [
-        ("model.safetensors", &mut learner.online),
+        (MODEL_FILE, &mut learner.online),
         ("target.safetensors", &mut learner.target),
     ] {
         let p = dir.join(file);
@@ -217,7 +248,7 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     }
     if state.config.policy_ema > 0.0 {
         learner = learner.with_ema()?;
-        let p = dir.join("ema.safetensors");
+        let p = dir.join(EMA_FILE);
         // A checkpoint from before the average existed starts it from the online weights.
         if p.is_file() {
             if let Some(ema) = &mut learner.ema {

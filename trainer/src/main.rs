@@ -127,8 +127,9 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct DistilArgs {
-    /// The teacher: a run folder (its best.safetensors), checkpoint folder or
-    /// .safetensors weights file.
+    /// The teacher: a run folder (its best.safetensors: the network the run
+    /// ships), a checkpoint folder (its policy average ema.safetensors, else
+    /// the online model.safetensors) or a .safetensors weights file.
     #[arg(long, default_value = "models/reference")]
     teacher: PathBuf,
     /// Run name: files go to <runs-dir>/<name>/ (default: a timestamp).
@@ -145,7 +146,9 @@ struct DistilArgs {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// A run folder, checkpoint folder or .safetensors weights file.
+    /// A run folder (its best.safetensors: the network the run ships), a
+    /// checkpoint folder (its policy average ema.safetensors, else the
+    /// online model.safetensors) or a .safetensors weights file.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Episodes (game seeds seed..seed+N).
@@ -173,7 +176,9 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct RecordArgs {
-    /// A run folder, checkpoint folder or .safetensors weights file.
+    /// A run folder (its best.safetensors: the network the run ships), a
+    /// checkpoint folder (its policy average ema.safetensors, else the
+    /// online model.safetensors) or a .safetensors weights file.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Number of frame stacks to record.
@@ -192,7 +197,9 @@ struct RecordArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// A run folder, checkpoint folder or .safetensors weights file.
+    /// A run folder (its best.safetensors: the network the run ships), a
+    /// checkpoint folder (its policy average ema.safetensors, else the
+    /// online model.safetensors) or a .safetensors weights file.
     #[arg(long, required_unless_present = "blob")]
     checkpoint: Option<PathBuf>,
     /// Recording whose frame stacks calibrate the activation scales.

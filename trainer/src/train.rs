@@ -177,7 +177,7 @@ impl RunLock {
 /// The run's best network so far (by periodic greedy evaluation), and after
 /// the end-of-run selection the network the run ships.
 pub fn best_model_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("best.safetensors")
+    run_dir.join(checkpoint::BEST_FILE)
 }
 
 /// The policy as it was at the periodic evaluation of env step `step`
@@ -653,15 +653,8 @@ pub(crate) fn mean(v: &VecDeque<u32>) -> f64 {
     }
 }
 
-/// Loads the best (or, failing that, the final) weights of a run.
-pub fn load_best(run_dir: &Path, device: Device) -> Result<QNetwork> {
-    let best = best_model_path(run_dir);
-    if best.exists() {
-        checkpoint::load_network(&best, device)
-    } else {
-        checkpoint::load_network(run_dir, device)
-    }
-}
+/// Loads the network a run ships ([`checkpoint::load_network`] of its folder).
+pub use crate::checkpoint::load_network as load_best;
 
 #[cfg(test)]
 mod lock_tests {

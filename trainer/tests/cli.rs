@@ -295,6 +295,75 @@ fn tiny_run_resume_eval_record_export() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `eval`, `record` and `export` of a run folder use the network the run
+/// ships (`best.safetensors`), not its checkpoint's online network; of a
+/// checkpoint folder, its policy average (`ema.safetensors`) when it has one.
+/// Here the shipped network is the trained reference and the others are
+/// untrained: each command's output must be the reference's.
+#[test]
+fn a_run_folder_stands_for_the_network_it_ships() {
+    let dir = tmpdir("ships");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference");
+    let trained = reference.join("model.safetensors");
+    let (run, ckpt) = (dir.join("run"), dir.join("run/checkpoint"));
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::copy(&trained, run.join("best.safetensors")).unwrap();
+    tch::manual_seed(5);
+    let untrained = trainer::net::QNetwork::new(netspec::COMPACT, tch::Device::Cpu);
+    untrained.vs.save(ckpt.join("model.safetensors")).unwrap();
+    let eval = |path: &Path| {
+        let o = trainer_ok(&[
+            "eval",
+            "--checkpoint",
+            s(path),
+            "--episodes",
+            "3",
+            "--max-score",
+            "40",
+            "--json",
+        ]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (shipped, online) = (eval(&trained), eval(&ckpt.join("model.safetensors")));
+    assert_ne!(
+        shipped["scores"], online["scores"],
+        "the test cannot tell them apart"
+    );
+    assert_eq!(eval(&run), shipped);
+    assert_eq!(eval(&ckpt), online);
+    // A checkpoint with a policy average stands for the average.
+    std::fs::copy(&trained, ckpt.join("ema.safetensors")).unwrap();
+    assert_eq!(eval(&ckpt), shipped);
+    std::fs::remove_file(ckpt.join("ema.safetensors")).unwrap();
+
+    let record = |path: &Path, out: &Path| {
+        let args = ["--frames", "150", "--seed", "2", "--out", s(out)];
+        trainer_ok(&[&["record", "--checkpoint", s(path)][..], &args].concat());
+        std::fs::read(out).unwrap()
+    };
+    let rec = dir.join("ref.rec");
+    assert_eq!(record(&run, &dir.join("run.rec")), record(&trained, &rec));
+    let export = |path: &Path, out: &Path| {
+        let args = ["--calib", s(&rec), "--out", s(out)];
+        trainer_ok(&[&["export", "--checkpoint", s(path)][..], &args].concat());
+        std::fs::read(out).unwrap()
+    };
+    let blob = export(&trained, &dir.join("ref.bin"));
+    assert_eq!(export(&run, &dir.join("run.bin")), blob);
+    assert_ne!(export(&ckpt, &dir.join("online.bin")), blob);
+    // --help says what each path loads.
+    for cmd in ["eval", "record", "export"] {
+        let o = trainer_ok(&[cmd, "--help"]);
+        let help = String::from_utf8_lossy(&o.stdout).replace(char::is_whitespace, "");
+        assert!(
+            help.contains("best.safetensors:thenetworktherunships")
+                && help.contains("ema.safetensors,elsetheonlinemodel.safetensors"),
+            "{cmd}: {help}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_inputs_are_one_clear_error() {
     let dir = tmpdir("bad");
