@@ -388,7 +388,7 @@ mod tests {
             assert!((1 << 30..=(1 << 30) + (1 << 7)).contains(&q), "{q}");
             // The 32-bit path (one left shift, then SRDHM), the 64-bit one
             // (15-bit multiplier) and the float one all give the accumulator back.
-            let reduced = ((q as i64 + (1 << 15)) >> 16) as i64;
+            let reduced = (q as i64 + (1 << 15)) >> 16;
             let d = s_in as f64 * w as f64 / o as f64;
             for acc in (-32_768..32_768).step_by(13) {
                 assert_eq!(srdhm(acc * 2, q), acc);

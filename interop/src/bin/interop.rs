@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use interop::{bench, Format};
 use quant::recording::Recording;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +85,7 @@ fn main() {
     }
 }
 
-fn load_stacks(frames: &PathBuf, limit: usize) -> Result<Vec<flappy::FrameStack>> {
+fn load_stacks(frames: &Path, limit: usize) -> Result<Vec<flappy::FrameStack>> {
     let mut stacks = Recording::load(frames)
         .with_context(|| format!("recording {}", frames.display()))?
         .stacks;
@@ -94,7 +94,7 @@ fn load_stacks(frames: &PathBuf, limit: usize) -> Result<Vec<flappy::FrameStack>
     Ok(stacks)
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>> {
+fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
