@@ -16,18 +16,31 @@
 //! * `hold-<pid>`: process `<pid>` asks every loop to pause; a hold whose
 //!   process has ended is stale, ignored and removed.
 //!
+//! Turns, so that neither side starves: a loop that has just resumed runs
+//! at least [`RUN_MIN`] before it pauses again (a hold waits), and once it
+//! has been paused for [`PAUSE_MAX`] it writes `draining-<pid>`: the holds
+//! there finish, no new one is taken (`scripts/quiet` waits), and the loop
+//! resumes when the last is gone. Busy holders thus get at most about half
+//! of the machine's time, and the loop the other half.
+//!
 //! A loop started *under* a hold (a process that holds is one of its
 //! ancestors: a test run or a smoke run through `scripts/quiet`) is itself
 //! the work that asked for quiet: it neither registers nor pauses, so two
 //! quiet commands that both train never wait for each other.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a running loop looks at the pause folder.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// How often a paused loop looks again.
 const POLL: Duration = Duration::from_millis(500);
+/// After resuming, a loop runs at least this long before it pauses again.
+pub const RUN_MIN: Duration = Duration::from_secs(8 * 60);
+/// After pausing this long, a loop lets no new hold in and resumes when
+/// the holds it waits for are gone.
+pub const PAUSE_MAX: Duration = Duration::from_secs(8 * 60);
 
 /// The pause folder (see the module docs).
 pub fn pause_dir() -> PathBuf {
@@ -46,6 +59,11 @@ pub struct Clock {
     dir: PathBuf,
     last_look: Instant,
     registered: bool,
+    /// When the loop last started or resumed (None: it has not paused yet,
+    /// so it may pause at once).
+    resumed: Option<Instant>,
+    run_min: Duration,
+    pause_max: Duration,
 }
 
 impl Clock {
@@ -71,7 +89,18 @@ impl Clock {
             dir,
             last_look: Instant::now(),
             registered,
+            resumed: None,
+            run_min: RUN_MIN,
+            pause_max: PAUSE_MAX,
         }
+    }
+
+    /// The same clock taking turns of `run_min` running and at most
+    /// `pause_max` paused (tests).
+    pub fn with_turns(mut self, run_min: Duration, pause_max: Duration) -> Clock {
+        self.run_min = run_min;
+        self.pause_max = pause_max;
+        self
     }
 
     /// Budget seconds used so far.
@@ -90,28 +119,40 @@ impl Clock {
         self.paused_s
     }
 
-    /// Between two steps: when a live hold exists, sleeps until none is
-    /// left (not counted by [`Clock::elapsed`]) and returns the seconds
-    /// paused, calling `say` once when the pause begins and once at its end.
-    pub fn hold_if_asked(&mut self, mut say: impl FnMut(&str)) -> f64 {
+    /// Between two steps: when a live hold exists (and the loop has run
+    /// its turn), sleeps until none is left (not counted by
+    /// [`Clock::elapsed`]) and returns the seconds paused, calling `say`
+    /// once when the pause begins and once at its end. A raised `stop`
+    /// (Ctrl-C) ends the pause at once.
+    pub fn hold_if_asked(&mut self, stop: &AtomicBool, mut say: impl FnMut(&str)) -> f64 {
         if !self.registered || self.last_look.elapsed() < LOOK_EVERY {
             return 0.0;
         }
         self.last_look = Instant::now();
+        if self.resumed.is_some_and(|r| r.elapsed() < self.run_min) {
+            return 0.0;
+        }
         let Some(first) = live_holds(&self.dir).into_iter().next() else {
             return 0.0;
         };
         let t0 = Instant::now();
-        let mark = self.dir.join(format!("paused-{}", std::process::id()));
+        let pid = std::process::id();
+        let mark = self.dir.join(format!("paused-{pid}"));
+        let drain = self.dir.join(format!("draining-{pid}"));
         let _ = std::fs::write(&mark, b"");
         say(&format!(
             "paused: {} holds the CPU (the clock stops until it is gone)",
             first.display()
         ));
-        while !live_holds(&self.dir).is_empty() {
+        while !live_holds(&self.dir).is_empty() && !stop.load(Ordering::SeqCst) {
+            if t0.elapsed() >= self.pause_max && !drain.exists() {
+                let _ = std::fs::write(&drain, b"");
+            }
             std::thread::sleep(POLL);
         }
+        let _ = std::fs::remove_file(&drain);
         let _ = std::fs::remove_file(&mark);
+        self.resumed = Some(Instant::now());
         let s = t0.elapsed().as_secs_f64();
         self.paused_s += s;
         say(&format!("resumed after {:.1} min paused", s / 60.0));
@@ -127,6 +168,7 @@ impl Drop for Clock {
         let pid = std::process::id();
         let _ = std::fs::remove_file(self.dir.join(format!("trainer-{pid}")));
         let _ = std::fs::remove_file(self.dir.join(format!("paused-{pid}")));
+        let _ = std::fs::remove_file(self.dir.join(format!("draining-{pid}")));
     }
 }
 
@@ -200,7 +242,7 @@ mod tests {
         // A hold of a process that does not exist is stale: removed, no pause.
         std::fs::write(dir.join("hold-4294967294"), b"").unwrap();
         clock.last_look = Instant::now() - LOOK_EVERY;
-        assert_eq!(clock.hold_if_asked(|_| {}), 0.0);
+        assert_eq!(clock.hold_if_asked(&AtomicBool::new(false), |_| {}), 0.0);
         assert!(!dir.join("hold-4294967294").exists());
         // A live hold (this process) pauses until it is removed.
         let hold = dir.join(format!("hold-{}", std::process::id()));
@@ -213,13 +255,54 @@ mod tests {
         clock.last_look = Instant::now() - LOOK_EVERY;
         let before = clock.elapsed();
         let mut said = Vec::new();
-        let paused = clock.hold_if_asked(|m| said.push(m.to_string()));
+        let paused = clock.hold_if_asked(&AtomicBool::new(false), |m| said.push(m.to_string()));
         t.join().unwrap();
         assert!(paused >= 1.0, "{paused}");
         assert!(clock.elapsed() - before < 0.5, "the pause is not counted");
         assert_eq!(said.len(), 2, "{said:?}");
         drop(clock);
         assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn loops_and_holds_take_turns() {
+        let dir = std::env::temp_dir().join(format!("flappy-pause-turns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut clock = Clock::watching(0.0, dir.clone())
+            .with_turns(Duration::from_millis(1500), Duration::from_millis(300));
+        let pid = std::process::id();
+        let hold = dir.join(format!("hold-{pid}"));
+        std::fs::write(&hold, b"").unwrap();
+        // A hold that outlasts PAUSE_MAX: the loop says it is draining.
+        let (h, d) = (hold.clone(), dir.join(format!("draining-{pid}")));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            let drained = d.exists();
+            std::fs::remove_file(h).unwrap();
+            drained
+        });
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert!(clock.hold_if_asked(&AtomicBool::new(false), |_| {}) >= 1.0);
+        assert!(t.join().unwrap(), "draining-<pid> was written");
+        assert!(!dir.join(format!("draining-{pid}")).exists());
+        // Just resumed: a new hold waits for the loop's turn to end.
+        std::fs::write(&hold, b"").unwrap();
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert_eq!(clock.hold_if_asked(&AtomicBool::new(false), |_| {}), 0.0);
+        std::thread::sleep(Duration::from_millis(1600));
+        let h = hold.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            std::fs::remove_file(h).unwrap();
+        });
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert!(
+            clock.hold_if_asked(&AtomicBool::new(false), |_| {}) >= 0.5,
+            "after its turn it pauses"
+        );
+        t.join().unwrap();
+        drop(clock);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -236,7 +319,7 @@ mod tests {
         assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
         clock.last_look = Instant::now() - LOOK_EVERY;
         assert_eq!(
-            clock.hold_if_asked(|_| {}),
+            clock.hold_if_asked(&AtomicBool::new(false), |_| {}),
             0.0,
             "its own hold does not stop it"
         );

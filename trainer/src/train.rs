@@ -327,7 +327,7 @@ pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Re
     let reason;
 
     loop {
-        clock.hold_if_asked(|m| bar.println(m));
+        clock.hold_if_asked(stop, |m| bar.println(m));
         let elapsed = clock.elapsed();
         if stop.load(Ordering::SeqCst) {
             reason = StopReason::Interrupted;
