@@ -37,7 +37,10 @@ pub fn blocks(readme: &str) -> Result<Vec<Block>> {
         let t = line.trim();
         if let Some(rest) = t.strip_prefix(OPEN) {
             if let Some((p, l, _)) = &open {
-                bail!("README line {}: include of {p} (line {l}) is not closed", i + 1);
+                bail!(
+                    "README line {}: include of {p} (line {l}) is not closed",
+                    i + 1
+                );
             }
             let Some(path) = rest.strip_suffix("-->") else {
                 bail!("README line {}: an include marker ends with -->", i + 1);
@@ -45,7 +48,10 @@ pub fn blocks(readme: &str) -> Result<Vec<Block>> {
             open = Some((path.trim().to_string(), i + 1, Vec::new()));
         } else if t == CLOSE {
             let Some((path, line, body)) = open.take() else {
-                bail!("README line {}: end of an include that was not opened", i + 1);
+                bail!(
+                    "README line {}: end of an include that was not opened",
+                    i + 1
+                );
             };
             out.push(Block {
                 path,
@@ -66,8 +72,7 @@ pub fn blocks(readme: &str) -> Result<Vec<Block>> {
 /// whitespace trimmed.
 pub fn expected(root: &Path, path: &str) -> Result<String> {
     let p = root.join(path);
-    let text =
-        std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
     Ok(text.trim_end().to_string())
 }
 
@@ -127,12 +132,19 @@ mod tests {
         assert_eq!((b[0].path.as_str(), b[0].line), ("results/a.md", 3));
         assert_eq!(stale(readme, &dir).unwrap(), vec!["line 3: results/a.md"]);
         let fixed = sync(readme, &dir).unwrap();
-        assert!(fixed.contains("| 1 |") && !fixed.contains("| 2 |"), "{fixed}");
+        assert!(
+            fixed.contains("| 1 |") && !fixed.contains("| 2 |"),
+            "{fixed}"
+        );
         assert!(fixed.ends_with("<!-- end include -->\ntail\n"), "{fixed}");
         assert!(stale(&fixed, &dir).unwrap().is_empty());
         assert!(blocks("<!-- include a.md -->\nx\n").is_err());
         assert!(blocks("x\n<!-- end include -->\n").is_err());
-        assert!(stale("<!-- include results/none.md -->\n<!-- end include -->\n", &dir).is_err());
+        assert!(stale(
+            "<!-- include results/none.md -->\n<!-- end include -->\n",
+            &dir
+        )
+        .is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
