@@ -6,6 +6,10 @@ While a file ``hold-<pid>`` of a live process lies in the pause folder
 clock does not count that time. The loop announces itself with
 ``trainer-<pid>`` and says ``paused-<pid>`` while paused, so that
 ``scripts/quiet CMD`` waits until it has paused before running CMD.
+
+A hold of one of this process's ancestors is not for it: under
+``scripts/quiet python train.py`` the loop must not wait for its own
+wrapper (the training loops beside it pause; this one runs).
 """
 
 from __future__ import annotations
@@ -30,8 +34,22 @@ def _lives(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() if Path("/proc/self").exists() else True
 
 
-def live_holds(d: Path) -> list[Path]:
-    """The holds in ``d`` whose process lives; stale ones are removed."""
+def ancestors() -> set[int]:
+    """The process ids above this one (Linux ``/proc``; empty elsewhere)."""
+    out, pid = set(), os.getppid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
+def live_holds(d: Path, ignore: set[int] = frozenset()) -> list[Path]:
+    """The holds in ``d`` whose process lives and is not in ``ignore``;
+    stale ones are removed."""
     live = []
     try:
         entries = list(d.iterdir())
@@ -42,7 +60,8 @@ def live_holds(d: Path) -> list[Path]:
             continue
         pid = e.name[len("hold-"):]
         if pid.isdigit() and _lives(int(pid)):
-            live.append(e)
+            if int(pid) not in ignore:
+                live.append(e)
         else:
             e.unlink(missing_ok=True)
     return sorted(live)
@@ -59,6 +78,7 @@ class Clock:
         self.paused_s = 0.0
         self._last_look = 0.0
         self._pid = os.getpid()
+        self._ancestors = ancestors()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / f"trainer-{self._pid}").touch()
@@ -77,13 +97,13 @@ class Clock:
         if not self.registered or now - self._last_look < LOOK_EVERY:
             return 0.0
         self._last_look = now
-        holds = live_holds(self.dir)
+        holds = live_holds(self.dir, self._ancestors)
         if not holds:
             return 0.0
         mark = self.dir / f"paused-{self._pid}"
         mark.touch()
         say(f"paused: {holds[0]} holds the CPU (the clock stops until it is gone)")
-        while live_holds(self.dir):
+        while live_holds(self.dir, self._ancestors):
             time.sleep(POLL)
         mark.unlink(missing_ok=True)
         s = time.monotonic() - now

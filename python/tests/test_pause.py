@@ -34,5 +34,11 @@ def test_a_live_hold_stops_the_clock_and_a_stale_one_is_ignored(tmp_path):
     assert paused >= 1.0 and clock.elapsed() - before < 0.5
     assert seen == [True] and len(said) == 2
     assert not (tmp_path / f"paused-{pid}").exists()
+    # A hold of a process that runs this one (scripts/quiet around it) is
+    # not for it.
+    parent = tmp_path / f"hold-{os.getppid()}"
+    parent.touch()
+    clock._last_look = 0.0
+    assert clock.hold_if_asked(lambda m: None) == 0.0 and parent.exists()
     clock.close()
     assert not (tmp_path / f"trainer-{pid}").exists()
