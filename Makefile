@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench interop-tools interop-test peers
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -239,6 +239,22 @@ test-32: i686-tools
 fuzz-blob-32: i686-tools
 	$(I686_CARGO) build -Zbuild-std --locked --release -q --target $(I686_TARGET) -p policy-core --example fuzz_blob
 	scripts/quiet scripts/record --text fuzz-blob-32bit -- target/i686/$(I686_TARGET)/release/examples/fuzz_blob 1000000
+
+# Stable-Baselines3's DQN (rl-zoo3's Atari settings) on the same game, CPU
+# and 55-minute pausable budget as `make train`, evaluated on the same
+# validation and test games: results/sb3-seed$(SB3_SEED).json (see
+# scripts/sb3.py for every setting). Run it alone (its clock pauses for
+# scripts/quiet holds). ARGS go to scripts/sb3.py.
+SB3_SEED ?= 1
+sb3: python
+	$(VENV)/bin/python scripts/sb3.py --seed $(SB3_SEED) $(ARGS)
+
+# Ray RLlib: the env registered with Tune, PPO for a few iterations with 2
+# local env-runner processes (scripts/rllib_smoke.py; ray pinned in
+# python/requirements-rllib.txt). Run it under scripts/quiet.
+rllib-smoke: python
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r python/requirements-rllib.txt
+	$(VENV)/bin/python scripts/rllib_smoke.py
 
 # policy-core (and the game it reads frames from) for Cortex-M4F and Cortex-M0.
 cross: mcu-tools
