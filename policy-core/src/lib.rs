@@ -66,5 +66,19 @@ pub const MAX_K1: usize = if SMALL_RAM { 8 } else { 16 };
 /// Blobs that need more are rejected at load with
 /// [`BlobError::CapacityExceeded`], never a panic.
 pub const SMALL_RAM: bool = cfg!(feature = "caps-m0");
+/// Whether this target runs the u8 convs from weights re-laid at load time
+/// in pairs of input channels (`kernels::pairs`): the SIMD hosts, x86-64
+/// (SSE2 always; AVX2 / AVX-512 when the build enables them) and wasm32
+/// with `simd128`. The microcontrollers keep the zero-skipping gather
+/// kernels (and need no RAM for a copy of the weights).
+pub const SIMD_HOST: bool = cfg!(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+));
+/// Capacity: weight pairs (4 bytes each) re-laid at load time on
+/// [`SIMD_HOST`] targets, 0 elsewhere: 36 KiB, enough for every `netspec`
+/// architecture's u8 convs but `classic`'s (a conv that does not fit keeps
+/// the portable kernel).
+pub const PACK_CAP: usize = if SIMD_HOST { 9216 } else { 0 };
 /// Number of actions the policy chooses from (`flappy::Action`: Idle = 0, Flap = 1).
 pub const NUM_ACTIONS: usize = 2;

@@ -3,7 +3,10 @@
 use crate::blob::{BlobError, LayerKind, Model, Stage, Stages};
 use crate::conv1_table::{self, TableError, TableScratch, WINDOW_CAP};
 use crate::kernels::{self, Conv1Scratch, ConvGeom, ConvScratch, Gather, Requant};
-use crate::{ACC_CAP, ACT_CAP, MAX_K1, NUM_ACTIONS, POOL_ROW_CAP, ROWSUM_CAP, STACK_LEN};
+use crate::{
+    ACC_CAP, ACT_CAP, MAX_K1, MAX_LAYERS, NUM_ACTIONS, PACK_CAP, POOL_ROW_CAP, ROWSUM_CAP,
+    SIMD_HOST, STACK_LEN,
+};
 use flappy::{Action, FrameStack};
 
 /// All working memory of one decision, sized by the crate's capacity constants
@@ -41,6 +44,26 @@ impl Scratch {
 // The u8 convs keep their biases (at most ACC_CAP) in the first conv's pooled row.
 const _: () = assert!(POOL_ROW_CAP >= ACC_CAP);
 
+/// The u8 convs' weights re-laid in pairs of input channels
+/// (`kernels::pairs`), on [`SIMD_HOST`] targets; empty elsewhere.
+#[derive(Clone)]
+struct Packed {
+    pairs: [[i16; 2]; PACK_CAP],
+    /// Where each stage's pairs lie (`None`: not packed, the portable kernel runs it).
+    at: [Option<(usize, usize)>; MAX_LAYERS],
+}
+
+impl Packed {
+    /// Out of line for the same reason as [`Scratch::new`].
+    #[inline(never)]
+    const fn new() -> Self {
+        Packed {
+            pairs: [[0; 2]; PACK_CAP],
+            at: [None; MAX_LAYERS],
+        }
+    }
+}
+
 /// Peak RAM of one decision: the working buffers plus the 4-frame stack.
 pub const PEAK_RAM_BYTES: usize =
     core::mem::size_of::<Scratch>() + core::mem::size_of::<FrameStack>();
@@ -53,6 +76,7 @@ pub struct Policy<'a> {
     /// The first conv's nibble table, if one is attached (checked against the weights).
     table: Option<&'a [u32]>,
     scratch: Scratch,
+    packed: Packed,
 }
 
 impl core::fmt::Debug for Policy<'_> {
@@ -115,6 +139,7 @@ impl<'a> Policy<'a> {
             stages: Stages::new(),
             table: None,
             scratch: Scratch::new(),
+            packed: Packed::new(),
         }
     }
 
@@ -132,7 +157,30 @@ impl<'a> Policy<'a> {
             self.model.layers[first.layer].weights.0,
             &mut self.scratch.rowsum,
         );
+        self.pack();
         Ok(())
+    }
+
+    /// Re-lays the u8 convs' weights in pairs while they fit [`PACK_CAP`]
+    /// ([`SIMD_HOST`] targets only).
+    fn pack(&mut self) {
+        self.packed.at = [None; MAX_LAYERS];
+        if !SIMD_HOST {
+            return;
+        }
+        let mut used = 0;
+        for (si, st) in self.stages.iter().enumerate().skip(1) {
+            let layer = &self.model.layers[st.layer];
+            if !matches!(layer.kind, LayerKind::Conv2d { .. }) {
+                continue;
+            }
+            let g = conv_geom(&layer.kind, st);
+            let free = &mut self.packed.pairs[used..];
+            if let Some(n) = kernels::pack(&g, layer.weights.0, free) {
+                self.packed.at[si] = Some((used, n));
+                used += n;
+            }
+        }
     }
 
     /// Words of the first conv's nibble table ([`crate::conv1_table`]) for
@@ -276,7 +324,14 @@ impl<'a> Policy<'a> {
                             bias: &mut pool_row[..],
                             gather,
                         };
-                        kernels::conv_u8(&cur[..st.input.len()], &g, w, b, rq, s, &mut nxt[..]);
+                        let input = &cur[..st.input.len()];
+                        match (SIMD_HOST, self.packed.at[si]) {
+                            (true, Some((at, n))) => {
+                                let packed = &self.packed.pairs[at..at + n];
+                                kernels::conv_pairs(input, &g, packed, b, rq, s, &mut nxt[..]);
+                            }
+                            _ => kernels::conv_u8(input, &g, w, b, rq, s, &mut nxt[..]),
+                        }
                     }
                 }
                 LayerKind::Dense { .. } => {

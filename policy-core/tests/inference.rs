@@ -167,3 +167,32 @@ fn every_netspec_architecture_matches_the_naive_reference() {
         }
     }
 }
+
+/// Every `netspec` architecture (with its own kernels: the pair layout on
+/// SIMD hosts for the convs that fit `PACK_CAP`, the conv1 table when
+/// attached) against the naive reference, layer by layer.
+#[test]
+fn every_architecture_matches_naive_reference_exactly() {
+    for arch in netspec::ALL {
+        let layers = policy_core::test_support::random_model(arch, 0xA5 + arch.name.len() as u64);
+        let blob = encode(&layers);
+        let mut p = Policy::from_blob(&blob).expect("valid blob");
+        let mut t = vec![0u32; p.conv1_table_len().unwrap_or(0)];
+        let mut with_table = p.clone();
+        if !t.is_empty() {
+            p.write_conv1_table(&mut t).unwrap();
+            with_table.attach_conv1_table(&t).unwrap();
+        }
+        let mut rng = Rng(11);
+        for i in 0..3 {
+            let stack = rand_stack(&mut rng);
+            let (ref_stages, ref_q) = reference(&layers, &stack);
+            let tr = p.q_values_trace(&stack);
+            for (s, (got, want)) in tr.stages.iter().zip(&ref_stages).enumerate() {
+                assert_eq!(&got.values, want, "{} stack {i} stage {s}", arch.name);
+            }
+            assert_eq!(tr.q, ref_q, "{}", arch.name);
+            assert_eq!(with_table.q_values(&stack), ref_q, "{} (table)", arch.name);
+        }
+    }
+}

@@ -246,6 +246,108 @@ fn conv_u8_matches_naive_for_many_geometries() {
     }
 }
 
+/// The SIMD hosts' pair kernel (`conv_pairs`, from `pack`) against the
+/// portable `conv_u8`, on random geometries (even input channels), output
+/// widths on and off the vector width, sparse and dense inputs, and
+/// multipliers of both signs (a negative one takes the general
+/// requantization).
+#[test]
+fn conv_pairs_matches_conv_u8() {
+    let mut rng = Rng(2718);
+    let mut checked = 0;
+    for case in 0..120 {
+        let (k, pad, stride) = rand_kernel(&mut rng, 5, 3);
+        let in_c = 2 * (1 + rng.below(24) as usize);
+        let out_c = match case % 4 {
+            0 => 8 * (1 + rng.below(8) as usize),
+            1 => 32,
+            2 => 16,
+            _ => 1 + rng.below(70) as usize,
+        };
+        let (in_h, in_w) = (k + rng.below(9) as usize, k + rng.below(9) as usize);
+        let g = ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            k,
+            stride,
+            pad,
+        };
+        let n = kernels::packed_len(&g).unwrap();
+        let zeros = rng.below(100);
+        let input = sparse_input(&mut rng, in_h * in_w * in_c, 100, zeros);
+        let w = if case % 7 == 0 {
+            extreme_weights(&mut rng, k * k * in_c * out_c, 2)
+        } else {
+            rand_weights(&mut rng, k * k * in_c * out_c)
+        };
+        let b = rand_biases(&mut rng, out_c, 300_000);
+        let (mut m, s) = rand_rq(&mut rng, out_c, 8);
+        if case % 11 == 5 {
+            m[3] |= 0x80; // channel 0's multiplier negative
+        }
+        let mut packed = vec![[0i16; 2]; n];
+        assert_eq!(kernels::pack(&g, &w, &mut packed), Some(n));
+        assert_eq!(kernels::pack(&g, &w, &mut packed[..n - 1]), None);
+        let (mut want, mut got) = (vec![0u8; g.out_h() * g.out_w() * out_c], vec![1u8; 0]);
+        got.resize(want.len(), 1);
+        conv_u8(
+            &input,
+            &g,
+            (&w, &b),
+            rq(&m, &s),
+            &mut vec![0; 512],
+            &mut want,
+        );
+        let s2 = ConvScratch {
+            acc: &mut vec![0; 512],
+            bias: &mut vec![0; 512],
+            gather: &mut Gather::new(),
+        };
+        kernels::conv_pairs(&input, &g, &packed, &b, rq(&m, &s), s2, &mut got);
+        assert_eq!(got, want, "case {case}: {g:?}");
+        checked += want.iter().filter(|&&q| q > 0 && q < 255).count();
+    }
+    assert!(
+        checked > 10_000,
+        "outputs strictly inside 0..255: {checked}"
+    );
+    // An odd channel count has no pair layout.
+    let g = ConvGeom {
+        in_c: 3,
+        in_h: 4,
+        in_w: 4,
+        out_c: 8,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    assert_eq!(kernels::packed_len(&g), None);
+    assert_eq!(kernels::pack(&g, &[0; 216], &mut [[0; 2]; 216]), None);
+}
+
+/// The branch-free requantization of the SIMD hosts against the scalar one.
+#[test]
+fn requant_nonneg_matches_requantize_u8() {
+    let mut rng = Rng(31337);
+    for _ in 0..200 {
+        let n = 1 + rng.below(80) as usize;
+        let shift = rng.below(30) as u8;
+        let (m, s) = rand_rq(&mut rng, n, shift);
+        let acc: Vec<i32> = (0..n)
+            .map(|_| (rng.next_u64() as i32) >> rng.below(31))
+            .collect();
+        let r = rq(&m, &s);
+        assert!(kernels::nonneg_multipliers(&r));
+        let mut got = vec![0u8; n];
+        kernels::requant_nonneg(&r, &acc, &mut got);
+        for o in 0..n {
+            assert_eq!(got[o], requantize_u8(acc[o], le(&m, o), s[o]), "{o}");
+        }
+    }
+}
+
 #[test]
 fn dense_matches_naive() {
     let mut rng = Rng(5);
@@ -288,8 +390,11 @@ fn dense_matches_naive() {
 fn peak_ram_of_one_decision_fits_64k() {
     let scratch = std::mem::size_of::<Scratch>();
     let stack = std::mem::size_of::<FrameStack>();
-    let policy = std::mem::size_of::<Policy>();
-    println!("RAM: scratch {scratch} B + frame stack {stack} B = {PEAK_RAM_BYTES} B (whole Policy struct incl. blob views: {policy} B)");
+    // The weights re-laid in pairs exist on SIMD hosts only (PACK_CAP is 0
+    // on the microcontrollers), so they are not part of the 64 KiB budget.
+    let packed = 4 * policy_core::PACK_CAP;
+    let policy = std::mem::size_of::<Policy>() - packed;
+    println!("RAM: scratch {scratch} B + frame stack {stack} B = {PEAK_RAM_BYTES} B (whole Policy struct incl. blob views: {policy} B, plus {packed} B of re-laid weights on this host)");
     assert_eq!(PEAK_RAM_BYTES, scratch + stack);
     assert!(policy + stack <= 64 * 1024, "{policy} + {stack}");
     // The buffers really are the ones the classic net uses.

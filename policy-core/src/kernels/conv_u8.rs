@@ -60,7 +60,7 @@ pub fn conv_u8(
 /// The kernel taps `t0..t1` of output `o` whose input index `o * stride +
 /// t - pad` lies in `0..len` (an empty range if none does).
 #[inline(always)]
-fn taps(o: usize, g: &ConvGeom, len: usize) -> (usize, usize) {
+pub(super) fn taps(o: usize, g: &ConvGeom, len: usize) -> (usize, usize) {
     let start = o * g.stride;
     let t0 = g.pad.saturating_sub(start).min(g.k);
     let t1 = (len + g.pad).saturating_sub(start).min(g.k);

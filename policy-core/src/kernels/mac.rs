@@ -95,6 +95,7 @@ fn mac_from(acc: &mut [i32], w: &[u8], ents: &[[u32; 2]], mut ob: usize) {
 
 /// `acc[o] += sum over the entries [x, off] of x * w[off + o]` (int8
 /// weights), portable: the reference of every fast kernel.
+#[cfg_attr(not(feature = "test-support"), allow(dead_code))]
 pub fn mac_gathered_ref(acc: &mut [i32], w: &[u8], g: &Gather) {
     if !g.is_empty() {
         mac_from(acc, w, g.entries(), 0);

@@ -5,12 +5,15 @@
 //! * [`conv1_binary`](fn@conv1_binary): the first conv, over the 4 binary frames (bit rows, no
 //!   multiplies), with its max-pool and requantization fused; the table form
 //!   of the same layer is [`crate::conv1_table`].
-//! * [`conv_u8`](fn@conv_u8): conv over u8 activations.
+//! * [`conv_u8`](fn@conv_u8): conv over u8 activations; [`conv_pairs`] the
+//!   same on SIMD hosts, from weights re-laid in pairs of input channels.
 //! * [`dense_acc`] / [`dense_u8`]: dense layers (the last one stops at the
 //!   accumulators: the Q-values).
 //! * `gather` and `mac`: the list of non-zero inputs and the shared
 //!   multiply-accumulate every kernel ends in; `dsp`: its Cortex-M4 form
-//!   (`target_feature = "dsp"`, the crate's only `unsafe` code).
+//!   (`target_feature = "dsp"`); `simd`: the vector multiply-add of the
+//!   SIMD hosts (x86-64, wasm32 `simd128`) for `pairs`. Those two are the
+//!   crate's only `unsafe` code.
 //!
 //! All kernels put the output channel in the innermost loop, over contiguous
 //! weights, so the compiler vectorises the multiply-accumulate; zero activations
@@ -24,12 +27,25 @@ mod dense;
 mod dsp;
 mod gather;
 mod mac;
+mod pairs;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+#[allow(unsafe_code)]
+mod simd;
 
 pub use conv1_binary::{conv1_binary, conv1_row_sums, Conv1Scratch};
 pub use conv_u8::{conv_u8, ConvScratch};
 pub use dense::{dense_acc, dense_u8};
-pub use gather::{Gather, GATHER_CAP};
+pub use gather::Gather;
+#[cfg(feature = "test-support")]
+pub use gather::GATHER_CAP;
+#[cfg(feature = "test-support")]
 pub use mac::{mac_gathered, mac_gathered_ref};
+pub use pairs::{conv_pairs, pack};
+#[cfg(feature = "test-support")]
+pub use pairs::{nonneg_multipliers, packed_len, requant_nonneg};
 
 use crate::requant::requantize_relu;
 
