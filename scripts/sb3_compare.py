@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The project's trainer beside Stable-Baselines3's DQN on the same game, CPU
+and budget: reads results/study-default.json (`make study`) and
+results/sb3-seed*.json (`make sb3`), writes results/sb3-vs-trainer.md (the
+table the README includes) and results/sb3-vs-trainer.png (every run's
+validation median against training minutes).
+
+    .venv/bin/python scripts/sb3_compare.py
+"""
+
+import json
+import sys
+from pathlib import Path
+from statistics import median
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        sys.exit(f"error: {path}: {e}")
+
+
+def trainer_rows(study: dict) -> list[dict]:
+    rows = []
+    for r in study["runs"]:
+        rows.append({
+            "who": "this project (`make train`)",
+            "seed": r["seed"],
+            "steps": r["steps"],
+            "updates": r["updates"],
+            "minutes": r["minutes"],
+            "to_cap": r["minutes_to_cap"],
+            "best_val": max((p["median"] for p in r["curve"]), default=float("nan")),
+            "test": r["float"],
+            "curve": [(p["minutes"], p["median"]) for p in r["curve"]],
+        })
+    return rows
+
+
+def sb3_rows(files: list[Path]) -> list[dict]:
+    rows = []
+    for f in files:
+        j = load(f)
+        t = j["training"]
+        rows.append({
+            "who": "Stable-Baselines3 DQN (rl-zoo3 Atari)",
+            "seed": j["settings"]["seed"],
+            "steps": t["env_steps"],
+            "updates": t["updates"],
+            "minutes": t["budget_minutes"],
+            "to_cap": j["minutes_to_validation_median_cap"],
+            "best_val": max((p["median"] for p in j["curve"]), default=float("nan")),
+            "test": j["final_test"],
+            "curve": [(p["minutes"], p["median"]) for p in j["curve"]],
+        })
+    return rows
+
+
+def fmt_min(m) -> str:
+    return "not reached" if m is None else f"{m:.1f}"
+
+
+def table(rows: list[dict], cap: int, budget: float) -> str:
+    out = [
+        f"| learner | seed | env steps | gradient updates | training minutes | best validation median | minutes to validation median {cap} | test mean | test median | test games at the cap |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["test"]
+        out.append(
+            f"| {r['who']} | {r['seed']} | {r['steps']:,} | {r['updates']:,} | {r['minutes']:.1f} | "
+            f"{r['best_val']:.1f} | {fmt_min(r['to_cap'])} | {t['mean']:.1f} | {t['median']:.1f} | "
+            f"{t['at_cap']}/{len(t['scores'])} |"
+        )
+    ours = [r["to_cap"] for r in rows if r["who"].startswith("this")]
+    theirs = [r["to_cap"] for r in rows if not r["who"].startswith("this")]
+    reached = [m for m in ours if m is not None]
+    if reached and theirs:
+        mine = median(reached)
+        if all(m is None for m in theirs):
+            ratio = (f"SB3 did not reach a validation median of {cap} in {budget:.0f} minutes on any seed; "
+                     f"this project's median time to it was {mine:.1f} minutes ({len(reached)} of {len(ours)} seeds): "
+                     f"a ratio below {mine / budget:.2f}.")
+        else:
+            theirs_m = median([m if m is not None else float("inf") for m in theirs])
+            ratio = (f"Median minutes to a validation median of {cap}: this project {mine:.1f}, "
+                     f"SB3 {fmt_min(None if theirs_m == float('inf') else theirs_m)}: ratio "
+                     f"{mine / theirs_m:.2f}.")
+        out.append("")
+        out.append(ratio)
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], cap: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
+    for r in rows:
+        ours = r["who"].startswith("this")
+        xs, ys = zip(*r["curve"]) if r["curve"] else ((), ())
+        ax.plot(xs, ys, color="tab:blue" if ours else "tab:red", alpha=0.8, lw=1.5 if ours else 2,
+                label=f"{'this project' if ours else 'SB3 DQN'}, seed {r['seed']}")
+    ax.axhline(cap, color="black", ls="--", lw=0.8)
+    ax.set_xlabel("training minutes (same 2-core CPU, pausable clock)")
+    ax.set_ylabel("validation median (10 games, pipes)")
+    ax.set_title("Time to score: the project's trainer vs Stable-Baselines3's DQN")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    study = load(RESULTS / "study-default.json")
+    files = sorted(RESULTS.glob("sb3-seed*.json"))
+    if not files:
+        sys.exit("error: no results/sb3-seed*.json: run `make sb3 SB3_SEED=1` first")
+    rows = trainer_rows(study) + sb3_rows(files)
+    cap = study["cap"]
+    budget = max(r["minutes"] for r in rows)
+    md = [
+        "<!-- written by scripts/sb3_compare.py from results/study-default.json and results/sb3-seed*.json -->",
+        f"Both learners on the same game (4x80x80 frame stacks, the game's rewards), the same 2-core CPU, "
+        f"the same pausable {budget:.0f}-minute budget, the same 10 validation games for the curve and the same "
+        f"{len(rows[0]['test']['scores'])} test games (cap {cap}) at the end. SB3's settings and adaptations: "
+        f"results/sb3-seed*.json and docs/python.md.",
+        "",
+        table(rows, cap, budget),
+        "",
+        "![time to score: this project vs SB3](results/sb3-vs-trainer.png)",
+    ]
+    (RESULTS / "sb3-vs-trainer.md").write_text("\n".join(md) + "\n")
+    plot(rows, cap, RESULTS / "sb3-vs-trainer.png")
+    print(f"wrote {RESULTS / 'sb3-vs-trainer.md'} and .png")
+
+
+if __name__ == "__main__":
+    main()
