@@ -39,6 +39,8 @@ pub mod test_support;
 pub use blob::{BlobError, Model};
 pub use flappy::{Action, Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
 pub use policy::{action_of, argmax, Policy, Scratch, PEAK_RAM_BYTES};
+#[cfg(feature = "std")]
+pub use requant::{multiplier_value, quantize_multiplier};
 #[cfg(feature = "trace")]
 pub use policy::{StageTrace, Trace};
 

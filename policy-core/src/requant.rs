@@ -102,6 +102,43 @@ pub fn requantize_relu(acc: i32, m0: i32, shift: u8) -> u8 {
     }
 }
 
+/// The requantization multiplier `m` in `[0, 1)` in this module's
+/// convention: a Q31 mantissa `m0` and a right shift, `m ≈ m0 * 2^-31 *
+/// 2^-shift`, `m0` in `[2^30, 2^31)` unless the shift saturates at
+/// [`MAX_SHIFT`]; `None` for `m` outside `[0, 1)` or rounding to 1. Host
+/// only (the exporter's; floats never reach the inference path).
+#[cfg(feature = "std")]
+#[allow(clippy::float_arithmetic)]
+pub fn quantize_multiplier(m: f64) -> Option<(i32, u8)> {
+    if !(m.is_finite() && (0.0..1.0).contains(&m)) {
+        return None;
+    }
+    if m == 0.0 {
+        return Some((0, 0));
+    }
+    let (mut mm, mut shift) = (m, 0u8);
+    while mm < 0.5 && shift < MAX_SHIFT {
+        mm *= 2.0;
+        shift += 1;
+    }
+    let mut m0 = (mm * 2f64.powi(31)).round() as i64;
+    if m0 == 1i64 << 31 {
+        if shift == 0 {
+            return None;
+        }
+        m0 >>= 1;
+        shift -= 1;
+    }
+    Some((m0 as i32, shift))
+}
+
+/// The real value of a quantized multiplier ([`quantize_multiplier`]). Host only.
+#[cfg(feature = "std")]
+#[allow(clippy::float_arithmetic)]
+pub fn multiplier_value(m0: i32, shift: u8) -> f64 {
+    m0 as f64 * 2f64.powi(-31 - shift as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
