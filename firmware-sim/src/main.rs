@@ -57,9 +57,8 @@ struct Args {
     /// --seed) to FILE and exit (a stand-in for a trained blob).
     #[arg(long, value_name = "FILE", conflicts_with = "blob")]
     write_random_blob: Option<PathBuf>,
-    /// The architecture of --write-random-blob, a netspec name (compact,
-    /// classic, small, strided, tiny).
-    #[arg(long, value_name = "NAME", default_value = "classic", value_parser = parse_net)]
+    /// The architecture of --write-random-blob.
+    #[arg(long, value_name = "NAME", default_value = "classic", value_parser = net_arg())]
     net: netspec::Arch,
 }
 
@@ -68,12 +67,11 @@ fn parse_seed(s: &str) -> Result<u64, String> {
     flappy::seeds::parse(s).map_err(|e| e.to_string())
 }
 
-/// A netspec architecture by name.
-fn parse_net(name: &str) -> Result<netspec::Arch, String> {
-    netspec::by_name(name).ok_or_else(|| {
-        let names: Vec<&str> = netspec::ALL.iter().map(|a| a.name).collect();
-        format!("unknown network (expected one of: {})", names.join(", "))
-    })
+/// A `netspec` architecture by name (`FromStr`), the names listed in `--help`.
+fn net_arg() -> impl clap::builder::TypedValueParser<Value = netspec::Arch> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(netspec::ALL.iter().map(|a| a.name))
+        .try_map(|name| name.parse::<netspec::Arch>())
 }
 
 /// Decision timing, scores and the GIF of the first episode.
@@ -109,12 +107,24 @@ impl Observer<Game> for HostObserver {
     }
 }
 
-fn median(sorted: &[u32]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2] as f64,
-        n => (sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0,
-    }
+/// The `--json` object (its keys print sorted).
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    episodes: u32,
+    seed: u64,
+    max_score: u32,
+    scores: &'a [u32],
+    mean_score: f64,
+    median_score: f64,
+    best_score: u32,
+    decisions: u64,
+    latency_ns_per_decision: f64,
+    policy_state_bytes: usize,
+    frame_buffers_bytes: usize,
+    game_state_bytes: usize,
+    blob_bytes: usize,
+    conv1_table_bytes: usize,
+    checksum: &'a str,
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -180,30 +190,31 @@ fn run(args: Args) -> Result<(), String> {
     let mut sorted = obs.scores.clone();
     sorted.sort_unstable();
     let mean = sum.total_score as f64 / sum.episodes.max(1) as f64;
-    let med = median(&sorted);
+    let med = flappy::scores::median(&sorted);
     let latency_ns = obs.busy.as_nanos() as f64 / sum.decisions.max(1) as f64;
     let policy_bytes = std::mem::size_of::<Policy>();
     let buffers = std::mem::size_of::<FrameStack>() + std::mem::size_of::<Frame>();
     let game_bytes = std::mem::size_of::<Game>();
     let checksum = format!("{:016x}", sum.checksum);
     if args.json {
-        let j = serde_json::json!({
-            "episodes": sum.episodes,
-            "seed": args.seed,
-            "max_score": args.max_score,
-            "scores": obs.scores,
-            "mean_score": mean,
-            "median_score": med,
-            "best_score": sum.max_score,
-            "decisions": sum.decisions,
-            "latency_ns_per_decision": latency_ns,
-            "policy_state_bytes": policy_bytes,
-            "frame_buffers_bytes": buffers,
-            "game_state_bytes": game_bytes,
-            "blob_bytes": bytes.len(),
-            "conv1_table_bytes": 4 * table.len(),
-            "checksum": checksum,
-        });
+        let j = Report {
+            episodes: sum.episodes,
+            seed: args.seed,
+            max_score: args.max_score,
+            scores: &obs.scores,
+            mean_score: mean,
+            median_score: med,
+            best_score: sum.max_score,
+            decisions: sum.decisions,
+            latency_ns_per_decision: latency_ns,
+            policy_state_bytes: policy_bytes,
+            frame_buffers_bytes: buffers,
+            game_state_bytes: game_bytes,
+            blob_bytes: bytes.len(),
+            conv1_table_bytes: 4 * table.len(),
+            checksum: &checksum,
+        };
+        let j = serde_json::to_value(&j).map_err(|e| e.to_string())?;
         println!("{j}");
     } else {
         println!(

@@ -470,7 +470,7 @@ impl<'a> Model<'a> {
         }
         let n = self.layers.len();
         let mut stages = Stages::new();
-        let mut shape = Shape { c: 4, h: 80, w: 80 };
+        let mut shape = netspec::INPUT;
         let mut seen_dense = false;
         for (i, layer) in self.layers.iter().enumerate() {
             let shape_err = BlobError::ShapeMismatch { layer: i };

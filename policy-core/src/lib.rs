@@ -82,5 +82,6 @@ pub const SIMD_HOST: bool = cfg!(any(
 /// architecture's u8 convs but `classic`'s (a conv that does not fit keeps
 /// the portable kernel).
 pub const PACK_CAP: usize = if SIMD_HOST { 9216 } else { 0 };
-/// Number of actions the policy chooses from (`flappy::Action`: Idle = 0, Flap = 1).
-pub const NUM_ACTIONS: usize = 2;
+/// Number of actions the policy chooses from (`flappy::Action`: Idle = 0,
+/// Flap = 1): the outputs of every `netspec` architecture.
+pub use netspec::NUM_ACTIONS;

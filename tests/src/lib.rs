@@ -229,9 +229,8 @@ impl ClosedLoop {
         self.float_scores.extend(next.float_scores);
         self.int_scores.extend(next.int_scores);
         self.episodes = self.float_scores.len();
-        let mean = |v: &[u32]| v.iter().map(|&s| s as f64).sum::<f64>() / v.len().max(1) as f64;
-        self.float_mean_score = mean(&self.float_scores);
-        self.int_mean_score = mean(&self.int_scores);
+        self.float_mean_score = flappy::scores::mean(&self.float_scores);
+        self.int_mean_score = flappy::scores::mean(&self.int_scores);
         self
     }
 
@@ -384,7 +383,7 @@ pub fn closed_loop(
         float_scores.push(done[0].unwrap_or(0));
         int_scores.push(done[1].unwrap_or(0));
     }
-    let mean = |v: &[u32]| v.iter().map(|&s| s as f64).sum::<f64>() / v.len().max(1) as f64;
+    let mean = flappy::scores::mean;
     Ok(ClosedLoop {
         episodes,
         max_score,
@@ -494,7 +493,7 @@ mod tests {
     use super::*;
 
     fn closed(float_scores: Vec<u32>, int_scores: Vec<u32>) -> ClosedLoop {
-        let mean = |v: &[u32]| v.iter().map(|&s| s as f64).sum::<f64>() / v.len() as f64;
+        let mean = flappy::scores::mean;
         ClosedLoop {
             episodes: float_scores.len(),
             max_score: 1000,

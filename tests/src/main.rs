@@ -3,8 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use parity::{closed_loop, frame_parity, report, Verdict};
+use parity::{closed_loop, frame_parity, report, FrameParity, Paired, Verdict};
 use policy_core::Policy;
+use serde::Serialize;
 use std::path::PathBuf;
 use trainer::atomic::write_atomic;
 use trainer::checkpoint::load_network;
@@ -57,6 +58,28 @@ struct Cli {
     /// Exit non-zero when a criterion fails.
     #[arg(long)]
     strict: bool,
+}
+
+/// The `--json` object: the frame comparison (its fields, without the
+/// errors of the histogram), the closed loop's scores (null without one)
+/// and the verdict.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    frames: &'a FrameParity,
+    #[serde(flatten)]
+    closed: ClosedJson,
+    pass: bool,
+    failures: &'a [String],
+}
+
+/// The closed loop in the `--json` object (nulls without one).
+#[derive(Serialize)]
+struct ClosedJson {
+    float_mean_score: Option<f64>,
+    int_mean_score: Option<f64>,
+    first_divergence: Option<(usize, u64)>,
+    paired: Option<Paired>,
 }
 
 /// A game seed: a number, `test` or `validation` (`flappy::seeds`).
@@ -125,25 +148,19 @@ fn run() -> Result<bool> {
         )?;
     }
     if cli.json {
-        let j = serde_json::json!({
-            "frames": f.frames,
-            "agreement": f.agreement,
-            "agreement_non_tie": f.agreement_non_tie,
-            "frames_non_tie": f.frames_non_tie,
-            "agreement_above_margin": f.agreement_above_margin,
-            "frames_above_margin": f.frames_above_margin,
-            "margin": f.margin,
-            "max_q_err_rel": f.max_q_err_rel,
-            "mean_q_err_rel": f.mean_q_err_rel,
-            "layers": f.layers,
-            "float_mean_score": c.as_ref().map(|c| c.float_mean_score),
-            "int_mean_score": c.as_ref().map(|c| c.int_mean_score),
-            "first_divergence": c.as_ref().and_then(|c| c.first_divergence),
-            "paired": c.as_ref().map(|c| c.paired()),
-            "pass": v.pass(),
-            "failures": v.failures,
-        });
-        println!("{j}");
+        let j = JsonReport {
+            frames: &f,
+            closed: ClosedJson {
+                float_mean_score: c.as_ref().map(|c| c.float_mean_score),
+                int_mean_score: c.as_ref().map(|c| c.int_mean_score),
+                first_divergence: c.as_ref().and_then(|c| c.first_divergence),
+                paired: c.as_ref().map(|c| c.paired()),
+            },
+            pass: v.pass(),
+            failures: &v.failures,
+        };
+        // Through a `Value`: its keys print sorted.
+        println!("{}", serde_json::to_value(&j)?);
     } else {
         print!("{}", report::markdown(&f, c.as_ref(), &v, None));
     }
