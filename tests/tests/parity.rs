@@ -289,7 +289,7 @@ proptest! {
         tch::manual_seed(seed);
         let net = QNetwork::new(netspec::SMALL, Device::Cpu);
         let model = net.to_float_model();
-        let stacks = trainer::report::sample_stacks(48, seed as u64).unwrap();
+        let stacks = trainer::quant::float_model::played_stacks(48, seed as u64);
         let opts = ExportOptions { percentile: 100.0, ..ExportOptions::default() };
         let e = export(&model, &stacks, &opts).unwrap();
         let bound = e.q_error_bound();

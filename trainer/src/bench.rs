@@ -40,13 +40,13 @@ pub fn measure(arch: Arch, device: Device, cfg: &Config, seconds: f64) -> Result
     let mut steps = 0u64;
     while t.elapsed().as_secs_f64() < seconds || steps < 4_000 {
         let stacks: Vec<&flappy::FrameStack> = envs.stacks.iter().collect();
-        let (acts, _) = learner.online.act(&stacks);
-        for (i, &a) in acts.iter().enumerate() {
+        // The forward is timed as in training, but the untrained greedy
+        // actions are replaced by biased random ones (flap 10 %), so the
+        // games run like real training episodes.
+        let _greedy = learner.online.act(&stacks);
+        for i in 0..cfg.num_envs {
             let obs = envs.frames[i];
             let first = envs.first[i];
-            // The untrained greedy action is replaced by a biased random one
-            // (flap 10 %), so the games run like real training episodes.
-            let _ = a;
             let a = u8::from(crate::eval::unit(&mut rng) < 0.1);
             let s = envs.step(i, a)?;
             replay.push(i, &obs, first, a, s.reward, s.terminal);
@@ -90,7 +90,7 @@ pub fn format_rows(rows: &[BenchRow], threads: i32) -> String {
     let mut s = format!(
         "| device | net | env steps/s ({} games, batched greedy forward) | updates/s (batch {}) |\n|---|---|---:|---:|\n",
         Config::default().num_envs,
-        rows.first().map(|r| r.batch).unwrap_or(32)
+        rows.first().map_or(Config::default().batch_size, |r| r.batch)
     );
     for r in rows {
         s.push_str(&format!(

@@ -8,9 +8,11 @@
 
 use crate::agent::Learner;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::net::QNetwork;
 use crate::replay::Replay;
 use anyhow::{bail, Context, Result};
+use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,6 +43,25 @@ pub struct TrainState {
     pub sessions: u64,
     /// The run's config.
     pub config: Config,
+}
+
+impl TrainState {
+    /// The counters of a new run of `cfg`: all zero, its RNG seeded from
+    /// `cfg.seed`.
+    pub fn new(cfg: &Config) -> TrainState {
+        TrainState {
+            env_steps: 0,
+            updates: 0,
+            episodes: 0,
+            adam_t: 0,
+            elapsed_s: 0.0,
+            best_eval: f64::NEG_INFINITY,
+            recent_scores: Vec::new(),
+            rng: Pcg32::seed_from_u64(cfg.seed ^ 0x005E_ED0F_D0E5),
+            sessions: 0,
+            config: cfg.clone(),
+        }
+    }
 }
 
 /// A float that may be `-inf` as JSON: finite values as numbers, anything
@@ -278,4 +299,54 @@ pub fn load(dir: &Path, device: Device) -> Result<(Learner, TrainState)> {
     learner.adam.t = state.adam_t;
     learner.updates = state.updates;
     Ok((learner, state))
+}
+
+/// The run saved in `run_dir`, one session later, with `cfg` (whose
+/// learning settings must be the saved ones).
+pub fn resume(
+    cfg: &Config,
+    run_dir: &Path,
+    device: Device,
+) -> Result<(Learner, TrainState, Metrics)> {
+    let (learner, mut state) = load(run_dir, device)?;
+    state.sessions += 1;
+    // Budget and bookkeeping flags may change on resume; the learning ones
+    // may not (the caller checks with `Config::learning_changes`).
+    let changed = cfg.learning_changes(&state.config);
+    if !changed.is_empty() {
+        anyhow::bail!(
+            "a resumed run keeps its learning settings; these differ: {}",
+            changed.join(", ")
+        );
+    }
+    state.config = cfg.clone();
+    let metrics = Metrics::load(&run_dir.join("metrics.csv"))?;
+    eprintln!(
+        "resuming {} at {} env steps, {} updates ({:.1} min trained)",
+        run_dir.display(),
+        state.env_steps,
+        state.updates,
+        state.elapsed_s / 60.0
+    );
+    Ok((learner, state, metrics))
+}
+
+/// Restores the replay memory saved with the checkpoint in `run_dir`;
+/// whether it was (a missing or bad file only warns: the run refills it).
+pub fn restore_replay(replay: &mut Replay, run_dir: &Path) -> Result<bool> {
+    let p = resolve(run_dir)?.join(REPLAY_FILE);
+    if !p.is_file() {
+        eprintln!("warning: the checkpoint has no replay memory, starting empty");
+        return Ok(false);
+    }
+    match replay.load(&p) {
+        Ok(()) => {
+            eprintln!("restored {} transitions of replay memory", replay.len());
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("warning: replay memory not restored, starting empty: {e:#}");
+            Ok(false)
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! Every training hyperparameter in one struct ([`Config`]): defaults, a TOML
 //! file (`--config f.toml`, unknown keys rejected) and command-line flags
-//! (which win over the file).
+//! (which win over the file). Beside it, every distillation setting
+//! ([`DistilConfig`], flags only); both validate alike.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ pub enum LrFall {
 
 /// A network is named in configs and on the command line, and is an
 /// [`Arch`] everywhere else: parsed once, here.
-mod arch_by_name {
+pub(crate) mod arch_by_name {
     use super::Arch;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -262,7 +263,7 @@ impl Config {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// Checks ranges.
+    /// Checks ranges (the first rule broken is the error).
     pub fn validate(&self) -> Result<()> {
         let checks = [
             (
@@ -333,12 +334,7 @@ impl Config {
             (self.eval_episodes >= 1, "eval_episodes must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
         ];
-        for (ok, msg) in checks {
-            if !ok {
-                bail!("bad config: {msg}");
-            }
-        }
-        Ok(())
+        first_broken(&checks).map_or(Ok(()), |msg| Err(anyhow!("bad config: {msg}")))
     }
 
     /// The time budget in minutes on `device` (see [`Config::minutes`]).
@@ -414,5 +410,173 @@ impl Config {
         let merged: Config = table.try_into()?;
         merged.validate()?;
         Ok(merged)
+    }
+}
+
+/// The message of the first rule `(holds, message)` that does not hold:
+/// how [`Config`] and [`DistilConfig`] validate.
+fn first_broken<'a>(rules: &[(bool, &'a str)]) -> Option<&'a str> {
+    rules.iter().find(|(ok, _)| !ok).map(|(_, msg)| *msg)
+}
+
+/// Every distillation setting; each is a `distil` flag.
+#[derive(Args, Serialize, Clone, Debug, PartialEq)]
+pub struct DistilConfig {
+    /// The student's architecture, one of `netspec::ALL`.
+    #[arg(long, default_value_t = netspec::TINY, value_parser = arch_arg())]
+    #[serde(serialize_with = "arch_by_name::serialize")]
+    pub net: Arch,
+    /// Seed of the student's init, the games and the sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Gradient updates to do (about 19 minutes on one core): the same
+    /// amount of learning on a slow or busy machine (0: use `minutes`).
+    #[arg(long, default_value_t = 100_000)]
+    pub total_updates: u64,
+    /// A wall-clock budget in minutes instead, when `total_updates` is 0.
+    #[arg(long, default_value_t = 20.0)]
+    pub minutes: f64,
+    /// Games played together (one batched forward of each network per step).
+    #[arg(long, default_value_t = 16)]
+    pub num_envs: usize,
+    /// Gradient updates per step of all games (each adds `num_envs` states).
+    #[arg(long, default_value_t = 1)]
+    pub updates_per_round: usize,
+    /// Labelled states kept, 3.2 KB each (the oldest are overwritten).
+    #[arg(long, default_value_t = 400_000)]
+    pub capacity: usize,
+    /// States per gradient update.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Adam learning rate at the start.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Learning rate at the end of the budget (falls linearly).
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr_end: f64,
+    /// Adam epsilon.
+    #[arg(long, default_value_t = 1e-8)]
+    pub adam_eps: f64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = 10.0)]
+    pub grad_clip: f64,
+    /// Weight of the squared error of Q(flap) - Q(idle) beside that of the
+    /// two Q-values.
+    #[arg(long, default_value_t = 4.0)]
+    pub adv_weight: f64,
+    /// How much of the teacher's state value the student learns: its
+    /// targets are the teacher's Q-values less `1 - value_scale` times their
+    /// mean over the two actions (1: the Q-values, 0: only their difference,
+    /// centred on 0). The action is the same; the int8 student keeps more
+    /// precision for the difference when the values are not in its range.
+    #[arg(long, default_value_t = 0.0)]
+    pub value_scale: f64,
+    /// Share of the updates, at the end, that train through the exact int8
+    /// network the export will make (int8 weights, u8 activations whose
+    /// steps are recalibrated every `calib_every` updates on remembered
+    /// states as the export does; gradients straight through the rounding),
+    /// so that the int8 student plays like the float one. When the kept
+    /// student trained so, the export keeps its output layer's rounding (no
+    /// refit toward the float Q-values).
+    #[arg(long, default_value_t = 0.0)]
+    pub int8_frac: f64,
+    /// Updates between recalibrations of the int8 grid's activation steps.
+    #[arg(long, default_value_t = 1000)]
+    pub calib_every: u64,
+    /// Share of episodes the teacher drives (the rest: the student).
+    #[arg(long, default_value_t = 0.5)]
+    pub teacher_share: f64,
+    /// Chance of a random action at each step of either driver.
+    #[arg(long, default_value_t = 0.02)]
+    pub eps: f64,
+    /// Chance that a random action is a flap.
+    #[arg(long, default_value_t = 0.08)]
+    pub flap_prob: f64,
+    /// Gradient updates between greedy evaluations of the student (and
+    /// snapshots, candidates of the end-of-run selection); 0 = none during
+    /// the run, as `train --eval-every 0`.
+    #[arg(long, default_value_t = 25_000)]
+    pub eval_every: u64,
+    /// Games per periodic evaluation.
+    #[arg(long, default_value_t = 10)]
+    pub eval_episodes: usize,
+    /// Score cap of evaluation and selection games.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_max_score: u32,
+    /// Games per candidate in the end-of-run selection (0: keep the final student).
+    #[arg(long, default_value_t = 30)]
+    pub select_episodes: usize,
+    /// Snapshots (best periodic means) that compete with the final student.
+    #[arg(long, default_value_t = 2)]
+    pub select_candidates: usize,
+    /// CPU threads for libtorch (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl Default for DistilConfig {
+    /// The `distil` defaults (those of its flags).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            hp: DistilConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["distil"]).hp
+    }
+}
+
+impl DistilConfig {
+    /// Refuses settings that cannot run (the first rule broken).
+    pub fn validate(&self) -> Result<()> {
+        let unit = |x: f64| (0.0..=1.0).contains(&x);
+        first_broken(&[
+            (
+                self.seed < MAX_SEED,
+                "--seed must be below 2^24 (its games stay below the validation seeds)",
+            ),
+            (self.num_envs >= 1, "--num-envs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (
+                self.capacity >= self.batch_size,
+                "--capacity must be at least --batch-size",
+            ),
+            (
+                self.minutes > 0.0 || self.total_updates > 0,
+                "give a positive --minutes or --total-updates",
+            ),
+            (
+                self.lr > 0.0 && self.lr_end > 0.0,
+                "--lr and --lr-end must be positive",
+            ),
+            (
+                self.adam_eps > 0.0 && self.adam_eps.is_finite(),
+                "--adam-eps must be positive",
+            ),
+            (self.grad_clip > 0.0, "--grad-clip must be positive"),
+            (
+                self.adv_weight.is_finite() && self.adv_weight >= 0.0,
+                "--adv-weight must be 0 or more",
+            ),
+            (unit(self.value_scale), "--value-scale must be in [0, 1]"),
+            (unit(self.int8_frac), "--int8-frac must be in [0, 1]"),
+            (
+                unit(self.teacher_share),
+                "--teacher-share must be in [0, 1]",
+            ),
+            (unit(self.eps), "--eps must be in [0, 1]"),
+            (unit(self.flap_prob), "--flap-prob must be in [0, 1]"),
+            (
+                self.eval_max_score >= 1,
+                "--eval-max-score must be at least 1",
+            ),
+        ])
+        .map_or(Ok(()), |why| Err(anyhow!("{why}")))
+    }
+
+    /// Learning rate at `progress` in [0, 1] of the budget.
+    pub fn learning_rate(&self, progress: f64) -> f64 {
+        let p = progress.clamp(0.0, 1.0);
+        self.lr + (self.lr_end - self.lr) * p
     }
 }

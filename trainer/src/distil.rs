@@ -11,199 +11,36 @@
 //! which alone decides the action: the difference is small beside the values
 //! (~10), and a loss on the values alone would spend the small network on
 //! them.
+//!
+//! [`distil`] is a sibling of [`crate::train::train`]: the same run folder,
+//! clock, progress, evaluations, snapshots and end-of-run selection, and a
+//! loop of named steps (play, learn, evaluate) over its state.
 
 use crate::agent::Adam;
 use crate::atomic::{write_atomic, write_atomic_with};
-use crate::config::arch_arg;
+use crate::device::set_threads;
 use crate::env::VecEnv;
 use crate::eval::{evaluate, unit};
-use crate::metrics::{EvalSpread, MetricRow, Metrics};
-use crate::net::{to_input, unpack_stack, Arch, QNetwork, INPUT_LEN};
-use crate::progress::{human, Progress, Window};
-use crate::train::{
-    self, best_model_path, mean, push_recent, select_final, snapshot_path, SelectRule, Selection,
-    EVAL_SEED,
-};
+use crate::metrics::{MetricRow, Metrics};
+use crate::net::{to_input, unpack_stack, QNetwork, INPUT_LEN};
+use crate::pause::Clock;
+use crate::progress::{human, Progress, RecentScores, Window};
+use crate::run_dir::{self, best_model_path, snapshot_path};
+use crate::select::{select_final, SelectRule, Selection};
+use crate::train::EVAL_SEED;
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use flappy::FrameStack;
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
-use serde::Serialize;
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
-/// First game seed of the games played while distilling (far from the final
-/// evaluation's 0..N, the periodic evaluations' and the training runs').
+pub use crate::config::DistilConfig;
+
+/// First game seed of the games played while distilling: training games
+/// (below [`flappy::seeds::VALIDATION`]), far from those of training runs.
 pub const DISTIL_SEED: u64 = 1 << 40;
-
-/// Every distillation setting; each is a `distil` flag.
-#[derive(Args, Serialize, Clone, Debug, PartialEq)]
-pub struct DistilConfig {
-    /// The student's architecture, one of `netspec::ALL`.
-    #[arg(long, default_value_t = netspec::TINY, value_parser = arch_arg())]
-    #[serde(serialize_with = "arch_name")]
-    pub net: Arch,
-    /// Seed of the student's init, the games and the sampling.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Gradient updates to do (about 19 minutes on one core): the same
-    /// amount of learning on a slow or busy machine (0: use `minutes`).
-    #[arg(long, default_value_t = 100_000)]
-    pub total_updates: u64,
-    /// A wall-clock budget in minutes instead, when `total_updates` is 0.
-    #[arg(long, default_value_t = 20.0)]
-    pub minutes: f64,
-    /// Games played together (one batched forward of each network per step).
-    #[arg(long, default_value_t = 16)]
-    pub num_envs: usize,
-    /// Gradient updates per step of all games (each adds `num_envs` states).
-    #[arg(long, default_value_t = 1)]
-    pub updates_per_round: usize,
-    /// Labelled states kept, 3.2 KB each (the oldest are overwritten).
-    #[arg(long, default_value_t = 400_000)]
-    pub capacity: usize,
-    /// States per gradient update.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    /// Adam learning rate at the start.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Learning rate at the end of the budget (falls linearly).
-    #[arg(long, default_value_t = 5e-5)]
-    pub lr_end: f64,
-    /// Weight of the squared error of Q(flap) - Q(idle) beside that of the
-    /// two Q-values.
-    #[arg(long, default_value_t = 4.0)]
-    pub adv_weight: f64,
-    /// How much of the teacher's state value the student learns: its
-    /// targets are the teacher's Q-values less `1 - value_scale` times their
-    /// mean over the two actions (1: the Q-values, 0: only their difference,
-    /// centred on 0). The action is the same; the int8 student keeps more
-    /// precision for the difference when the values are not in its range.
-    #[arg(long, default_value_t = 0.0)]
-    pub value_scale: f64,
-    /// Share of the updates, at the end, that train through the exact int8
-    /// network the export will make (int8 weights, u8 activations whose
-    /// steps are recalibrated every `calib_every` updates on remembered
-    /// states as the export does; gradients straight through the rounding),
-    /// so that the int8 student plays like the float one. When the kept
-    /// student trained so, the export keeps its output layer's rounding (no
-    /// refit toward the float Q-values).
-    #[arg(long, default_value_t = 0.0)]
-    pub int8_frac: f64,
-    /// Updates between recalibrations of the int8 grid's activation steps.
-    #[arg(long, default_value_t = 1000)]
-    pub calib_every: u64,
-    /// Share of episodes the teacher drives (the rest: the student).
-    #[arg(long, default_value_t = 0.5)]
-    pub teacher_share: f64,
-    /// Chance of a random action at each step of either driver.
-    #[arg(long, default_value_t = 0.02)]
-    pub eps: f64,
-    /// Chance that a random action is a flap.
-    #[arg(long, default_value_t = 0.08)]
-    pub flap_prob: f64,
-    /// Gradient updates between greedy evaluations of the student (and
-    /// snapshots, candidates of the end-of-run selection).
-    #[arg(long, default_value_t = 25_000)]
-    pub eval_every: u64,
-    /// Games per periodic evaluation.
-    #[arg(long, default_value_t = 10)]
-    pub eval_episodes: usize,
-    /// Score cap of evaluation and selection games.
-    #[arg(long, default_value_t = 1000)]
-    pub eval_max_score: u32,
-    /// Games per candidate in the end-of-run selection (0: keep the final student).
-    #[arg(long, default_value_t = 30)]
-    pub select_episodes: usize,
-    /// Snapshots (best periodic means) that compete with the final student.
-    #[arg(long, default_value_t = 2)]
-    pub select_candidates: usize,
-    /// CPU threads for libtorch (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-}
-
-impl Default for DistilConfig {
-    /// The `distil` defaults (those of its flags).
-    fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            hp: DistilConfig,
-        }
-        <Defaults as clap::Parser>::parse_from(["distil"]).hp
-    }
-}
-
-fn arch_name<S: serde::Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(a.name)
-}
-
-impl DistilConfig {
-    /// Refuses settings that cannot run.
-    pub fn validate(&self) -> Result<()> {
-        let checks = [
-            (
-                self.seed >= crate::config::MAX_SEED,
-                "--seed must be below 2^24 (its games stay below the validation seeds)",
-            ),
-            (self.num_envs == 0, "--num-envs must be at least 1"),
-            (self.batch_size == 0, "--batch-size must be at least 1"),
-            (
-                self.capacity < self.batch_size,
-                "--capacity must be at least --batch-size",
-            ),
-            (
-                !(self.minutes > 0.0 || self.total_updates > 0),
-                "give a positive --minutes or --total-updates",
-            ),
-            (
-                !(self.lr > 0.0 && self.lr_end > 0.0),
-                "--lr and --lr-end must be positive",
-            ),
-            (
-                !(self.adv_weight.is_finite() && self.adv_weight >= 0.0),
-                "--adv-weight must be 0 or more",
-            ),
-            (
-                !(0.0..=1.0).contains(&self.value_scale),
-                "--value-scale must be in [0, 1]",
-            ),
-            (
-                !(0.0..=1.0).contains(&self.int8_frac),
-                "--int8-frac must be in [0, 1]",
-            ),
-            (
-                !(0.0..=1.0).contains(&self.teacher_share),
-                "--teacher-share must be in [0, 1]",
-            ),
-            (!(0.0..=1.0).contains(&self.eps), "--eps must be in [0, 1]"),
-            (
-                !(0.0..=1.0).contains(&self.flap_prob),
-                "--flap-prob must be in [0, 1]",
-            ),
-            (
-                self.eval_max_score == 0,
-                "--eval-max-score must be at least 1",
-            ),
-        ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, why)) => bail!("{why}"),
-            None => Ok(()),
-        }
-    }
-
-    /// Learning rate at `progress` in [0, 1] of the budget.
-    pub fn learning_rate(&self, progress: f64) -> f64 {
-        let p = progress.clamp(0.0, 1.0);
-        self.lr + (self.lr_end - self.lr) * p
-    }
-}
 
 /// What [`distil`] hands back.
 pub struct Distilled {
@@ -304,10 +141,7 @@ pub fn distil(
     stop: &AtomicBool,
 ) -> Result<Distilled> {
     cfg.validate()?;
-    let device = teacher.device();
-    std::fs::create_dir_all(train::snapshot_dir(run_dir))
-        .with_context(|| format!("creating {}", run_dir.display()))?;
-    let _lock = train::RunLock::acquire(run_dir)?;
+    let _lock = run_dir::open(run_dir)?;
     if best_model_path(run_dir).exists() {
         bail!(
             "{} already holds a network: pick another --name",
@@ -316,189 +150,296 @@ pub fn distil(
     }
     let toml = toml::to_string(cfg).context("writing the settings as TOML")?;
     write_atomic(&run_dir.join("distil.toml"), toml.as_bytes())?;
-    if cfg.threads > 0 {
-        tch::set_num_threads(cfg.threads as i32);
-    }
-    tch::manual_seed(cfg.seed as i64);
-    let student = QNetwork::new(cfg.net, device);
-    let mut adam = Adam::new(&student);
-    let mut rng = Pcg32::seed_from_u64(cfg.seed ^ 0xD157_1110);
-    let env_seed = DISTIL_SEED.wrapping_add(cfg.seed.wrapping_mul(1_000_003));
-    let mut envs = VecEnv::new(cfg.num_envs, env_seed);
-    let mut by_teacher: Vec<bool> = (0..cfg.num_envs)
-        .map(|_| unit(&mut rng) < cfg.teacher_share)
-        .collect();
-    let mut memory = Memory {
-        stacks: Vec::new(),
-        q: Vec::new(),
-        next: 0,
-        capacity: cfg.capacity,
+    set_threads(cfg.threads);
+    let mut run = Run::start(cfg, teacher, run_dir);
+    let interrupted = loop {
+        if let Some(interrupted) = run.tick(stop) {
+            break interrupted;
+        }
+        run.play()?;
+        run.learn()?;
+        run.evaluate_and_log()?;
     };
-    let mut metrics = Metrics::default();
-    let mut recent: VecDeque<u32> = VecDeque::new();
-    let (mut updates, mut states, mut episodes) = (0u64, 0u64, 0u64);
-    let budget_s = cfg.minutes * 60.0;
-    let mut bar = Progress::new(budget_s, cfg.total_updates);
-    bar.set_message("collecting the first labelled states".into());
-    let start = Instant::now();
-    let mut window = Window::new(0, 0);
-    let (mut last_loss, mut last_agree, mut last_eval, mut lr) =
-        (f64::NAN, f64::NAN, f64::NAN, cfg.lr);
-    let mut next_eval = cfg.eval_every.max(1);
-    let mut xbuf = vec![0f32; cfg.batch_size * INPUT_LEN];
-    let mut tbuf = vec![0f32; cfg.batch_size * 2];
-    let mut interrupted = false;
-    let mut act_steps: Option<Vec<f64>> = None;
-    // Labelled states when the first update through the int8 grid came.
-    let mut grid_from: Option<u64> = None;
-    loop {
-        let elapsed = start.elapsed().as_secs_f64();
-        let progress = if cfg.total_updates > 0 {
-            updates as f64 / cfg.total_updates as f64
-        } else {
-            elapsed / budget_s
-        };
-        if progress >= 1.0 {
-            break;
-        }
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
+    run.finish(interrupted)
+}
 
-        // Play one step of every game; label each state with the teacher's Q.
-        let stacks: Vec<&FrameStack> = envs.stacks.iter().collect();
-        let (t_act, t_q) = teacher.act(&stacks);
+/// The distillation loop's state.
+struct Run<'a> {
+    cfg: &'a DistilConfig,
+    teacher: &'a QNetwork,
+    student: QNetwork,
+    adam: Adam,
+    run_dir: &'a Path,
+    rng: Pcg32,
+    envs: VecEnv,
+    /// Per game: whether the teacher drives its current episode.
+    by_teacher: Vec<bool>,
+    memory: Memory,
+    metrics: Metrics,
+    /// The student's episodes' scores.
+    recent: RecentScores,
+    updates: u64,
+    states: u64,
+    student_episodes: u64,
+    budget_s: f64,
+    clock: Clock,
+    /// Share of the budget used, as of the current iteration.
+    progress: f64,
+    elapsed: f64,
+    bar: Progress,
+    window: Window,
+    next_eval: u64,
+    last_loss: f64,
+    last_agree: f64,
+    last_eval: f64,
+    lr: f64,
+    /// Batch buffers: unpacked stacks and the teacher's Q-values.
+    xbuf: Vec<f32>,
+    tbuf: Vec<f32>,
+    /// The int8 grid's activation steps, once it trains through the grid.
+    act_steps: Option<Vec<f64>>,
+    /// Labelled states when the first update through the int8 grid came.
+    grid_from: Option<u64>,
+}
+
+impl<'a> Run<'a> {
+    /// A fresh student (seeded) and its optimizer, the games and the memory.
+    fn start(cfg: &'a DistilConfig, teacher: &'a QNetwork, run_dir: &'a Path) -> Run<'a> {
+        let device = teacher.device();
+        tch::manual_seed(cfg.seed as i64);
+        let student = QNetwork::new(cfg.net, device);
+        let adam = Adam::new(&student);
+        let mut rng = Pcg32::seed_from_u64(cfg.seed ^ 0xD157_1110);
+        let env_seed = DISTIL_SEED.wrapping_add(cfg.seed.wrapping_mul(1_000_003));
+        let by_teacher = (0..cfg.num_envs)
+            .map(|_| unit(&mut rng) < cfg.teacher_share)
+            .collect();
+        let budget_s = cfg.minutes * 60.0;
+        let mut bar = Progress::new(budget_s, cfg.total_updates);
+        bar.set_message("collecting the first labelled states".into());
+        Run {
+            student,
+            adam,
+            rng,
+            envs: VecEnv::new(cfg.num_envs, env_seed),
+            by_teacher,
+            memory: Memory {
+                stacks: Vec::new(),
+                q: Vec::new(),
+                next: 0,
+                capacity: cfg.capacity,
+            },
+            metrics: Metrics::default(),
+            recent: RecentScores::default(),
+            updates: 0,
+            states: 0,
+            student_episodes: 0,
+            budget_s,
+            bar,
+            clock: Clock::start(0.0),
+            progress: 0.0,
+            elapsed: 0.0,
+            window: Window::new(0, 0),
+            next_eval: if cfg.eval_every > 0 {
+                cfg.eval_every
+            } else {
+                u64::MAX
+            },
+            last_loss: f64::NAN,
+            last_agree: f64::NAN,
+            last_eval: f64::NAN,
+            lr: cfg.lr,
+            xbuf: vec![0f32; cfg.batch_size * INPUT_LEN],
+            tbuf: vec![0f32; cfg.batch_size * 2],
+            act_steps: None,
+            grid_from: None,
+            cfg,
+            teacher,
+            run_dir,
+        }
+    }
+
+    /// Between two iterations: pauses while asked to (`scripts/quiet`),
+    /// reads the clock; `Some(interrupted)` when the run is over.
+    fn tick(&mut self, stop: &AtomicBool) -> Option<bool> {
+        let bar = &self.bar;
+        self.clock.hold_if_asked(stop, |m| bar.println(m));
+        self.elapsed = self.clock.elapsed();
+        let cfg = self.cfg;
+        self.progress = if cfg.total_updates > 0 {
+            self.updates as f64 / cfg.total_updates as f64
+        } else {
+            self.elapsed / self.budget_s
+        };
+        if self.progress >= 1.0 {
+            return Some(false);
+        }
+        stop.load(Ordering::SeqCst).then_some(true)
+    }
+
+    /// Play one step of every game (each driven by the teacher or the
+    /// student, with a little exploration); label each state with the
+    /// teacher's Q-values.
+    fn play(&mut self) -> Result<()> {
+        let cfg = self.cfg;
+        let stacks: Vec<&FrameStack> = self.envs.stacks.iter().collect();
+        let (t_act, t_q) = self.teacher.act(&stacks);
         // The student's actions, for the games it drives (none: not asked).
-        let s_act = if by_teacher.iter().all(|&t| t) {
+        let s_act = if self.by_teacher.iter().all(|&t| t) {
             Vec::new()
         } else {
-            student.act(&stacks).0
+            self.student.act(&stacks).0
         };
-        for (s, q) in envs.stacks.iter().zip(&t_q) {
-            memory.push(s, *q);
+        for (s, q) in self.envs.stacks.iter().zip(&t_q) {
+            self.memory.push(s, *q);
         }
+        let rng = &mut self.rng;
         for i in 0..cfg.num_envs {
-            let a = if unit(&mut rng) < cfg.eps {
-                u8::from(unit(&mut rng) < cfg.flap_prob)
-            } else if by_teacher[i] {
+            let a = if unit(rng) < cfg.eps {
+                u8::from(unit(rng) < cfg.flap_prob)
+            } else if self.by_teacher[i] {
                 t_act[i]
             } else {
                 s_act[i]
             };
-            let step = envs.step(i, a)?;
+            let step = self.envs.step(i, a)?;
             if let Some(score) = step.final_score {
-                if !by_teacher[i] {
-                    episodes += 1;
-                    push_recent(&mut recent, score);
+                if !self.by_teacher[i] {
+                    self.student_episodes += 1;
+                    self.recent.push(score);
                 }
-                by_teacher[i] = unit(&mut rng) < cfg.teacher_share;
+                self.by_teacher[i] = unit(rng) < cfg.teacher_share;
             }
         }
-        states += cfg.num_envs as u64;
+        self.states += cfg.num_envs as u64;
+        Ok(())
+    }
 
-        // Learn from uniformly drawn labelled states.
-        if memory.stacks.len() >= cfg.batch_size {
-            lr = cfg.learning_rate(progress);
-            for _ in 0..cfg.updates_per_round {
-                memory.draw(&mut rng, &mut xbuf, Some(&mut tbuf));
-                let xs = to_input(&xbuf, cfg.batch_size, device);
-                let tq = targets(
-                    &Tensor::from_slice(&tbuf)
-                        .view([cfg.batch_size as i64, 2])
-                        .to_device(device),
-                    cfg.value_scale,
+    /// Learn: `updates_per_round` Adam steps on uniformly drawn labelled
+    /// states (once a batch is remembered); for the last `int8_frac` of the
+    /// budget through the int8 grid, recalibrated every `calib_every`.
+    fn learn(&mut self) -> Result<()> {
+        let cfg = self.cfg;
+        if self.memory.stacks.len() < cfg.batch_size {
+            return Ok(());
+        }
+        let device = self.student.device();
+        self.lr = cfg.learning_rate(self.progress);
+        for _ in 0..cfg.updates_per_round {
+            let (memory, rng) = (&self.memory, &mut self.rng);
+            memory.draw(rng, &mut self.xbuf, Some(&mut self.tbuf));
+            let xs = to_input(&self.xbuf, cfg.batch_size, device);
+            let tq = Tensor::from_slice(&self.tbuf)
+                .view([cfg.batch_size as i64, 2])
+                .to_device(device);
+            let tq = targets(&tq, cfg.value_scale);
+            let recalibrate =
+                self.act_steps.is_none() || self.updates.is_multiple_of(cfg.calib_every.max(1));
+            if self.progress >= 1.0 - cfg.int8_frac && recalibrate {
+                self.act_steps = Some(calibrate(&self.student, memory, rng, device));
+                self.grid_from.get_or_insert(self.states);
+            }
+            let steps = self.act_steps.as_deref();
+            let (l, agree) = loss(&self.student, &xs, &tq, cfg.adv_weight, steps);
+            let lv = l.double_value(&[]);
+            if !lv.is_finite() {
+                bail!(
+                    "the distillation loss is {lv} at update {} (diverged)",
+                    self.updates
                 );
-                if progress >= 1.0 - cfg.int8_frac
-                    && (act_steps.is_none() || updates.is_multiple_of(cfg.calib_every.max(1)))
-                {
-                    act_steps = Some(calibrate(&student, &memory, &mut rng, device));
-                    grid_from.get_or_insert(states);
-                }
-                let (l, agree) = loss(&student, &xs, &tq, cfg.adv_weight, act_steps.as_deref());
-                let lv = l.double_value(&[]);
-                if !lv.is_finite() {
-                    bail!("the distillation loss is {lv} at update {updates} (diverged)");
-                }
-                for mut p in student.vs.trainable_variables() {
-                    p.zero_grad();
-                }
-                l.backward();
-                adam.step(&student, lr, 1e-8, 10.0)?;
-                updates += 1;
-                (last_loss, last_agree) = (lv, agree);
             }
+            for mut p in self.student.vs.trainable_variables() {
+                p.zero_grad();
+            }
+            l.backward();
+            self.adam
+                .step(&self.student, self.lr, cfg.adam_eps, cfg.grad_clip)?;
+            self.updates += 1;
+            (self.last_loss, self.last_agree) = (lv, agree);
         }
+        Ok(())
+    }
 
-        // Evaluate, snapshot and log.
-        if updates >= next_eval {
-            next_eval += cfg.eval_every.max(1);
-            let r = evaluate(&student, cfg.eval_episodes, EVAL_SEED, cfg.eval_max_score)?;
-            last_eval = r.mean_score;
-            let (states_per_s, updates_per_s) = window.rates(states, updates);
-            metrics.rows.push(MetricRow {
-                step: states,
-                episodes,
-                mean_score: mean(&recent),
-                eval: Some(EvalSpread {
-                    mean: r.mean_score,
-                    median: r.median_score,
-                    min: r.min_score as f64,
-                    max: r.max_score as f64,
-                }),
-                loss: last_loss,
+    /// Evaluate every `eval_every` updates (a metrics row and a snapshot),
+    /// and show progress.
+    fn evaluate_and_log(&mut self) -> Result<()> {
+        let cfg = self.cfg;
+        if self.updates >= self.next_eval {
+            self.next_eval += cfg.eval_every;
+            let r = evaluate(
+                &self.student,
+                cfg.eval_episodes,
+                EVAL_SEED,
+                cfg.eval_max_score,
+            )?;
+            self.last_eval = r.mean_score;
+            let (states_per_s, updates_per_s) = self.window.rates(self.states, self.updates);
+            self.metrics.rows.push(MetricRow {
+                step: self.states,
+                episodes: self.student_episodes,
+                mean_score: self.recent.mean(),
+                eval: Some(r.spread()),
+                loss: self.last_loss,
                 epsilon: cfg.eps,
-                lr,
+                lr: self.lr,
                 env_steps_per_s: states_per_s,
                 updates_per_s,
-                minutes: start.elapsed().as_secs_f64() / 60.0,
+                minutes: self.clock.elapsed() / 60.0,
             });
-            metrics.save(run_dir)?;
-            let snap = snapshot_path(run_dir, states);
+            self.metrics.save(self.run_dir)?;
+            let snap = snapshot_path(self.run_dir, self.states);
+            let student = &self.student;
             write_atomic_with(&snap, |tmp| Ok(student.vs.save(tmp)?))?;
         }
-        if states.is_multiple_of(cfg.num_envs as u64 * 64) {
-            bar.set_message(format!(
+        if self.states.is_multiple_of(cfg.num_envs as u64 * 64) {
+            self.bar.set_message(format!(
                 "{} states | {} updates | student {:.1} | eval {:.1} | agree {:.3} | loss {:.4}",
-                human(states),
-                human(updates),
-                mean(&recent),
-                last_eval,
-                last_agree,
-                last_loss
+                human(self.states),
+                human(self.updates),
+                self.recent.mean(),
+                self.last_eval,
+                self.last_agree,
+                self.last_loss
             ));
         }
-        bar.tick(updates, elapsed);
+        self.bar.tick(self.updates, self.elapsed);
+        Ok(())
     }
-    bar.finish();
-    metrics.save(run_dir)?;
-    let mut selection = None;
-    if interrupted || cfg.select_episodes == 0 {
-        write_atomic_with(&best_model_path(run_dir), |tmp| Ok(student.vs.save(tmp)?))?;
-    } else {
-        let rule = SelectRule {
-            episodes: cfg.select_episodes,
-            candidates: cfg.select_candidates,
-            cap: cfg.eval_max_score,
+
+    /// The end: the clock stops, the metrics; then the student the run
+    /// ships: itself when interrupted or unselected, else the end-of-run
+    /// selection's choice.
+    fn finish(self, interrupted: bool) -> Result<Distilled> {
+        let minutes = self.clock.elapsed() / 60.0;
+        drop(self.clock);
+        let (cfg, run_dir, student) = (self.cfg, self.run_dir, &self.student);
+        self.bar.finish();
+        self.metrics.save(run_dir)?;
+        let mut selection = None;
+        if interrupted || cfg.select_episodes == 0 {
+            write_atomic_with(&best_model_path(run_dir), |tmp| Ok(student.vs.save(tmp)?))?;
+        } else {
+            let rule = SelectRule::from(cfg);
+            let s = select_final(student, run_dir, &self.metrics, rule, student.device())?;
+            eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
+            selection = Some(s);
+        }
+        let grid_from = self.grid_from;
+        let grid_trained = match selection.as_ref().and_then(|s| s.kept) {
+            None => grid_from.is_some(),
+            Some(step) => grid_from.is_some_and(|g| step >= g),
         };
-        let s = select_final(&student, run_dir, &metrics, rule, device)?;
-        eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
-        selection = Some(s);
+        Ok(Distilled {
+            grid_trained,
+            updates: self.updates,
+            states: self.states,
+            student_episodes: self.student_episodes,
+            minutes,
+            metrics: self.metrics,
+            selection,
+            interrupted,
+        })
     }
-    let grid_trained = match selection.as_ref().and_then(|s| s.kept) {
-        None => grid_from.is_some(),
-        Some(step) => grid_from.is_some_and(|g| step >= g),
-    };
-    Ok(Distilled {
-        grid_trained,
-        updates,
-        states,
-        student_episodes: episodes,
-        minutes: start.elapsed().as_secs_f64() / 60.0,
-        metrics,
-        selection,
-        interrupted,
-    })
 }
 
 /// States drawn for each calibration of the int8 grid.
@@ -559,11 +500,11 @@ pub fn about(d: &Distilled, cfg: &DistilConfig, teacher: &Path) -> crate::report
 mod tests {
     use super::*;
     use crate::net::unpack_stack;
-    use crate::report::sample_stacks;
+    use crate::quant::float_model::played_stacks;
     use tch::Device;
 
     fn batch(n: usize) -> Tensor {
-        let stacks = sample_stacks(n, 7).unwrap();
+        let stacks = played_stacks(n, 7);
         let mut buf = vec![0f32; n * INPUT_LEN];
         for (s, dst) in stacks.iter().zip(buf.chunks_exact_mut(INPUT_LEN)) {
             unpack_stack(s, dst);
@@ -617,6 +558,8 @@ mod tests {
             batch_size: 8,
             lr: 1e-3,
             lr_end: 1e-4,
+            adam_eps: 1e-8,
+            grad_clip: 10.0,
             adv_weight: 4.0,
             value_scale: 1.0,
             int8_frac: 0.2,
@@ -655,6 +598,14 @@ mod tests {
             },
             DistilConfig {
                 lr: f64::NAN,
+                ..ok.clone()
+            },
+            DistilConfig {
+                adam_eps: 0.0,
+                ..ok.clone()
+            },
+            DistilConfig {
+                grad_clip: -1.0,
                 ..ok.clone()
             },
         ];

@@ -1,10 +1,13 @@
-//! Greedy evaluation: several episodes played in parallel (one batched forward
+//! Greedy evaluation: several games played in parallel (one batched forward
 //! per step), each stopped at a score cap so evaluation always terminates.
+//! One loop plays them all ([`play`]); what is kept of each game (scores,
+//! frame stacks, deaths, the states of a GIF) is a [`Watcher`]'s business.
 
-use crate::env::VecEnv;
+use crate::env::{EnvStep, VecEnv};
+use crate::metrics::EvalSpread;
 use crate::net::QNetwork;
 use anyhow::Result;
-use flappy::{Frame, Obstacle};
+use flappy::{FrameStack, Obstacle, State};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use serde::Serialize;
@@ -28,26 +31,30 @@ pub struct EvalResult {
     pub best: usize,
 }
 
+impl EvalResult {
+    /// Mean, median, min and max, as a metrics row keeps them.
+    pub fn spread(&self) -> EvalSpread {
+        EvalSpread {
+            mean: self.mean_score,
+            median: self.median_score,
+            min: self.min_score as f64,
+            max: self.max_score as f64,
+        }
+    }
+}
+
 /// Summarises scores.
 pub fn summarize(scores: Vec<u32>) -> EvalResult {
     let n = scores.len();
-    let mean = scores.iter().map(|&s| s as f64).sum::<f64>() / n.max(1) as f64;
     let mut sorted = scores.clone();
     sorted.sort_unstable();
-    let median = if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        sorted[n / 2] as f64
-    } else {
-        (sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0
-    };
     let best = (0..n)
         .max_by_key(|&i| (scores[i], std::cmp::Reverse(i)))
         .unwrap_or(0);
     EvalResult {
         episodes: n,
-        mean_score: mean,
-        median_score: median,
+        mean_score: flappy::scores::mean(&scores),
+        median_score: flappy::scores::median(&sorted),
         max_score: sorted.last().copied().unwrap_or(0),
         min_score: sorted.first().copied().unwrap_or(0),
         scores,
@@ -55,9 +62,34 @@ pub fn summarize(scores: Vec<u32>) -> EvalResult {
     }
 }
 
+/// What [`play`] shows of its games as they go; every method does nothing
+/// unless implemented. A closure `FnMut(usize, &FrameStack) -> bool` is a
+/// watcher of the stacks.
+pub trait Watcher {
+    /// Game `i`'s stack before it acts; `false` stops the play once every
+    /// game of this round has stepped.
+    fn stack(&mut self, _i: usize, _stack: &FrameStack) -> bool {
+        true
+    }
+
+    /// Game `i` is about to play `action` (its Q-values `q`); `env` is as
+    /// before the step.
+    fn act(&mut self, _i: usize, _env: &VecEnv, _action: u8, _q: [f32; 2]) {}
+
+    /// Game `i` has stepped (`step`); `env` is as after it.
+    fn stepped(&mut self, _i: usize, _env: &VecEnv, _step: &EnvStep) {}
+}
+
+impl<F: FnMut(usize, &FrameStack) -> bool> Watcher for F {
+    fn stack(&mut self, i: usize, stack: &FrameStack) -> bool {
+        self(i, stack)
+    }
+}
+
 /// Plays `episodes` games (seeds `seed + i`) with the policy: greedy, or with
 /// exploration `eps` (random actions flap with `flap_prob`). Each episode ends
-/// at a crash or at `max_score`. `on_step(env, stack)` sees every state met.
+/// at a crash or at `max_score`; returns every game's score. `watcher` sees
+/// each game's every state, action and step.
 pub fn play(
     net: &QNetwork,
     episodes: usize,
@@ -65,7 +97,7 @@ pub fn play(
     max_score: u32,
     eps: f64,
     flap_prob: f64,
-    mut on_step: impl FnMut(usize, &flappy::FrameStack) -> bool,
+    watcher: &mut impl Watcher,
 ) -> Result<Vec<u32>> {
     let mut env = VecEnv::new(episodes, seed);
     let mut rng = Pcg32::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
@@ -75,19 +107,21 @@ pub fn play(
     while live.iter().any(|&l| l) && !stop {
         let idx: Vec<usize> = (0..episodes).filter(|&i| live[i]).collect();
         for &i in &idx {
-            if !on_step(i, &env.stacks[i]) {
+            if !watcher.stack(i, &env.stacks[i]) {
                 stop = true;
             }
         }
-        let stacks: Vec<&flappy::FrameStack> = idx.iter().map(|&i| &env.stacks[i]).collect();
-        let (acts, _) = net.act(&stacks);
-        for (&i, &a) in idx.iter().zip(&acts) {
+        let stacks: Vec<&FrameStack> = idx.iter().map(|&i| &env.stacks[i]).collect();
+        let (acts, qs) = net.act(&stacks);
+        for ((&i, &a), &q) in idx.iter().zip(&acts).zip(&qs) {
             let a = if eps > 0.0 && unit(&mut rng) < eps {
                 u8::from(unit(&mut rng) < flap_prob)
             } else {
                 a
             };
+            watcher.act(i, &env, a, q);
             let s = env.step(i, a)?;
+            watcher.stepped(i, &env, &s);
             if let Some(f) = s.final_score {
                 scores[i] = f;
                 live[i] = false;
@@ -102,36 +136,46 @@ pub fn play(
 
 /// Greedy evaluation over `episodes` games seeded `seed + i`, capped at `max_score`.
 pub fn evaluate(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Result<EvalResult> {
-    Ok(summarize(play(
-        net,
-        episodes,
-        seed,
-        max_score,
-        0.0,
-        0.0,
-        |_, _| true,
-    )?))
+    let mut all = |_: usize, _: &FrameStack| true;
+    let scores = play(net, episodes, seed, max_score, 0.0, 0.0, &mut all)?;
+    Ok(summarize(scores))
 }
 
-/// The frames of one greedy episode of game seed `seed` (for a GIF), capped at `max_frames`.
+/// The states of one greedy episode of game seed `seed` (for a GIF), from
+/// the first, capped at `max_frames`; the episode's last step (a crash, or
+/// the cap `max_score`) is not among them.
 pub fn episode_games(
     net: &QNetwork,
     seed: u64,
     max_score: u32,
     max_frames: usize,
-) -> Result<Vec<flappy::State>> {
-    let mut env = VecEnv::new(1, seed);
-    let mut states = vec![env.game(0).state()];
-    let mut _f = Frame::empty();
-    while states.len() < max_frames {
-        let (a, _) = net.act(&[&env.stacks[0]]);
-        let s = env.step(0, a[0])?;
-        if s.terminal || env.game(0).score() >= max_score {
-            break;
-        }
-        states.push(env.game(0).state());
+) -> Result<Vec<State>> {
+    struct Gif {
+        states: Vec<State>,
+        max_frames: usize,
+        max_score: u32,
     }
-    Ok(states)
+    impl Watcher for Gif {
+        fn stack(&mut self, _: usize, _: &FrameStack) -> bool {
+            self.states.len() < self.max_frames
+        }
+        fn stepped(&mut self, i: usize, env: &VecEnv, step: &EnvStep) {
+            let game = env.game(i);
+            let over = step.terminal || game.score() >= self.max_score;
+            if !over && self.states.len() < self.max_frames {
+                self.states.push(game.state());
+            }
+        }
+    }
+    let mut gif = Gif {
+        states: vec![VecEnv::new(1, seed).game(0).state()],
+        max_frames,
+        max_score,
+    };
+    if max_frames > 1 {
+        play(net, 1, seed, max_score, 0.0, 0.0, &mut gif)?;
+    }
+    Ok(gif.states)
 }
 
 /// Where a greedy game ended (`trainer eval --deaths`).
@@ -156,43 +200,50 @@ pub struct Death {
 /// Plays `episodes` greedy games (seeds `seed + i`, capped at `max_score`)
 /// and reports how each game that crashed ended, in seed order.
 pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Result<Vec<Death>> {
-    let mut env = VecEnv::new(episodes, seed);
-    let mut live: Vec<usize> = (0..episodes).collect();
-    let mut out = Vec::new();
-    while !live.is_empty() {
-        let stacks: Vec<&flappy::FrameStack> = live.iter().map(|&i| &env.stacks[i]).collect();
-        let (acts, qs) = net.act(&stacks);
-        let mut still = Vec::with_capacity(live.len());
-        for (k, &i) in live.iter().enumerate() {
-            let before = env.game(i).state();
-            let s = env.step(i, acts[k])?;
-            if let Some(score) = s.final_score {
-                let action = acts[k];
-                let act = flappy::Action::try_from(action).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let site = before.crash_site(act);
-                let (obstacle, j) = match site {
-                    Obstacle::Ground => ("ground", None),
-                    Obstacle::UpperPipe(j) => ("upper pipe", Some(j)),
-                    Obstacle::LowerPipe(j) => ("lower pipe", Some(j)),
-                };
-                let gap = |j: usize| before.pipes().get(j).map(|p| p.gap_y);
-                out.push(Death {
-                    seed: seed + i as u64,
-                    score,
-                    obstacle,
-                    gap_y: j.and_then(gap),
-                    next_gap_y: j.and_then(|j| gap(j + 1)),
-                    q: qs[k],
-                    action,
-                });
-            } else if env.game(i).score() < max_score {
-                still.push(i);
-            }
-        }
-        live = still;
+    /// Each game's state, action and Q-values before its last step.
+    struct Deaths {
+        seed: u64,
+        before: Vec<Option<(State, u8, [f32; 2])>>,
+        out: Vec<Death>,
     }
-    out.sort_by_key(|d| d.seed);
-    Ok(out)
+    impl Watcher for Deaths {
+        fn act(&mut self, i: usize, env: &VecEnv, action: u8, q: [f32; 2]) {
+            self.before[i] = Some((env.game(i).state(), action, q));
+        }
+        fn stepped(&mut self, i: usize, _: &VecEnv, step: &EnvStep) {
+            let (Some(score), Some((before, action, q))) = (step.final_score, &self.before[i])
+            else {
+                return;
+            };
+            // Actions come from the network (0 or 1): never `None`.
+            let Ok(act) = flappy::Action::try_from(*action) else {
+                return;
+            };
+            let (obstacle, j) = match before.crash_site(act) {
+                Obstacle::Ground => ("ground", None),
+                Obstacle::UpperPipe(j) => ("upper pipe", Some(j)),
+                Obstacle::LowerPipe(j) => ("lower pipe", Some(j)),
+            };
+            let gap = |j: usize| before.pipes().get(j).map(|p| p.gap_y);
+            self.out.push(Death {
+                seed: self.seed + i as u64,
+                score,
+                obstacle,
+                gap_y: j.and_then(gap),
+                next_gap_y: j.and_then(|j| gap(j + 1)),
+                q: *q,
+                action: *action,
+            });
+        }
+    }
+    let mut d = Deaths {
+        seed,
+        before: vec![None; episodes],
+        out: Vec::new(),
+    };
+    play(net, episodes, seed, max_score, 0.0, 0.0, &mut d)?;
+    d.out.sort_by_key(|d| d.seed);
+    Ok(d.out)
 }
 
 /// A uniform float in [0, 1) from 24 random bits.

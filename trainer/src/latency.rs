@@ -1,14 +1,15 @@
 //! Decision latency of the int8 policy (`policy-core`) against libtorch's float
-//! forward at batch 1 on one thread, and the pure-Rust float reference.
+//! forward ([`QNetwork::forward`]) at batch 1 on one thread, and the
+//! pure-Rust float reference.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use flappy::FrameStack;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-use crate::net::{param_shapes, Layer};
-use quant::float_model::{input_tensor, FloatModel, LayerShape};
+use crate::net::{to_input, unpack_stack, QNetwork, INPUT_LEN};
+use quant::float_model::FloatModel;
 
 /// One row of the latency table.
 #[derive(Clone, Debug)]
@@ -85,50 +86,11 @@ fn time_calls(range: std::ops::Range<usize>, out: &mut Vec<Duration>, mut f: imp
     }
 }
 
-/// The float model as libtorch ops on the CPU (weights copied from `model`).
-pub fn torch_forward(model: &FloatModel) -> impl Fn(&Tensor) -> Tensor {
-    let layers: Vec<(LayerShape, Option<(Tensor, Tensor)>)> = model
-        .layers
-        .iter()
-        .map(|l| {
-            let p = param_shapes(&l.shape.layer).map(|(w, rank, _)| {
-                (
-                    Tensor::from_slice(&l.weight).reshape(&w[..rank]),
-                    Tensor::from_slice(&l.bias),
-                )
-            });
-            (l.shape, p)
-        })
-        .collect();
-    move |x: &Tensor| {
-        tch::no_grad(|| {
-            let mut x = x.shallow_clone();
-            for (l, p) in &layers {
-                let y = match (l.layer, p) {
-                    (Layer::Conv { stride, pad, .. }, Some((w, b))) => {
-                        let (s, pd) = (stride as i64, pad as i64);
-                        x.conv2d(w, Some(b), [s, s], [pd, pd], [1, 1], 1)
-                    }
-                    (Layer::MaxPool { k }, _) => {
-                        let k = k as i64;
-                        x.max_pool2d([k, k], [k, k], [0, 0], [1, 1], false)
-                    }
-                    (Layer::Dense { .. }, Some((w, b))) => x.flatten(1, -1).linear(w, Some(b)),
-                    _ => unreachable!(),
-                };
-                x = if l.relu { y.relu() } else { y };
-            }
-            x
-        })
-    }
-}
-
-/// The float model's input for `stack` as a `[1, 4, 80, 80]` CPU tensor.
+/// The network input for `stack` as a `[1, 4, 80, 80]` CPU tensor.
 pub fn torch_input(stack: &FrameStack) -> Tensor {
-    Tensor::from_slice(&input_tensor(stack).data)
-        .reshape([1, 4, 80, 80])
-        .to_kind(Kind::Float)
-        .to_device(Device::Cpu)
+    let mut buf = vec![0f32; INPUT_LEN];
+    unpack_stack(stack, &mut buf);
+    to_input(&buf, 1, Device::Cpu)
 }
 
 /// Times `iters` decisions of the int8 policy loaded from `blob` and of
@@ -152,7 +114,7 @@ pub fn compare_latency(
     let mut policy =
         policy_core::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("blob: {e}"))?;
     let inputs: Vec<Tensor> = stacks.iter().map(torch_input).collect();
-    let fwd = torch_forward(model);
+    let net = QNetwork::from_float_model(model, Device::Cpu)?;
     let mut sink = 0i64;
     let mut int8_call = |i: usize| {
         let q = policy.q_values(&stacks[i % stacks.len()]);
@@ -160,7 +122,7 @@ pub fn compare_latency(
     };
     let mut torch_sink = 0f64;
     let mut torch_call = |i: usize| {
-        let q = fwd(&inputs[i % inputs.len()]);
+        let q = tch::no_grad(|| net.forward(&inputs[i % inputs.len()]));
         torch_sink += q.double_value(&[0, 0]);
     };
     // Warm-up.
@@ -189,25 +151,4 @@ pub fn compare_latency(
         rows: vec![int8, torch, rust],
     };
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use quant::float_model::synthetic_stacks;
-
-    /// The plain-Rust float reference and libtorch compute the same network.
-    #[test]
-    fn float_model_matches_libtorch() {
-        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 13);
-        let fwd = torch_forward(&model);
-        for stack in synthetic_stacks(4, 9) {
-            let ours = model.forward(&stack);
-            let theirs = fwd(&torch_input(&stack));
-            for (a, &o) in ours.iter().enumerate() {
-                let t = theirs.double_value(&[0, a as i64]);
-                assert!((o as f64 - t).abs() <= 1e-4 * (1.0 + t.abs()), "{o} vs {t}");
-            }
-        }
-    }
 }

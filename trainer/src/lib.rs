@@ -1,5 +1,10 @@
 //! DQN trainer for Flappy Bird from pixels (tch / libtorch).
 //!
+//! The training loop is [`train`] (its run folder: [`run_dir`]; its device:
+//! [`device`]; what it shows: [`progress`]; its pausable clock: [`pause`];
+//! its end-of-run choice: [`select`]); [`distil`] is its sibling for
+//! distillation; [`report`] ends both.
+//!
 //! Data flows one way: `flappy` frames → [`replay`] → [`agent`] (tch) →
 //! checkpoints ([`checkpoint`]) → recordings and the quantized blob, made by
 //! the `quant` crate (re-exported here as [`quant`], with its [`recording`]
@@ -12,6 +17,7 @@ pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod distil;
 pub mod env;
 pub mod eval;
@@ -20,6 +26,8 @@ pub mod net;
 pub mod pause;
 pub mod progress;
 pub mod report;
+pub mod run_dir;
+pub mod select;
 pub mod train;
 
 pub use quant;

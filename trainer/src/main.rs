@@ -523,7 +523,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     tch::manual_seed(0);
     let net = trainer::net::QNetwork::new(arch, tch::Device::Cpu);
     let model = net.to_float_model();
-    let stacks = report::sample_stacks(64, 7)?;
+    let stacks = quant::float_model::played_stacks(64, 7);
     let exp = quant::export(&model, &stacks, &quant::ExportOptions::default())?;
     tch::set_num_threads(1);
     let lat = trainer::latency::compare_latency(&model, &exp.blob, &stacks, 200)?;

@@ -256,6 +256,36 @@ impl QNetwork {
         });
     }
 
+    /// The network of `model`'s weights on `device` (the inverse of
+    /// [`QNetwork::to_float_model`]): its architecture is the one of
+    /// `netspec::ALL` with `model`'s layers.
+    pub fn from_float_model(model: &FloatModel, device: Device) -> Result<QNetwork> {
+        let shapes = model.shapes();
+        let Some(arch) = netspec::ALL.iter().find(|a| LayerShape::of(a) == shapes) else {
+            bail!("the float model is none of the known networks");
+        };
+        let net = QNetwork::new(*arch, device);
+        let mut vars = net.vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (i, l) in model.layers.iter().enumerate() {
+                let Some((w, rank, _)) = param_shapes(&l.shape.layer) else {
+                    continue;
+                };
+                for (name, data, shape) in [
+                    ("weight", &l.weight, &w[..rank]),
+                    ("bias", &l.bias, &w[..1]),
+                ] {
+                    let Some(v) = vars.get_mut(&format!("l{i}.{name}")) else {
+                        bail!("layer {i} has no {name}");
+                    };
+                    v.copy_(&Tensor::from_slice(data).reshape(shape).to_device(device));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(net)
+    }
+
     /// The weights as the quantizer's plain-Rust [`FloatModel`].
     pub fn to_float_model(&self) -> FloatModel {
         let vars = self.vs.variables();
@@ -396,6 +426,25 @@ mod tests {
         }
     }
 
+    /// A float model's weights in a `QNetwork` compute what the plain-Rust
+    /// float model computes.
+    #[test]
+    fn a_float_model_runs_in_libtorch() {
+        use crate::quant::float_model::{synthetic_stacks, FloatModel, LayerShape};
+        let model = FloatModel::random(&LayerShape::of(&netspec::CLASSIC), 13);
+        let net = QNetwork::from_float_model(&model, Device::Cpu).unwrap();
+        assert_eq!(net.arch, netspec::CLASSIC);
+        for stack in synthetic_stacks(4, 9) {
+            let ours = model.forward(&stack);
+            let (_, theirs) = net.act(&[&stack]);
+            for (&o, &t) in ours.iter().zip(&theirs[0]) {
+                assert!((o - t).abs() <= 1e-4 * (1.0 + t.abs()), "{o} vs {t}");
+            }
+        }
+        let odd = FloatModel::random(&LayerShape::of(&netspec::CLASSIC)[..3], 1);
+        assert!(QNetwork::from_float_model(&odd, Device::Cpu).is_err());
+    }
+
     #[test]
     fn unknown_names_and_shapes_are_clear_errors() {
         let t = vec![(
@@ -412,13 +461,13 @@ mod tests {
     /// (mean absolute error; measured: 4e-8 and 1e-7 against 4e-3 and 1e-2).
     #[test]
     fn the_int8_grid_predicts_the_exported_network() {
+        use crate::quant::float_model::played_stacks;
         use crate::quant::{export::export, ExportOptions};
-        use crate::report::sample_stacks;
         let _seed = crate::torch_seed_lock();
         for (arch, seed) in [(netspec::TINY, 5), (netspec::COMPACT, 6)] {
             tch::manual_seed(seed);
             let net = QNetwork::new(arch, Device::Cpu);
-            let calib = sample_stacks(600, seed as u64).unwrap();
+            let calib = played_stacks(600, seed as u64);
             let opts = ExportOptions {
                 refit_last: false,
                 ..ExportOptions::default()
@@ -445,7 +494,7 @@ mod tests {
             }
             let mut policy = policy_core::Policy::from_blob(&ex.blob).unwrap();
             let scale = policy.output_scale() as f64;
-            let test = sample_stacks(300, 1000 + seed as u64).unwrap();
+            let test = played_stacks(300, 1000 + seed as u64);
             let (mut err_grid, mut err_float) = (0f64, 0f64);
             for st in &test {
                 let mut x = vec![0f32; INPUT_LEN];

@@ -1,9 +1,11 @@
 //! What a long run shows while it works: a progress bar on a terminal, and
 //! a plain line at least every minute when its output goes to a file or a
 //! pipe (a log, CI), where a bar would print nothing readable. Also the
-//! throughput window and the `1.23M` number format of those lines.
+//! throughput window, the running training score and the `1.23M` number
+//! format of those lines.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -155,6 +157,45 @@ impl Window {
         );
         *self = Window::new(steps, updates);
         r
+    }
+}
+
+/// Episodes in a run's running training score ([`RecentScores`]).
+pub const RECENT_EPISODES: usize = 100;
+
+/// The scores of the last [`RECENT_EPISODES`] episodes: a run's running
+/// training score.
+#[derive(Clone, Debug, Default)]
+pub struct RecentScores(VecDeque<u32>);
+
+impl RecentScores {
+    /// Adds an episode's score, forgetting the oldest beyond [`RECENT_EPISODES`].
+    pub fn push(&mut self, score: u32) {
+        self.0.push_back(score);
+        if self.0.len() > RECENT_EPISODES {
+            self.0.pop_front();
+        }
+    }
+
+    /// Their mean (0 when there are none).
+    pub fn mean(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.iter().map(|&s| s as f64).sum::<f64>() / self.0.len() as f64
+        }
+    }
+
+    /// The scores, oldest first (for a checkpoint).
+    pub fn to_vec(&self) -> Vec<u32> {
+        self.0.iter().copied().collect()
+    }
+}
+
+impl From<&[u32]> for RecentScores {
+    /// Scores saved by [`RecentScores::to_vec`].
+    fn from(scores: &[u32]) -> RecentScores {
+        RecentScores(scores.iter().copied().collect())
     }
 }
 

@@ -5,10 +5,12 @@ use crate::atomic::write_atomic;
 use crate::eval::{self, EvalResult};
 use crate::net::QNetwork;
 use crate::recording::Recording;
-use crate::train::{self, Selection, Trained};
+use crate::run_dir::load_best;
+use crate::select::Selection;
+use crate::train::Trained;
 use anyhow::{Context, Result};
 use flappy::render::{GifOptions, GifRecorder};
-use flappy::{agent, FrameStack, Game};
+use flappy::FrameStack;
 use std::path::Path;
 use tch::Device;
 
@@ -121,8 +123,8 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
         "at most {} test games",
         flappy::seeds::TEST_LEN
     );
-    let device = train::pick_device();
-    let net = train::load_best(run_dir, device)?;
+    let device = crate::device::pick_device();
+    let net = load_best(run_dir, device)?;
     eprintln!(
         "final evaluation: {episodes} greedy games on test seeds (flappy::seeds::TEST + 0..{episodes}), capped at {cap} pipes"
     );
@@ -134,7 +136,7 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
     rec.save(&rec_path)?;
     let calib = record(&net, 2 * record_frames, CALIB_SEED, RECORD_EPS)?;
     calib.save(&run_dir.join("calib.rec"))?;
-    let cpu_net = train::load_best(run_dir, Device::Cpu)?;
+    let cpu_net = load_best(run_dir, Device::Cpu)?;
     let blob_path = run_dir.join("policy.bin");
     let table = export_blob(&cpu_net, &calib, opts, &blob_path)?;
     let md = render(about, &r, cap, &table, calib.stacks.len());
@@ -247,12 +249,13 @@ pub fn record(net: &QNetwork, frames: usize, seed: u64, eps: f64) -> Result<Reco
     let mut stacks = Vec::with_capacity(frames);
     let mut next_seed = seed;
     while stacks.len() < frames {
-        eval::play(net, 4, next_seed, 1_000_000, eps, 0.15, |_, s| {
+        let mut keep = |_: usize, s: &FrameStack| {
             if stacks.len() < frames {
                 stacks.push(*s);
             }
             stacks.len() < frames
-        })?;
+        };
+        eval::play(net, 4, next_seed, 1_000_000, eps, 0.15, &mut keep)?;
         next_seed += 4;
     }
     Ok(Recording { seed, stacks })
@@ -269,26 +272,4 @@ pub fn export_blob(
     let model = net.to_float_model();
     let e = crate::quant::export::export_to_file(&model, &rec.stacks, opts, out)?;
     Ok(e.render_table())
-}
-
-/// `n` frame stacks from the heuristic controller's play (seed `seed`): a
-/// stand-in calibration set when no recording is at hand (benchmarks, tests).
-pub fn sample_stacks(n: usize, seed: u64) -> Result<Vec<FrameStack>> {
-    let mut g = Game::new(seed);
-    let mut f = g.frame();
-    let mut s = FrameStack::new(&f);
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        out.push(s);
-        let st = g
-            .step(agent::heuristic_action(&g))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        g.observe(&mut f);
-        if st.terminal {
-            s.reset(&f);
-        } else {
-            s.push(&f);
-        }
-    }
-    Ok(out)
 }
