@@ -7,7 +7,9 @@
 //! ```
 //!
 //! holds exactly the text of the named file (a Markdown table or a few
-//! lines that a project command wrote). `study readme` rewrites every block
+//! lines that a project command wrote). `<!-- include PATH demote=N -->`
+//! adds N `#` to every heading of the file, so a file's `# Title` can sit
+//! under a README section. `study readme` rewrites every block
 //! from its file; `make test` fails when a block and its file differ
 //! (`study/tests/readme.rs`), so no README figure can drift from its
 //! source.
@@ -68,12 +70,37 @@ pub fn blocks(readme: &str) -> Result<Vec<Block>> {
     Ok(out)
 }
 
-/// The text a block of `path` must hold: the file's text, trailing
-/// whitespace trimmed.
-pub fn expected(root: &Path, path: &str) -> Result<String> {
+/// The text a block `<!-- include SPEC -->` must hold: the file's text
+/// (SPEC is `PATH` or `PATH demote=N`), trailing whitespace trimmed, its
+/// headings demoted by N levels.
+pub fn expected(root: &Path, spec: &str) -> Result<String> {
+    let mut parts = spec.split_whitespace();
+    let path = parts.next().unwrap_or_default();
+    let mut demote = 0;
+    for opt in parts {
+        match opt
+            .strip_prefix("demote=")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n <= 5 => demote = n,
+            _ => bail!("include {spec}: unknown option {opt} (known: demote=0..5)"),
+        }
+    }
     let p = root.join(path);
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(text.trim_end().to_string())
+    let mut out = String::with_capacity(text.len());
+    let mut fenced = false;
+    for line in text.trim_end().lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if !fenced && demote > 0 && line.starts_with('#') {
+            out.push_str(&"#".repeat(demote));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out.trim_end().to_string())
 }
 
 /// `readme` with every include block's text replaced by its file's.
@@ -145,6 +172,16 @@ mod tests {
             &dir
         )
         .is_err());
+        std::fs::write(
+            dir.join("results/h.md"),
+            "# Head\n```\n# not a heading\n```\nx\n",
+        )
+        .unwrap();
+        assert_eq!(
+            expected(&dir, "results/h.md demote=2").unwrap(),
+            "### Head\n```\n# not a heading\n```\nx"
+        );
+        assert!(expected(&dir, "results/h.md shout=1").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
