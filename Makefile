@@ -27,7 +27,7 @@ help:
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
-	@echo "make peers   policy-core's latency beside LiteRT, ONNX Runtime and TFLite Micro on recorded frames (results/peers.md)"
+	@echo "make peers   policy-core's latency beside LiteRT, ONNX Runtime, OpenVINO, tract and TFLite Micro on recorded frames (results/peers.md)"
 
 setup: torch mcu-tools
 torch: $(TORCH_STAMP)
@@ -173,10 +173,18 @@ interop-test: interop-tools
 	$(INTEROP_ENV) $(VENV)/bin/python -m pytest -q -p no:cacheprovider interop/py
 
 # Batch-1, one-thread latency of policy-core and every peer on the same
-# recorded frames, interleaved rounds, under scripts/quiet (about 3 min):
-# results/peers.{json,md}. ARGS go to interop/py/peers.py (--rounds, --models, --limit).
-peers: interop-tools
-	cargo build --release -q -p interop
+# recorded frames, both flavours of the files, interleaved rounds, under
+# scripts/quiet (about 5 min, plus about 6 min to compile tract the first
+# time): results/peers.{json,md}. OpenVINO (pinned, from PyPI) is optional:
+# left out when it does not install. ARGS go to interop/py/peers.py
+# (--rounds, --models, --limit).
+PEERS_PY := openvino==2026.4.1
+PEERS_STAMP := $(VENV)/.peers-$(shell echo '$(PEERS_PY)' | md5sum | cut -c1-8)
+$(PEERS_STAMP): | $(INTEROP_STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q $(PEERS_PY) || echo "OpenVINO not installed: make peers goes on without it"
+	touch $@
+peers: interop-tools $(PEERS_STAMP)
+	scripts/quiet cargo build --release -q -p interop --features tract
 	$(INTEROP_ENV) scripts/quiet $(VENV)/bin/python interop/py/peers.py $(ARGS)
 
 # The Python package (python/, docs/python.md): the pinned tools of its

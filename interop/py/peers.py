@@ -1,14 +1,19 @@
 """`make peers`: batch-1, one-thread latency of policy-core and the standard
 int8 runtimes on the same recorded frames, in interleaved rounds.
 
-Per round, every runtime (in an order rotated each round) runs every stack of
-the recording once; only the inference call is timed (LiteRT/TFLite Micro
-`invoke()`, ONNX Runtime `run_with_iobinding()`, OpenVINO `infer()`; the
-input is copied in before the clock starts). policy-core runs in its own
-process (`interop bench --serve`, one round per request), timed in Rust
-around `Policy::q_values`, which includes unpacking the bit-packed frames.
-The binding overhead of each Python runtime is measured in the same rounds:
-the same call on a model with one trivial operator (`interop null`).
+Every runtime runs both flavours of the converted files (docs/interop.md:
+`exact`, bit-exact under LiteRT's reference kernels and TFLite Micro, and
+`fast`, the same integers in the operators the optimized runtimes run
+fastest); the table shows each runtime on its faster flavour and names it.
+Per round, every runtime and flavour (in an order rotated each round) runs
+every stack of the recording once; only the inference call is timed
+(LiteRT/TFLite Micro `invoke()`, ONNX Runtime `run_with_iobinding()`,
+OpenVINO `infer()`; the input is copied in before the clock starts).
+policy-core and tract run in their own process (`interop bench --serve`,
+one round per request), timed in Rust around `Policy::q_values` (which
+includes unpacking the bit-packed frames) and tract's `run`. The binding
+overhead of each runtime is measured in the same rounds: the same call on a
+model with one trivial operator (`interop null`).
 
 Writes results/peers.json and results/peers.md and prints the table.
 """
@@ -28,6 +33,10 @@ import numpy as np
 import runtimes
 
 POLICY_CORE = "policy-core (conv1 nibble table)"
+TRACT = "tract"
+# The CPU flags that decide which kernels the runtimes pick.
+SIMD_FLAGS = ["sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
+              "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16"]
 
 
 def time_calls(runner, xs):
@@ -51,82 +60,159 @@ def timer_overhead_ns(n=20000):
     return float(np.median(v))
 
 
+def actions(q):
+    """argmax, ties to the first action (Idle), as policy-core."""
+    return np.argmax(np.asarray(q, np.float64), axis=1)
+
+
 def agreement(runner, xs, want_actions):
     got = []
     for x in xs:
         runner.set_input(x)
         runner.invoke()
         got.append(runner.q_values().astype(np.float64))
-    return float(np.mean(np.argmax(np.array(got), axis=1) == want_actions))
+    return float(np.mean(actions(got) == want_actions))
+
+
+class Bench:
+    """policy-core (and tract, when the binary has it) in `interop bench --serve`."""
+
+    def __init__(self, files, n):
+        args = [runtimes.INTEROP_BIN, "bench", "--serve", "--blob", files["blob"],
+                "--frames", files["frames"], "--limit", str(n)]
+        tract = [f"--tract={f}={files[runtimes.file_key('onnx', f)]}" for f in runtimes.FLAVOURS]
+        tract.append(f"--tract=null={files['null_onnx']}")
+        probe = subprocess.run(args[:2] + args[3:7] + ["--limit", "1", "--rounds", "1"] + tract,
+                               capture_output=True, text=True)
+        self.tract = probe.returncode == 0
+        if not self.tract:
+            print("tract left out: " + probe.stderr.strip().splitlines()[-1], file=sys.stderr)
+        self.proc = subprocess.Popen(args + (tract if self.tract else []), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def row(runtime, flavour, t, overhead_ns, agree):
+    t = np.asarray(t)
+    return {"runtime": runtime, "flavour": flavour,
+            "median_us": float(np.median(t)) / 1e3, "p90_us": float(np.percentile(t, 90)) / 1e3,
+            "call_overhead_us": overhead_ns / 1e3, "action_agreement": agree}
+
+
+def bench_rows(times, q, want):
+    """Rows of the Rust process: policy-core's variants and tract's flavours."""
+    null = float(np.median(times.pop("tract:null"))) if "tract:null" in times else 0.0
+    rows = []
+    for name, t in times.items():
+        agree = float(np.mean(actions(q[name]) == want))
+        if name.startswith("tract:"):
+            rows.append(row(TRACT, name.split(":", 1)[1], t, null, agree))
+        else:
+            rows.append(row(name, None, t, 0.0, agree))
+    return rows
 
 
 def measure(model, rounds, limit, work):
     files = runtimes.prepare(model, work, limit=limit)
     xs = np.load(os.path.join(files["trace"], "input.npy"))
     meta = json.load(open(os.path.join(files["trace"], "meta.json")))
-    q = np.load(os.path.join(files["trace"], meta["stages"][-1]["file"]))
-    want = np.argmax(q, axis=1)
-    zero = np.zeros((1, 2), np.float32)
+    want = actions(np.load(os.path.join(files["trace"], meta["stages"][-1]["file"])))
+    zero = [np.zeros((1, 2), np.float32)] * len(xs)
     peers = runtimes.peers(files)
-    bench = subprocess.Popen(
-        [runtimes.INTEROP_BIN, "bench", "--serve", "--blob", files["blob"],
-         "--frames", files["frames"], "--limit", str(len(xs))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    times = {name: [] for name, _, _ in peers}
-    null = {name: [] for name, _, _ in peers}
+    bench = Bench(files, len(xs))
+    times = {(name, fl): [] for name, fl, _, _ in peers}
+    null = {name: [] for name, _, _, _ in peers}
     core = {}
     try:
         for r in range(rounds):
             order = peers[r % len(peers):] + peers[: r % len(peers)]
-            bench.stdin.write("round\n")
-            bench.stdin.flush()
-            for name, t in json.loads(bench.stdout.readline()).items():
+            for name, t in bench.ask("round").items():
                 core.setdefault(name, []).extend(t)
-            for name, runner, null_runner in order:
-                times[name].extend(time_calls(runner, xs))
-                null[name].extend(time_calls(null_runner, [zero] * len(xs)))
+            for name, fl, runner, null_runner in order:
+                times[(name, fl)].extend(time_calls(runner, xs))
+                null[name].extend(time_calls(null_runner, zero))
+        rows = bench_rows(core, bench.ask("q"), want)
     finally:
-        bench.stdin.close()
-        bench.wait()
-    rows = []
-    for name, t in core.items():
-        rows.append({"runtime": name, "median_us": float(np.median(t)) / 1e3,
-                     "p90_us": float(np.percentile(t, 90)) / 1e3,
-                     "call_overhead_us": 0.0, "action_agreement": 1.0})
-    for name, runner, _ in peers:
-        t, n = np.array(times[name]), np.array(null[name])
-        rows.append({"runtime": name, "median_us": float(np.median(t)) / 1e3,
-                     "p90_us": float(np.percentile(t, 90)) / 1e3,
-                     "call_overhead_us": float(np.median(n)) / 1e3,
-                     "action_agreement": agreement(runner, xs, want)})
+        bench.close()
+    for name, fl, runner, _ in peers:
+        rows.append(row(name, fl, times[(name, fl)], float(np.median(null[name])),
+                        agreement(runner, xs, want)))
     base = next(r["median_us"] for r in rows if r["runtime"] == POLICY_CORE)
     for r in rows:
         r["vs_policy_core"] = r["median_us"] / base
     rows.sort(key=lambda r: r["median_us"])
-    return {"model": model, "stacks": int(len(xs)), "rounds": rounds, "rows": rows}
+    return {"model": model, "stacks": int(len(xs)), "rounds": rounds, "rows": rows,
+            "best": best_rows(rows)}
+
+
+def best_rows(rows):
+    """Each runtime on its fastest flavour (rows sorted by median), with the
+    median of its other flavour."""
+    best = []
+    for r in rows:
+        if any(b["runtime"] == r["runtime"] for b in best):
+            continue
+        other = [o for o in rows if o["runtime"] == r["runtime"] and o is not r]
+        best.append(dict(r, other_flavour_us=other[0]["median_us"] if other else None))
+    return best
 
 
 def versions():
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for p in ["ai-edge-litert", "onnxruntime", "tflite-micro", "numpy", "openvino"]:
+    for p in ["ai-edge-litert", "onnxruntime", "openvino", "tflite-micro", "numpy"]:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             pass
-    return out
+    out["tract-onnx"] = cargo_lock_version("tract-onnx")
+    out["rustc"] = run_text(["rustc", "--version"]).split(" (")[0].replace("rustc ", "")
+    return {k: v for k, v in out.items() if v}
 
 
-def cpu_name():
+def cargo_lock_version(name):
+    """The version of crate `name` in the workspace's Cargo.lock."""
+    try:
+        blocks = open(os.path.join(runtimes.REPO, "Cargo.lock")).read().split("[[package]]")
+    except OSError:
+        return None
+    for b in blocks:
+        if f'name = "{name}"\n' in b:
+            return b.split('version = "', 1)[1].split('"', 1)[0]
+    return None
+
+
+def run_text(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine():
+    """CPU model, the SIMD flags the runtimes choose kernels by, cores, the
+    Rust build flags policy-core was compiled with."""
+    name, flags = platform.processor(), set()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return platform.processor()
+    return {"cpu": name, "cores": os.cpu_count(), "simd_flags": [f for f in SIMD_FLAGS if f in flags],
+            "kernel": platform.release(),
+            "rustflags": os.environ.get("RUSTFLAGS", "") or "none (x86-64 baseline, runtime dispatch only)"}
 
 
 def source_state():
@@ -141,33 +227,47 @@ def source_state():
             "uncommitted_changes": bool(dirty)}
 
 
+def fmt_us(v):
+    return "—" if v is None else f"{v:.1f}"
+
+
 def render(report):
+    m, src = report["machine"], report["source"]
     lines = [
         "# policy-core and the standard int8 runtimes, batch 1, one thread",
         "",
-        f"Written by `make peers` ({report['date']}, {report['cpu']}, "
-        f"{report['cores']} cores, under scripts/quiet; commit {report['source']['commit']}"
-        + (", policy-core/interop with uncommitted changes" if report["source"]["uncommitted_changes"] else "")
-        + "). Median microseconds per "
-        "decision over every recorded stack of each round; rounds interleave the "
-        "runtimes. Only the inference call is timed; \"call overhead\" is the "
-        "same call on a model with one trivial operator, included in the "
-        "median. policy-core's time includes unpacking the bit-packed frames; "
-        f"Python's timer costs {report['timer_overhead_ns']:.0f} ns per reading.",
+        f"Written by `make peers` ({report['date']}, under scripts/quiet; commit {src['commit']}"
+        + (", policy-core/interop with uncommitted changes" if src["uncommitted_changes"] else "")
+        + f"). Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; SIMD: "
+        + " ".join(m["simd_flags"]) + f". policy-core's Rust flags: {m['rustflags']}.",
+        "",
+        "Batch 1, one thread, the same recorded stacks for every runtime. Median "
+        "microseconds per decision over every stack of every round; rounds interleave "
+        "the runtimes. Only the inference call is timed: policy-core's `q_values` "
+        "(which includes unpacking the bit-packed frames) and tract's `run` in Rust, "
+        "the others through their Python bindings with the input already copied in. "
+        "\"Call overhead\" is the same call on a model with one trivial operator, "
+        "included in the median. Each runtime ran both flavours of the converted "
+        "files (`exact`: bit-exact under LiteRT's reference kernels and TFLite Micro; "
+        "`fast`: the same integers in the operators the optimized runtimes run "
+        "fastest, docs/interop.md) and is shown on its faster one; \"other flavour\" "
+        f"is its median on the other. Python's timer costs {report['timer_overhead_ns']:.0f} ns "
+        "per reading.",
         "",
     ]
-    for m in report["models"]:
+    for mod in report["models"]:
         lines += [
-            f"## `{m['model']}` ({m['stacks']} stacks x {m['rounds']} rounds)",
+            f"## `{mod['model']}` ({mod['stacks']} stacks x {mod['rounds']} rounds)",
             "",
-            "| runtime | median µs | p90 µs | call overhead µs | × policy-core | action agreement |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| runtime | flavour | median µs | p90 µs | call overhead µs | × policy-core "
+            "| action agreement | other flavour µs |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for r in m["rows"]:
+        for r in mod["best"]:
             lines.append(
-                f"| {r['runtime']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | "
-                f"{r['call_overhead_us']:.2f} | {r['vs_policy_core']:.2f} | "
-                f"{100 * r['action_agreement']:.2f} % |"
+                f"| {r['runtime']} | {r['flavour'] or '—'} | {r['median_us']:.1f} | "
+                f"{r['p90_us']:.1f} | {r['call_overhead_us']:.2f} | {r['vs_policy_core']:.2f} | "
+                f"{100 * r['action_agreement']:.2f} % | {fmt_us(r['other_flavour_us'])} |"
             )
         lines.append("")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
@@ -185,12 +285,13 @@ def main():
         models = [measure(m, a.rounds, a.limit, os.path.join(work, m)) for m in a.models.split(",")]
     report = {
         "date": datetime.date.today().isoformat(),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
+        "command": "make peers",
+        "batch": 1,
+        "threads": 1,
+        "machine": machine(),
         "timer_overhead_ns": timer_overhead_ns(),
         "versions": versions(),
         "source": source_state(),
-        "command": "make peers",
         "models": models,
     }
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

@@ -1,14 +1,16 @@
 """The int8 runtimes policy-core is compared with, behind one interface.
 
 Each runner loads one model file and has ``set_input`` (outside any timing:
-converts a ``[80, 80, 4]`` uint8 0/1 stack and copies it into the runtime),
-``invoke`` (the inference call, the only thing ``make peers`` times) and
-``q_values`` (the two outputs of the last call). The TFLite files take int8
-NHWC pixels, the ONNX file float NCHW pixels (docs/interop.md).
+converts a ``[80, 80, 4]`` uint8 0/1 stack into the input the file declares
+and copies it into the runtime), ``invoke`` (the inference call, the only
+thing ``make peers`` times) and ``q_values`` (the two outputs of the last
+call). The TFLite files take int8 NHWC pixels; the exact ONNX file float
+NCHW pixels, the fast one uint8 NHWC pixels (docs/interop.md).
 """
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 
@@ -26,23 +28,30 @@ def interop(*args):
     return r.stdout
 
 
+FLAVOURS = ("exact", "fast")
+
+
 def prepare(model, out_dir, frames=None, limit=None):
-    """Writes model.tflite, model.onnx, the null models and policy-core's
-    traces of `models/<model>` into `out_dir`; returns the file paths."""
+    """Writes both flavours of `models/<model>` as TFLite and ONNX, the null
+    models and policy-core's traces into `out_dir`; returns the paths: keys
+    "tflite" and "onnx" (exact flavour), "tflite-fast", "onnx-fast",
+    "null_tflite", "null_onnx", "trace", "blob", "frames"."""
     blob = os.path.join(REPO, "models", model, "policy.bin")
     frames = frames or os.path.join(REPO, "models", model, "frames.rec")
     os.makedirs(out_dir, exist_ok=True)
     p = {
         "blob": blob,
         "frames": frames,
-        "tflite": os.path.join(out_dir, "model.tflite"),
-        "onnx": os.path.join(out_dir, "model.onnx"),
         "null_tflite": os.path.join(out_dir, "null.tflite"),
         "null_onnx": os.path.join(out_dir, "null.onnx"),
         "trace": os.path.join(out_dir, "trace"),
     }
     for fmt in ("tflite", "onnx"):
-        interop("convert", "--blob", blob, "--format", fmt, "--out", p[fmt])
+        for flavour in FLAVOURS:
+            key = file_key(fmt, flavour)
+            p[key] = os.path.join(out_dir, f"model-{flavour}.{fmt}")
+            interop("convert", "--blob", blob, "--format", fmt, "--flavour", flavour,
+                    "--out", p[key])
         interop("null", "--format", fmt, "--out", p["null_" + fmt])
     trace = ["trace", "--blob", blob, "--frames", frames, "--out", p["trace"]]
     if limit:
@@ -51,18 +60,32 @@ def prepare(model, out_dir, frames=None, limit=None):
     return p
 
 
-class LiteRT:
-    """LiteRT's interpreter: `mode` is "xnnpack" (the default delegate),
-    "builtin" (its optimized built-in kernels, no delegate) or "reference"
-    (OpResolverType.BUILTIN_REF, every intermediate tensor kept)."""
+def file_key(fmt, flavour):
+    """The key of a converted file in `prepare`'s paths."""
+    return fmt if flavour == "exact" else f"{fmt}-{flavour}"
 
-    def __init__(self, path, mode):
+
+def stack_as(x, shape, dtype):
+    """A `[80, 80, 4]` stack (or any array of the declared size) as an input
+    of `shape`: transposed to NCHW when the file declares `[1, 4, 80, 80]`."""
+    if x.ndim == 3 and tuple(shape) == (1, x.shape[2], x.shape[0], x.shape[1]):
+        x = x.transpose(2, 0, 1)
+    return x.reshape(shape).astype(dtype)
+
+
+class LiteRT:
+    """LiteRT's interpreter, one thread: `mode` is "xnnpack" (the default
+    delegate), "builtin" (its optimized built-in kernels, no delegate) or
+    "reference" (OpResolverType.BUILTIN_REF); `preserve` keeps every
+    intermediate tensor (for the conformance tests, not for timing)."""
+
+    def __init__(self, path, mode, preserve=False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        kw = {"model_path": path, "num_threads": 1}
+        kw = {"model_path": path, "num_threads": 1,
+              "experimental_preserve_all_tensors": preserve}
         if mode == "reference":
             kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
-            kw["experimental_preserve_all_tensors"] = True
         elif mode == "builtin":
             kw["experimental_op_resolver_type"] = (
                 OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -122,8 +145,12 @@ class TFLM:
         return self.it.GetTensor(self.names[name], 0)["tensor_data"]
 
 
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+
+
 class OnnxRuntime:
-    """ONNX Runtime, CPU provider, one thread, inputs and outputs bound once."""
+    """ONNX Runtime, CPU provider, one thread, sequential execution, every
+    graph optimization (its default), inputs and outputs bound once."""
 
     def __init__(self, path):
         import onnxruntime as ort
@@ -132,18 +159,17 @@ class OnnxRuntime:
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         i = self.sess.get_inputs()[0]
         self.name, self.shape = i.name, tuple(i.shape)
-        self.x = np.zeros(self.shape, np.float32)
+        self.x = np.zeros(self.shape, ORT_TYPES[i.type])
         self.io = self.sess.io_binding()
         self.io.bind_cpu_input(self.name, self.x)
         self.io.bind_output(self.sess.get_outputs()[0].name)
 
     def set_input(self, x):
-        if x.ndim == 3:  # a [80, 80, 4] NHWC stack: ONNX takes NCHW floats
-            x = x.transpose(2, 0, 1)
-        self.x[...] = x.reshape(self.shape)
+        self.x[...] = stack_as(x, self.shape, self.x.dtype)
 
     def invoke(self):
         self.sess.run_with_iobinding(self.io)
@@ -153,7 +179,8 @@ class OnnxRuntime:
 
 
 class OpenVINO:
-    """OpenVINO on the ONNX file (optional: only if the package is installed)."""
+    """OpenVINO's CPU plugin on an ONNX file, one inference thread, the
+    latency hint (optional: only if the package is installed)."""
 
     def __init__(self, path):
         import openvino as ov
@@ -162,14 +189,13 @@ class OpenVINO:
         cfg = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
         self.compiled = core.compile_model(core.read_model(path), "CPU", cfg)
         self.req = self.compiled.create_infer_request()
-        self.shape = tuple(self.compiled.input(0).shape)
-        self.x = np.zeros(self.shape, np.float32)
+        inp = self.compiled.input(0)
+        self.shape = tuple(inp.shape)
+        self.x = np.zeros(self.shape, inp.get_element_type().to_dtype())
         self.req.set_input_tensor(0, ov.Tensor(self.x, shared_memory=True))
 
     def set_input(self, x):
-        if x.ndim == 3:
-            x = x.transpose(2, 0, 1)
-        self.x[...] = x.reshape(self.shape)
+        self.x[...] = stack_as(x, self.shape, self.x.dtype)
 
     def invoke(self):
         self.req.infer()
@@ -178,19 +204,36 @@ class OpenVINO:
         return np.asarray(self.req.get_output_tensor(0).data).reshape(-1)
 
 
+def openvino_installed():
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def peers(files):
-    """Every available peer as (name, runner, null runner)."""
-    out = [
+    """Every available Python peer on every flavour, as (name, flavour,
+    runner, null runner); a runtime that cannot load a flavour's file is
+    left out of that flavour (said on stderr)."""
+    kinds = [
         ("LiteRT + XNNPACK", lambda p: LiteRT(p, "xnnpack"), "tflite"),
         ("LiteRT built-in kernels", lambda p: LiteRT(p, "builtin"), "tflite"),
         ("LiteRT reference kernels", lambda p: LiteRT(p, "reference"), "tflite"),
         ("ONNX Runtime", OnnxRuntime, "onnx"),
         ("TFLite Micro (x86 interpreter)", TFLM, "tflite"),
     ]
-    try:
-        import openvino  # noqa: F401
-
-        out.append(("OpenVINO", OpenVINO, "onnx"))
-    except ImportError:
-        pass
-    return [(name, make(files[fmt]), make(files["null_" + fmt])) for name, make, fmt in out]
+    if openvino_installed():
+        kinds.append(("OpenVINO", OpenVINO, "onnx"))
+    out = []
+    for name, make, fmt in kinds:
+        null = make(files["null_" + fmt])
+        for flavour in FLAVOURS:
+            try:
+                runner = make(files[file_key(fmt, flavour)])
+            except Exception as e:  # a runtime refusing a file is a result, not a crash
+                print(f"{name} cannot run the {flavour} {fmt} file: {e}".splitlines()[0],
+                      file=sys.stderr)
+                continue
+            out.append((name, flavour, runner, null))
+    return out

@@ -32,6 +32,26 @@ pub fn policies<'a>(blob: &'a [u8], table: &'a mut Vec<u32>) -> Result<Vec<Polic
     Ok(vec![with_table, gather])
 }
 
+/// Another engine timed in the same process and rounds as policy-core
+/// (tract, with the `tract` feature).
+pub trait Engine {
+    /// One pass over its stacks: nanoseconds of each run, in order.
+    fn round(&mut self) -> Result<Vec<u64>>;
+    /// Its outputs (the Q-values) for stack `i`.
+    fn q_values(&mut self, i: usize) -> Result<Vec<f32>>;
+}
+
+#[cfg(feature = "tract")]
+impl Engine for crate::tract::Tract {
+    fn round(&mut self) -> Result<Vec<u64>> {
+        crate::tract::Tract::round(self)
+    }
+
+    fn q_values(&mut self, i: usize) -> Result<Vec<f32>> {
+        crate::tract::Tract::q_values(self, i)
+    }
+}
+
 /// One pass over `stacks`: nanoseconds of each decision, in order.
 pub fn round(policy: &mut Policy, stacks: &[FrameStack]) -> Vec<u64> {
     stacks

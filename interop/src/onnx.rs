@@ -5,10 +5,19 @@
 //! float Q-values `[1, 2]` out. ONNX Runtime fuses the pattern into its
 //! integer kernels (`QLinearConv`, `QGemm`), which requantize in float, so
 //! its actions agree with policy-core's on nearly every frame but its
-//! integers are not guaranteed to be the same.
+//! integers are not guaranteed to be the same. A dense layer fed by a map
+//! flattens the quantized tensor, so that its `DequantizeLinear` feeds the
+//! `Gemm` directly (ONNX Runtime's pattern for `QGemm`).
+//!
+//! The fast flavour ([`Flavour::Fast`]) has policy-core's own activations,
+//! uint8 with zero point 0 (x86 runtimes multiply u8 by s8; ONNX Runtime's
+//! s8 x s8 convolutions are several times slower) and a uint8 NHWC input
+//! `[1, 80, 80, 4]` dequantized and then transposed (ONNX Runtime and
+//! OpenVINO both run NHWC inside and drop the transpose).
 
 use crate::pb::Msg;
 use crate::plan::{self, Kind, Plan, PlanStage};
+use crate::Flavour;
 
 /// The opset the graph imports.
 pub const OPSET: i64 = 13;
@@ -17,6 +26,7 @@ pub const IR_VERSION: i64 = 7;
 
 // TensorProto.DataType
 const FLOAT: i64 = 1;
+const UINT8: i64 = 2;
 const INT8: i64 = 3;
 const INT32: i64 = 6;
 // AttributeProto.AttributeType
@@ -73,25 +83,76 @@ impl Graph {
         );
     }
 
-    /// `QuantizeLinear` then `DequantizeLinear` at one scale and zero point;
-    /// returns the dequantized name.
-    fn qdq(&mut self, x: &str, scale: &str, zp: &str) -> String {
-        let q = format!("{x}_q");
-        self.node("QuantizeLinear", &[x, scale, zp], &q, &[]);
-        let dq = format!("{x}_dq");
-        self.node("DequantizeLinear", &[&q, scale, zp], &dq, &[]);
-        dq
+    /// `v` as a float tensor, flattened to `[1, n]` first (on the integer
+    /// side, when quantized) when `flatten`.
+    fn float_input(&mut self, v: &Edge, flatten: bool, p: &str) -> String {
+        let flat = format!("{p}_flat");
+        let axis = [("axis", Attr::Int(1))];
+        match v {
+            Edge::Float(x) if flatten => {
+                self.node("Flatten", &[x], &flat, &axis);
+                flat
+            }
+            Edge::Float(x) => x.clone(),
+            Edge::Quant { q, scale, zp } => {
+                let src = if flatten {
+                    self.node("Flatten", &[q], &flat, &axis);
+                    flat
+                } else {
+                    q.clone()
+                };
+                let dq = format!("{p}_in");
+                self.node("DequantizeLinear", &[&src, scale, zp], &dq, &[]);
+                dq
+            }
+        }
     }
 }
 
-/// A float `[1, dims...]` value description.
-fn value_info(name: &str, dims: &[usize]) -> Msg {
+/// A tensor between stages.
+enum Edge {
+    /// Quantized: the tensor, its scale and its zero point.
+    Quant {
+        q: String,
+        scale: String,
+        zp: String,
+    },
+    /// Float: the fast flavour's input (dequantized, NCHW) and the Q-values.
+    Float(String),
+}
+
+/// How a flavour writes activations: ONNX type and zero point.
+#[derive(Clone, Copy)]
+struct ActType {
+    elem: i64,
+    zero_point: u8,
+}
+
+impl ActType {
+    fn of(flavour: Flavour) -> ActType {
+        match flavour {
+            // TFLite's int8, zero point -128: the exact file's activations.
+            Flavour::Exact => ActType {
+                elem: INT8,
+                zero_point: plan::ACT_ZERO_POINT as u8,
+            },
+            // policy-core's own u8 with zero point 0 (x86 runtimes' u8 x s8 path).
+            Flavour::Fast => ActType {
+                elem: UINT8,
+                zero_point: 0,
+            },
+        }
+    }
+}
+
+/// A `[dims...]` value description of element type `elem`.
+fn value_info(name: &str, elem: i64, dims: &[usize]) -> Msg {
     let mut shape = Msg::new();
     for &d in dims {
         shape.msg(1, Msg::new().int(1, d as i64));
     }
     let mut tensor = Msg::new();
-    tensor.int(1, FLOAT).msg(2, &shape);
+    tensor.int(1, elem).msg(2, &shape);
     let mut ty = Msg::new();
     ty.msg(1, &tensor);
     let mut v = Msg::new();
@@ -100,28 +161,57 @@ fn value_info(name: &str, dims: &[usize]) -> Msg {
 }
 
 /// Writes the plan as an ONNX model (protobuf bytes).
-pub fn write(plan: &Plan) -> Vec<u8> {
+pub fn write(plan: &Plan, flavour: Flavour) -> Vec<u8> {
     let mut g = Graph {
         nodes: Vec::new(),
         inits: Vec::new(),
     };
+    let act = ActType::of(flavour);
     g.f32s("input_scale", &[], &[plan::INPUT_SCALE]);
-    g.init(
-        "input_zero_point",
-        INT8,
-        &[],
-        vec![plan::INPUT_ZERO_POINT as u8],
-    );
-    let mut x = g.qdq("input", "input_scale", "input_zero_point");
+    let (input, mut x) = match flavour {
+        Flavour::Exact => {
+            g.init(
+                "input_zero_point",
+                INT8,
+                &[],
+                vec![plan::INPUT_ZERO_POINT as u8],
+            );
+            let (scale, zp) = ("input_scale".to_string(), "input_zero_point".to_string());
+            g.node("QuantizeLinear", &["input", &scale, &zp], "input_q", &[]);
+            let q = "input_q".to_string();
+            (
+                value_info("input", FLOAT, &[1, 4, 80, 80]),
+                Edge::Quant { q, scale, zp },
+            )
+        }
+        Flavour::Fast => {
+            g.init(
+                "input_zero_point",
+                UINT8,
+                &[],
+                vec![plan::INPUT_ZERO_POINT as u8],
+            );
+            let ins = ["input", "input_scale", "input_zero_point"];
+            g.node("DequantizeLinear", &ins, "input_dq", &[]);
+            let perm = [("perm", Attr::Ints(vec![0, 3, 1, 2]))];
+            g.node("Transpose", &["input_dq"], "input_nchw", &perm);
+            let info = value_info("input", UINT8, &[1, 80, 80, 4]);
+            (info, Edge::Float("input_nchw".into()))
+        }
+    };
     for (si, st) in plan.stages.iter().enumerate() {
-        x = stage(&mut g, si, st, &x);
+        let from_map = si > 0 && matches!(plan.stages[si - 1].kind, Kind::Conv { .. });
+        x = stage(&mut g, si, st, &x, from_map, act);
     }
+    let out = match &x {
+        Edge::Float(name) | Edge::Quant { q: name, .. } => name.clone(),
+    };
     let last = plan.stages.last().map_or(0, |s| s.out_c());
     model_bytes(
         &g,
         "flappy_dqn_int8",
-        &value_info("input", &[1, 4, 80, 80]),
-        &value_info(&x, &[1, last]),
+        &input,
+        &value_info(&out, FLOAT, &[1, last]),
     )
 }
 
@@ -136,8 +226,8 @@ pub fn null_model() -> Vec<u8> {
     model_bytes(
         &g,
         "null",
-        &value_info("input", &[1, 2]),
-        &value_info("output", &[1, 2]),
+        &value_info("input", FLOAT, &[1, 2]),
+        &value_info("output", FLOAT, &[1, 2]),
     )
 }
 
@@ -170,9 +260,49 @@ fn model_bytes(g: &Graph, name: &str, input: &Msg, output: &Msg) -> Vec<u8> {
     model.0
 }
 
-/// One stage's nodes; returns the name of its (dequantized) output.
-fn stage(g: &mut Graph, si: usize, st: &PlanStage, x: &str) -> String {
+/// One stage's nodes: the dequantized weights and bias, the conv or dense
+/// node, and, on hidden stages, ReLU, the quantized output and a max-pool.
+/// Returns the stage's output (float Q-values on the last stage).
+fn stage(g: &mut Graph, si: usize, st: &PlanStage, x: &Edge, from_map: bool, act: ActType) -> Edge {
     let p = format!("s{si}");
+    weights(g, &p, st);
+    let xin = g.float_input(x, from_map && st.kind == Kind::Dense, &p);
+    let acc = layer_node(g, &p, st, &xin);
+    if st.last {
+        return Edge::Float(acc);
+    }
+    g.node("Relu", &[&acc], &format!("{p}_relu"), &[]);
+    let (scale, zp) = (format!("{p}_scale"), format!("{p}_zero_point"));
+    g.f32s(&scale, &[], &[st.out_scale]);
+    g.init(&zp, act.elem, &[], vec![act.zero_point]);
+    let q = format!("{p}_q");
+    g.node(
+        "QuantizeLinear",
+        &[&format!("{p}_relu"), &scale, &zp],
+        &q,
+        &[],
+    );
+    if st.pool <= 1 {
+        return Edge::Quant { q, scale, zp };
+    }
+    let k = st.pool as i64;
+    let pooled = format!("{p}_pool");
+    let dq = format!("{p}_pool_in");
+    g.node("DequantizeLinear", &[&q, &scale, &zp], &dq, &[]);
+    let window = [
+        ("kernel_shape", Attr::Ints(vec![k, k])),
+        ("strides", Attr::Ints(vec![k, k])),
+    ];
+    g.node("MaxPool", &[&dq], &pooled, &window);
+    let q = format!("{p}_pool_q");
+    g.node("QuantizeLinear", &[&pooled, &scale, &zp], &q, &[]);
+    Edge::Quant { q, scale, zp }
+}
+
+/// The stage's int8 weights and int32 biases as initializers behind
+/// `DequantizeLinear` (`<p>_w_dq`, `<p>_b_dq`): per channel (axis 0) on
+/// hidden stages, per tensor on the last.
+fn weights(g: &mut Graph, p: &str, st: &PlanStage) {
     let n = st.out_c();
     let (w, w_dims) = match st.kind {
         Kind::Conv { k, .. } => (ohwi_to_oihw(st), vec![n, st.input.c, k, k]),
@@ -182,80 +312,42 @@ fn stage(g: &mut Graph, si: usize, st: &PlanStage, x: &str) -> String {
         ),
         Kind::Dense => (st.weights.clone(), vec![n, st.input.len()]),
     };
-    // Per channel (axis 0) on hidden layers; a scalar (per tensor) on the last.
     let per = st.filter_scales.len();
     let per_dims: &[usize] = if per > 1 { &[per] } else { &[] };
-    g.init(
-        &format!("{p}_w"),
-        INT8,
-        &w_dims,
-        w.iter().map(|&v| v as u8).collect(),
-    );
-    g.f32s(&format!("{p}_w_scale"), per_dims, &st.filter_scales);
-    g.init(&format!("{p}_w_zero_point"), INT8, per_dims, vec![0; per]);
-    g.init(
-        &format!("{p}_b"),
-        INT32,
-        &[n],
-        st.biases.iter().flat_map(|b| b.to_le_bytes()).collect(),
-    );
-    let b_scales: Vec<f32> = st.filter_scales.iter().map(|&w| st.in_scale * w).collect();
-    g.f32s(&format!("{p}_b_scale"), per_dims, &b_scales);
-    let axis = if per > 1 {
-        vec![("axis", Attr::Int(0))]
-    } else {
-        vec![]
-    };
     let (wq, wsc, wzp) = (
         format!("{p}_w"),
         format!("{p}_w_scale"),
         format!("{p}_w_zero_point"),
     );
+    g.init(&wq, INT8, &w_dims, w.iter().map(|&v| v as u8).collect());
+    g.f32s(&wsc, per_dims, &st.filter_scales);
+    g.init(&wzp, INT8, per_dims, vec![0; per]);
+    let (bq, bsc) = (format!("{p}_b"), format!("{p}_b_scale"));
+    let biases = st.biases.iter().flat_map(|b| b.to_le_bytes()).collect();
+    g.init(&bq, INT32, &[n], biases);
+    let b_scales: Vec<f32> = st.filter_scales.iter().map(|&w| st.in_scale * w).collect();
+    g.f32s(&bsc, per_dims, &b_scales);
+    let axis = if per > 1 {
+        vec![("axis", Attr::Int(0))]
+    } else {
+        vec![]
+    };
     g.node(
         "DequantizeLinear",
         &[&wq, &wsc, &wzp],
         &format!("{p}_w_dq"),
         &axis,
     );
-    let (bq, bsc) = (format!("{p}_b"), format!("{p}_b_scale"));
+    let axis0 = [("axis", Attr::Int(0))];
     g.node(
         "DequantizeLinear",
         &[&bq, &bsc],
         &format!("{p}_b_dq"),
-        &[("axis", Attr::Int(0))],
+        &axis0,
     );
-    let acc = layer_node(g, &p, st, x);
-    if st.last {
-        return acc;
-    }
-    g.node("Relu", &[&acc], &format!("{p}_relu"), &[]);
-    g.f32s(&format!("{p}_scale"), &[], &[st.out_scale]);
-    g.init(
-        &format!("{p}_zero_point"),
-        INT8,
-        &[],
-        vec![plan::ACT_ZERO_POINT as u8],
-    );
-    let (sc, zp) = (format!("{p}_scale"), format!("{p}_zero_point"));
-    let y = g.qdq(&format!("{p}_relu"), &sc, &zp);
-    if st.pool <= 1 {
-        return y;
-    }
-    let k = st.pool as i64;
-    let pooled = format!("{p}_pool");
-    g.node(
-        "MaxPool",
-        &[&y],
-        &pooled,
-        &[
-            ("kernel_shape", Attr::Ints(vec![k, k])),
-            ("strides", Attr::Ints(vec![k, k])),
-        ],
-    );
-    g.qdq(&pooled, &sc, &zp)
 }
 
-/// The conv or dense node (the dense one behind a `Flatten` when fed a map).
+/// The conv or dense node on the float input `x`.
 fn layer_node(g: &mut Graph, p: &str, st: &PlanStage, x: &str) -> String {
     let (w, b) = (format!("{p}_w_dq"), format!("{p}_b_dq"));
     let y = if st.last {
@@ -274,9 +366,7 @@ fn layer_node(g: &mut Graph, p: &str, st: &PlanStage, x: &str) -> String {
             g.node("Conv", &[x, &w, &b], &y, &attrs);
         }
         Kind::Dense => {
-            let flat = format!("{p}_flat");
-            g.node("Flatten", &[x], &flat, &[("axis", Attr::Int(1))]);
-            g.node("Gemm", &[&flat, &w, &b], &y, &[("transB", Attr::Int(1))]);
+            g.node("Gemm", &[x, &w, &b], &y, &[("transB", Attr::Int(1))]);
         }
     }
     y
@@ -330,8 +420,27 @@ mod tests {
     fn graph_is_connected_and_keeps_the_blob_integers() {
         let blob = policy_core::test_support::random_blob(&netspec::COMPACT, 5);
         let plan = crate::lower_blob(&blob).expect("lowers");
-        let file = write(&plan);
-        let model = decode(&file).expect("a protobuf message");
+        for (flavour, elem, dims, act) in [
+            (Flavour::Exact, FLOAT, [1, 4, 80, 80], INT8),
+            (Flavour::Fast, UINT8, [1, 80, 80, 4], UINT8),
+        ] {
+            let types = check_graph(&plan, &write(&plan, flavour), elem, dims);
+            // Every activation zero point has the flavour's type.
+            for si in 0..4 {
+                assert_eq!(types[&format!("s{si}_zero_point")], act, "{flavour:?}");
+            }
+        }
+    }
+
+    /// Checks one file; returns the element type of each initializer.
+    fn check_graph(
+        plan: &Plan,
+        file: &[u8],
+        in_elem: i64,
+        in_dims: [i64; 4],
+    ) -> std::collections::HashMap<String, i64> {
+        let mut types = std::collections::HashMap::new();
+        let model = decode(file).expect("a protobuf message");
         let graph = decode(bytes_of(&model, 7)).expect("graph");
         // Every node input is the graph input, an initializer or an earlier output.
         let mut known: Vec<String> = vec!["input".into()];
@@ -339,6 +448,9 @@ mod tests {
         for t in field(&graph, 5) {
             let t = decode(bytes(t)).expect("tensor");
             let name = text(field(&t, 8)[0]).to_string();
+            if let Value::Varint(ty) = field(&t, 2)[0] {
+                types.insert(name.clone(), *ty as i64);
+            }
             if name.ends_with("_w") {
                 weights.extend(bytes(field(&t, 9)[0]).iter().map(|&b| b as i8));
             }
@@ -362,11 +474,28 @@ mod tests {
         assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), 3);
         assert_eq!(ops.iter().filter(|o| *o == "Gemm").count(), 2);
         assert_eq!(ops.iter().filter(|o| *o == "MaxPool").count(), 1);
+        // One flatten, on the quantized map before the first dense layer.
+        assert_eq!(ops.iter().filter(|o| *o == "Flatten").count(), 1);
         // The same multiset of int8 weights as the blob.
         let mut a: Vec<i8> = plan.stages.iter().flat_map(|s| s.weights.clone()).collect();
         a.sort_unstable();
         weights.sort_unstable();
         assert_eq!(a, weights);
+        // The declared input: element type and shape.
+        let input = decode(bytes(field(&graph, 11)[0])).expect("input");
+        let ty = decode(bytes(field(&input, 2)[0])).expect("type");
+        let tensor = decode(bytes(field(&ty, 1)[0])).expect("tensor type");
+        assert_eq!(field(&tensor, 1)[0], &Value::Varint(in_elem as u64));
+        let shape = decode(bytes(field(&tensor, 2)[0])).expect("shape");
+        let dims: Vec<i64> = field(&shape, 1)
+            .iter()
+            .map(|d| match field(&decode(bytes(d)).expect("dim"), 1)[0] {
+                Value::Varint(v) => *v as i64,
+                other => panic!("dim {other:?}"),
+            })
+            .collect();
+        assert_eq!(dims, in_dims);
+        types
     }
 
     fn bytes_of<'a>(fields: &'a [(u32, Value<'a>)], f: u32) -> &'a [u8] {

@@ -5,14 +5,24 @@
 //! first dense layer, and an int16 output `[1, 2]` equal to policy-core's
 //! int32 Q-values (`docs/interop.md`).
 //!
+//! The fast flavour ([`Flavour::Fast`]) keeps every integer and scale but
+//! writes a first conv whose stride is its kernel as `SPACE_TO_DEPTH` and a
+//! 1x1 conv (XNNPACK's int8 kernels here pad each kernel tap's channels to
+//! 64, so 4 channels per tap cost 16 times their work), the hidden dense
+//! layers as `FULLY_CONNECTED`, and the output layer as `DEQUANTIZE` and a
+//! float `FULLY_CONNECTED` (its weights the int8 values times their scale),
+//! so that XNNPACK takes the whole graph in one partition; float Q-values out.
+//!
 //! The model is first assembled as plain tensors and operators ([`TfGraph`]),
 //! then serialized with the `flatbuffers` builder, field by field.
 
 use crate::plan::{self, Kind, Plan, PlanStage};
+use crate::Flavour;
 use anyhow::{ensure, Result};
 use flatbuffers::{FlatBufferBuilder, TableFinishedWIPOffset, WIPOffset};
 
 // schema.fbs: TensorType
+const FLOAT32: i8 = 0;
 const INT8: i8 = 9;
 const INT16: i8 = 7;
 const INT32: i8 = 2;
@@ -21,6 +31,10 @@ const INT64: i8 = 4;
 const CONV_2D: (i32, i32) = (3, 3);
 const MAX_POOL_2D: (i32, i32) = (17, 2);
 const FULLY_CONNECTED: (i32, i32) = (9, 7);
+const FULLY_CONNECTED_INT8: (i32, i32) = (9, 4);
+const FULLY_CONNECTED_FLOAT: (i32, i32) = (9, 1);
+const DEQUANTIZE: (i32, i32) = (6, 2);
+const SPACE_TO_DEPTH: (i32, i32) = (26, 2);
 const RESHAPE: (i32, i32) = (22, 1);
 const PAD: (i32, i32) = (34, 2);
 const QUANTIZE: (i32, i32) = (114, 4);
@@ -29,6 +43,7 @@ const OPT_CONV: u8 = 1;
 const OPT_POOL: u8 = 5;
 const OPT_FC: u8 = 8;
 const OPT_RESHAPE: u8 = 17;
+const OPT_SPACE_TO_DEPTH: u8 = 19;
 const OPT_PAD: u8 = 22;
 // Padding, ActivationFunctionType.
 const SAME: i8 = 0;
@@ -110,6 +125,11 @@ pub enum Options {
     },
     /// `PadOptions` (empty).
     Pad,
+    /// `SpaceToDepthOptions`.
+    SpaceToDepth {
+        /// Block side.
+        block: i32,
+    },
     /// No options (`QUANTIZE`).
     None,
 }
@@ -154,6 +174,12 @@ impl TfGraph {
         self.tensors.len() as i32 - 1
     }
 
+    fn float_activation(&mut self, name: String, shape: Vec<i32>) -> i32 {
+        let t = self.activation(name, shape, FLOAT32, Quant::tensor(1.0, 0));
+        self.tensors[t as usize].quant = None;
+        t
+    }
+
     fn constant(
         &mut self,
         name: String,
@@ -185,15 +211,39 @@ impl TfGraph {
     fn shape_of(&self, t: i32) -> Vec<i32> {
         self.tensors[t as usize].shape.clone()
     }
+
+    /// Type and quantization of tensor `t`.
+    fn kind_of(&self, t: i32) -> (i8, Quant) {
+        let t = &self.tensors[t as usize];
+        (t.ty, t.quant.clone().unwrap_or(Quant::tensor(1.0, 0)))
+    }
+
+    /// `x` reshaped to `shape` (same type and quantization) unless it has it.
+    fn reshaped(&mut self, p: &str, x: i32, shape: Vec<i32>) -> i32 {
+        if self.shape_of(x) == shape {
+            return x;
+        }
+        let s = self.constant(
+            format!("{p}/shape"),
+            vec![dim(shape.len())],
+            INT32,
+            shape.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            None,
+        );
+        let (ty, q) = self.kind_of(x);
+        let y = self.activation(format!("{p}/flatten"), shape.clone(), ty, q);
+        self.op(RESHAPE, vec![x, s], y, Options::Reshape { shape });
+        y
+    }
 }
 
 /// Writes the plan as a TFLite flatbuffer.
-pub fn write(plan: &Plan) -> Result<Vec<u8>> {
-    Ok(serialize(&graph(plan)?))
+pub fn write(plan: &Plan, flavour: Flavour) -> Result<Vec<u8>> {
+    Ok(serialize(&graph(plan, flavour)?))
 }
 
 /// Assembles the tensors and operators of the plan.
-pub fn graph(plan: &Plan) -> Result<TfGraph> {
+pub fn graph(plan: &Plan, flavour: Flavour) -> Result<TfGraph> {
     let mut g = TfGraph {
         buffers: vec![Vec::new()],
         ..TfGraph::default()
@@ -202,9 +252,13 @@ pub fn graph(plan: &Plan) -> Result<TfGraph> {
     g.input = g.activation("input".into(), vec![1, 80, 80, 4], INT8, q_in);
     let mut x = g.input;
     for (si, st) in plan.stages.iter().enumerate() {
-        x = match st.kind {
-            Kind::Conv { .. } => conv_stage(&mut g, si, st, x)?,
-            Kind::Dense => dense_stage(&mut g, si, st, x),
+        let p = format!("stage{si}");
+        x = match (st.kind, st.last, flavour) {
+            (Kind::Conv { .. }, _, _) => conv_stage(&mut g, &p, st, x, flavour)?,
+            (Kind::Dense, false, Flavour::Exact) => dense_as_conv(&mut g, &p, st, x),
+            (Kind::Dense, false, Flavour::Fast) => dense_fc(&mut g, &p, st, x),
+            (Kind::Dense, true, Flavour::Exact) => output_int16(&mut g, &p, st, x),
+            (Kind::Dense, true, Flavour::Fast) => output_float(&mut g, &p, st, x),
         };
     }
     g.output = x;
@@ -260,51 +314,72 @@ fn params(g: &mut TfGraph, p: &str, st: &PlanStage, w_shape: Vec<i32>, bias_ty: 
     (w, b)
 }
 
-fn conv_stage(g: &mut TfGraph, si: usize, st: &PlanStage, mut x: i32) -> Result<i32> {
+/// The block side when a conv can run as `SPACE_TO_DEPTH` and a 1x1 conv:
+/// stride = kernel, no padding, a square input the kernel tiles. The OHWI
+/// weights of one output channel, `(ky * k + kx) * c + ic`, are then in
+/// `SPACE_TO_DEPTH`'s channel order.
+fn space_to_depth_block(st: &PlanStage) -> Option<usize> {
+    let Kind::Conv { k, stride, pad } = st.kind else {
+        return None;
+    };
+    let tiles = st.input.h == st.input.w && st.input.h.is_multiple_of(k);
+    (k > 1 && stride == k && pad == 0 && tiles).then_some(k)
+}
+
+/// An explicit `PAD` of `pad` on each side of the map `x` (TFLite pads with
+/// the zero point, real 0, as policy-core pads with 0).
+fn explicit_pad(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, pad: usize) -> i32 {
+    let (h, w) = (st.input.h + 2 * pad, st.input.w + 2 * pad);
+    let pads = [0, 0, pad, pad, pad, pad, 0, 0].map(|v| v as i32);
+    let pads = g.constant(
+        format!("{p}/paddings"),
+        vec![4, 2],
+        INT32,
+        pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        None,
+    );
+    let (ty, q) = g.kind_of(x);
+    let shape = vec![1, dim(h), dim(w), dim(st.input.c)];
+    let y = g.activation(format!("{p}/pad"), shape, ty, q);
+    g.op(PAD, vec![x, pads], y, Options::Pad);
+    y
+}
+
+/// The map `x` as `SPACE_TO_DEPTH` blocks of side `b`.
+fn space_to_depth(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, b: usize) -> i32 {
+    let (h, w) = (st.input.h / b, st.input.w / b);
+    let shape = vec![1, dim(h), dim(w), dim(b * b * st.input.c)];
+    let (ty, q) = g.kind_of(x);
+    let y = g.activation(format!("{p}/space_to_depth"), shape, ty, q);
+    let block = dim(b);
+    g.op(SPACE_TO_DEPTH, vec![x], y, Options::SpaceToDepth { block });
+    y
+}
+
+fn conv_stage(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, fl: Flavour) -> Result<i32> {
     let Kind::Conv { k, stride, pad } = st.kind else {
         return Ok(x);
-    };
-    let p = format!("stage{si}");
-    let (c_in, n) = (st.input.c, st.out_c());
-    let padding = match tflite_padding(st.input.h, st.pre_pool.h, k, stride, pad) {
-        Some(pd) => pd,
-        None => {
-            let q = g.tensors[x as usize]
-                .quant
-                .clone()
-                .unwrap_or(Quant::tensor(1.0, 0));
-            let ty = g.tensors[x as usize].ty;
-            let (h, w) = (st.input.h + 2 * pad, st.input.w + 2 * pad);
-            let pads = [0, 0, pad, pad, pad, pad, 0, 0].map(|v| v as i32);
-            let pads = g.constant(
-                format!("{p}/paddings"),
-                vec![4, 2],
-                INT32,
-                pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                None,
-            );
-            let y = g.activation(
-                format!("{p}/pad"),
-                vec![1, dim(h), dim(w), dim(c_in)],
-                ty,
-                q,
-            );
-            g.op(PAD, vec![x, pads], y, Options::Pad);
-            x = y;
-            VALID
-        }
     };
     ensure!(
         st.pre_pool.h == st.pre_pool.w,
         "{p}: only square maps are written"
     );
-    let (w, b) = params(g, &p, st, vec![dim(n), dim(k), dim(k), dim(c_in)], INT32);
+    let (c_in, n) = (st.input.c, st.out_c());
+    let block = space_to_depth_block(st).filter(|_| fl == Flavour::Fast);
+    let same = tflite_padding(st.input.h, st.pre_pool.h, k, stride, pad);
+    // The conv written: its input, kernel side, stride, padding, input channels.
+    let (x, kw, stride, padding, cw) = match (block, same) {
+        (Some(b), _) => (space_to_depth(g, p, st, x, b), 1, 1, VALID, b * b * c_in),
+        (None, Some(pd)) => (x, k, stride, pd, c_in),
+        (None, None) => (explicit_pad(g, p, st, x, pad), k, stride, VALID, c_in),
+    };
+    let (w, b) = params(g, p, st, vec![dim(n), dim(kw), dim(kw), dim(cw)], INT32);
     let q_out = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
     let (h, wd) = (dim(st.pre_pool.h), dim(st.pre_pool.w));
     let conv_name = if st.pool > 1 {
         format!("{p}/conv")
     } else {
-        p.clone()
+        p.to_string()
     };
     let y = g.activation(conv_name, vec![1, h, wd, dim(n)], INT8, q_out.clone());
     let stride = dim(stride);
@@ -313,7 +388,7 @@ fn conv_stage(g: &mut TfGraph, si: usize, st: &PlanStage, mut x: i32) -> Result<
         return Ok(y);
     }
     let (ph, pw) = (dim(st.output.h), dim(st.output.w));
-    let z = g.activation(p, vec![1, ph, pw, dim(n)], INT8, q_out);
+    let z = g.activation(p.to_string(), vec![1, ph, pw, dim(n)], INT8, q_out);
     g.op(MAX_POOL_2D, vec![y], z, Options::Pool { k: dim(st.pool) });
     Ok(z)
 }
@@ -321,65 +396,82 @@ fn conv_stage(g: &mut TfGraph, si: usize, st: &PlanStage, mut x: i32) -> Result<
 /// A hidden dense layer as a 1x1 `CONV_2D` on a `[1, 1, 1, inp]` map (LiteRT's
 /// reference `FULLY_CONNECTED` requantizes in double-precision float, its
 /// reference `CONV_2D` with the integer multiplier, like TFLite Micro and
-/// policy-core); the output layer as `QUANTIZE` (int8 to int16, scale kept:
-/// the u8 values) and a 16x8 `FULLY_CONNECTED` (int16 in, int64 bias) whose
-/// multiplier is exactly 1, so its int16 outputs are the int32 Q-values.
-fn dense_stage(g: &mut TfGraph, si: usize, st: &PlanStage, mut x: i32) -> i32 {
-    let p = format!("stage{si}");
-    let (inp, n) = (st.input.len(), st.out_c());
-    let q_in = g.tensors[x as usize]
-        .quant
-        .clone()
-        .unwrap_or(Quant::tensor(1.0, 0));
-    if st.last {
-        let wide = g.activation(
-            format!("{p}/int16"),
-            g.shape_of(x),
-            INT16,
-            Quant::tensor(st.in_scale, 0),
-        );
-        g.op(QUANTIZE, vec![x], wide, Options::None);
-        let (w, b) = params(g, &p, st, vec![dim(n), dim(inp)], INT64);
-        let y = g.activation(
-            "q_values".into(),
-            vec![1, dim(n)],
-            INT16,
-            Quant::tensor(st.out_scale, 0),
-        );
-        g.op(
-            FULLY_CONNECTED,
-            vec![wide, w, b],
-            y,
-            Options::Fc { relu: false },
-        );
-        return y;
-    }
-    let map = vec![1, 1, 1, dim(inp)];
-    if g.shape_of(x) != map {
-        let s = g.constant(
-            format!("{p}/shape"),
-            vec![4],
-            INT32,
-            map.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            None,
-        );
-        let y = g.activation(format!("{p}/flatten"), map.clone(), INT8, q_in);
-        g.op(RESHAPE, vec![x, s], y, Options::Reshape { shape: map });
-        x = y;
-    }
-    let (w, b) = params(g, &p, st, vec![dim(n), 1, 1, dim(inp)], INT32);
+/// policy-core).
+fn dense_as_conv(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
+    let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
+    let x = g.reshaped(p, x, vec![1, 1, 1, inp]);
+    let (w, b) = params(g, p, st, vec![n, 1, 1, inp], INT32);
     let q = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
-    let y = g.activation(p, vec![1, 1, 1, dim(n)], INT8, q);
+    let y = g.activation(p.to_string(), vec![1, 1, 1, n], INT8, q);
+    let conv = Options::Conv {
+        padding: VALID,
+        stride: 1,
+    };
+    g.op(CONV_2D, vec![x, w, b], y, conv);
+    y
+}
+
+/// A hidden dense layer as an int8 `FULLY_CONNECTED` (per-channel weights,
+/// fused ReLU) on a `[1, inp]` vector: the fast flavour.
+fn dense_fc(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
+    let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
+    let x = g.reshaped(p, x, vec![1, inp]);
+    let (w, b) = params(g, p, st, vec![n, inp], INT32);
+    let q = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
+    let y = g.activation(p.to_string(), vec![1, n], INT8, q);
     g.op(
-        CONV_2D,
+        FULLY_CONNECTED_INT8,
         vec![x, w, b],
         y,
-        Options::Conv {
-            padding: VALID,
-            stride: 1,
-        },
+        Options::Fc { relu: true },
     );
     y
+}
+
+/// The output layer as `QUANTIZE` (int8 to int16, scale kept: the u8
+/// values) and a 16x8 `FULLY_CONNECTED` (int16 in, int64 bias) whose
+/// multiplier is exactly 1, so its int16 outputs are the int32 Q-values.
+fn output_int16(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
+    let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
+    let q_wide = Quant::tensor(st.in_scale, 0);
+    let wide = g.activation(format!("{p}/int16"), g.shape_of(x), INT16, q_wide);
+    g.op(QUANTIZE, vec![x], wide, Options::None);
+    let (w, b) = params(g, p, st, vec![n, inp], INT64);
+    let q = Quant::tensor(st.out_scale, 0);
+    let y = g.activation("q_values".into(), vec![1, n], INT16, q);
+    let fc = Options::Fc { relu: false };
+    g.op(FULLY_CONNECTED, vec![wide, w, b], y, fc);
+    y
+}
+
+/// The output layer in float, the fast flavour: `DEQUANTIZE`, then a float
+/// `FULLY_CONNECTED` whose weights are the int8 weights times their scale
+/// and whose biases are the int32 biases times `s_in * s_w`: its outputs are
+/// policy-core's Q-values times the Q-value step, up to float rounding.
+fn output_float(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
+    let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
+    let s_w = st.filter_scales.first().copied().unwrap_or(1.0);
+    let real = g.float_activation(format!("{p}/float"), g.shape_of(x));
+    g.op(DEQUANTIZE, vec![x], real, Options::None);
+    let w = st.weights.iter().map(|&v| v as f32 * s_w);
+    let step = st.in_scale as f64 * s_w as f64;
+    let b = st.biases.iter().map(|&v| (v as f64 * step) as f32);
+    let w = g.constant(
+        format!("{p}/weights"),
+        vec![n, inp],
+        FLOAT32,
+        f32_bytes(w),
+        None,
+    );
+    let b = g.constant(format!("{p}/bias"), vec![n], FLOAT32, f32_bytes(b), None);
+    let y = g.float_activation("q_values".into(), vec![1, n]);
+    let fc = Options::Fc { relu: false };
+    g.op(FULLY_CONNECTED_FLOAT, vec![real, w, b], y, fc);
+    y
+}
+
+fn f32_bytes(v: impl Iterator<Item = f32>) -> Vec<u8> {
+    v.flat_map(f32::to_le_bytes).collect()
 }
 
 /// A model with one trivial operator (`RESHAPE` of an int8 `[1, 2]`): the
@@ -552,6 +644,10 @@ fn options(fbb: &mut FlatBufferBuilder, o: &Options) -> (u8, Table) {
             OPT_RESHAPE
         }
         Options::Pad => OPT_PAD,
+        Options::SpaceToDepth { block } => {
+            fbb.push_slot_always::<i32>(slot(0), block);
+            OPT_SPACE_TO_DEPTH
+        }
         Options::None => 0,
     };
     (tag, fbb.end_table(s))
@@ -562,15 +658,20 @@ mod tests {
     use super::*;
     use crate::fbread::Tab;
 
-    fn compact_graph() -> TfGraph {
+    fn compact_graph(flavour: Flavour) -> TfGraph {
         let blob = policy_core::test_support::random_blob(&netspec::COMPACT, 9);
-        graph(&crate::lower_blob(&blob).expect("lowers")).expect("graph")
+        graph(&crate::lower_blob(&blob).expect("lowers"), flavour).expect("graph")
     }
 
     #[test]
     fn flatbuffer_round_trips_through_an_independent_reader() {
-        let g = compact_graph();
-        let bytes = serialize(&g);
+        for flavour in Flavour::ALL {
+            round_trip(&compact_graph(flavour));
+        }
+    }
+
+    fn round_trip(g: &TfGraph) {
+        let bytes = serialize(g);
         assert_eq!(&bytes[4..8], b"TFL3");
         let model = Tab::root(&bytes).expect("root table");
         assert_eq!(model.u32(0), Some(3), "schema version");
@@ -614,7 +715,7 @@ mod tests {
 
     #[test]
     fn compact_lowers_to_the_expected_operators_and_padding() {
-        let g = compact_graph();
+        let g = compact_graph(Flavour::Exact);
         let codes: Vec<i32> = g.ops.iter().map(|o| o.code.0).collect();
         // conv 4x4/4 (VALID), pool, conv 3x3/1 pad 1 (SAME), conv 3x3/2 pad 1
         // on a 10x10 map (TFLite's SAME would pad 0 before and 1 after: an
@@ -643,6 +744,92 @@ mod tests {
                 g.tensors.iter().any(|t| t.name == *name),
                 "stage {i} output named"
             );
+        }
+    }
+
+    #[test]
+    fn fast_flavour_keeps_the_integers_in_its_own_operators() {
+        let (exact, fast) = (compact_graph(Flavour::Exact), compact_graph(Flavour::Fast));
+        let codes: Vec<(i32, i32)> = fast.ops.iter().map(|o| o.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                SPACE_TO_DEPTH,
+                CONV_2D,
+                MAX_POOL_2D,
+                CONV_2D,
+                PAD,
+                CONV_2D,
+                RESHAPE,
+                FULLY_CONNECTED_INT8,
+                DEQUANTIZE,
+                FULLY_CONNECTED_FLOAT
+            ]
+        );
+        assert_eq!(fast.ops[0].options, Options::SpaceToDepth { block: 4 });
+        // The first conv: 1x1 over 4 * 4 * 4 channels, the very OHWI bytes.
+        let by_name = |g: &TfGraph, n: &str| -> Tensor {
+            g.tensors.iter().find(|t| t.name == n).expect(n).clone()
+        };
+        let (we, wf) = (
+            by_name(&exact, "stage0/weights"),
+            by_name(&fast, "stage0/weights"),
+        );
+        assert_eq!(
+            (we.shape, wf.shape),
+            (vec![16, 4, 4, 4], vec![16, 1, 1, 64])
+        );
+        assert_eq!(
+            exact.buffers[we.buffer as usize],
+            fast.buffers[wf.buffer as usize]
+        );
+        assert_eq!(we.quant, wf.quant);
+        // Hidden dense weights unchanged, as [out, in].
+        let (de, df) = (
+            by_name(&exact, "stage3/weights"),
+            by_name(&fast, "stage3/weights"),
+        );
+        assert_eq!(df.shape, vec![256, 800]);
+        assert_eq!(
+            exact.buffers[de.buffer as usize],
+            fast.buffers[df.buffer as usize]
+        );
+        // Output layer: float weights = int8 weight x its scale.
+        let (oe, of) = (
+            by_name(&exact, "stage4/weights"),
+            by_name(&fast, "stage4/weights"),
+        );
+        let s = oe.quant.expect("quantized").scales[0];
+        let floats: Vec<f32> = fast.buffers[of.buffer as usize]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let ints = &exact.buffers[oe.buffer as usize];
+        assert_eq!(floats.len(), ints.len());
+        for (f, &i) in floats.iter().zip(ints) {
+            assert_eq!(*f, i as i8 as f32 * s);
+        }
+        let out = &fast.tensors[fast.output as usize];
+        assert_eq!(
+            (out.name.as_str(), out.ty, out.quant.is_none()),
+            ("q_values", FLOAT32, true)
+        );
+    }
+
+    #[test]
+    fn space_to_depth_only_where_the_kernel_tiles_the_input() {
+        let blob = |a: &netspec::Arch| policy_core::test_support::random_blob(a, 3);
+        for (arch, want) in [
+            (&netspec::COMPACT, true),
+            (&netspec::TINY, true),
+            (&netspec::CLASSIC, false),
+        ] {
+            let g = graph(
+                &crate::lower_blob(&blob(arch)).expect("lowers"),
+                Flavour::Fast,
+            )
+            .expect("graph");
+            assert_eq!(g.ops[0].code == SPACE_TO_DEPTH, want, "{}", arch.name);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use interop::{bench, Format};
+use interop::{bench, Flavour, Format};
 use quant::recording::Recording;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,11 @@ enum Cmd {
         /// tflite or onnx.
         #[arg(long)]
         format: Format,
+        /// exact (bit-exact under LiteRT's reference kernels and TFLite
+        /// Micro) or fast (the operators the optimized runtimes run fastest;
+        /// docs/interop.md).
+        #[arg(long, default_value = "exact")]
+        flavour: Flavour,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -70,11 +75,16 @@ enum Cmd {
         /// Rounds (ignored with --serve).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Run one round per line read from stdin and answer each with one
-        /// JSON line of per-decision nanoseconds per variant (`make peers`
-        /// interleaves these rounds with the other runtimes').
+        /// Run one round per line `round` read from stdin and answer each
+        /// with one JSON line of per-decision nanoseconds per variant (`make
+        /// peers` interleaves these rounds with the other runtimes'); answer
+        /// a line `q` with each variant's and engine's outputs on every stack.
         #[arg(long)]
         serve: bool,
+        /// Also time tract on an ONNX file, as LABEL=PATH (repeatable; needs
+        /// the `tract` feature). Its rows are named `tract:LABEL`.
+        #[arg(long)]
+        tract: Vec<String>,
     },
 }
 
@@ -100,8 +110,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Convert { blob, format, out } => {
-            println!("{}", interop::convert_file(&blob, format, &out)?);
+        Cmd::Convert {
+            blob,
+            format,
+            flavour,
+            out,
+        } => {
+            println!(
+                "{}",
+                interop::convert_file_as(&blob, format, flavour, &out)?
+            );
         }
         Cmd::Null { format, out } => {
             atomic::write_atomic(&out, &interop::null_model(format))?;
@@ -125,41 +143,82 @@ fn run() -> Result<()> {
             limit,
             rounds,
             serve,
-        } => bench_cmd(&read(&blob)?, &load_stacks(&frames, limit)?, rounds, serve)
-            .with_context(|| blob.display().to_string())?,
+            tract,
+        } => {
+            let stacks = load_stacks(&frames, limit)?;
+            let mut engines = engines(&tract, &stacks)?;
+            bench_cmd(&read(&blob)?, &stacks, &mut engines, rounds, serve)
+                .with_context(|| blob.display().to_string())?
+        }
     }
     Ok(())
 }
 
-fn bench_cmd(blob: &[u8], stacks: &[flappy::FrameStack], rounds: usize, serve: bool) -> Result<()> {
+/// Engines named on the command line (`--tract LABEL=PATH`), by row name.
+type Engines = Vec<(String, Box<dyn bench::Engine>)>;
+
+#[cfg(feature = "tract")]
+fn engines(specs: &[String], stacks: &[flappy::FrameStack]) -> Result<Engines> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (label, path) = spec
+                .split_once('=')
+                .with_context(|| format!("--tract {spec:?}: not LABEL=PATH"))?;
+            let t = interop::tract::Tract::load(Path::new(path), stacks)?;
+            Ok((
+                format!("tract:{label}"),
+                Box::new(t) as Box<dyn bench::Engine>,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "tract"))]
+fn engines(specs: &[String], _stacks: &[flappy::FrameStack]) -> Result<Engines> {
+    anyhow::ensure!(
+        specs.is_empty(),
+        "--tract: this interop was built without the `tract` feature \
+         (cargo build --release -p interop --features tract)"
+    );
+    Ok(Vec::new())
+}
+
+fn bench_cmd(
+    blob: &[u8],
+    stacks: &[flappy::FrameStack],
+    engines: &mut Engines,
+    rounds: usize,
+    serve: bool,
+) -> Result<()> {
     let mut table = Vec::new();
     let mut policies = bench::policies(blob, &mut table)?;
-    let mut one_round = || -> Vec<Vec<u64>> {
-        policies
-            .iter_mut()
-            .map(|p| bench::round(p, stacks))
-            .collect()
-    };
     if serve {
         let stdout = std::io::stdout();
         for line in std::io::stdin().lock().lines() {
-            line?;
-            let times = one_round();
-            let obj: serde_json::Map<String, serde_json::Value> = bench::VARIANTS
-                .iter()
-                .zip(times)
-                .map(|(name, t)| (name.to_string(), serde_json::json!(t)))
-                .collect();
+            let obj: serde_json::Map<String, serde_json::Value> = match line?.trim() {
+                "q" => outputs(&mut policies, engines, stacks)?,
+                _ => one_round(&mut policies, engines, stacks)?
+                    .into_iter()
+                    .map(|(name, t)| (name, serde_json::json!(t)))
+                    .collect(),
+            };
             let mut out = stdout.lock();
             writeln!(out, "{}", serde_json::Value::Object(obj))?;
             out.flush()?;
         }
         return Ok(());
     }
-    let mut all: Vec<Vec<u64>> = vec![Vec::new(); bench::VARIANTS.len()];
+    let mut all: Vec<(String, Vec<u64>)> = Vec::new();
     for _ in 0..rounds {
-        for (acc, t) in all.iter_mut().zip(one_round()) {
-            acc.extend(t);
+        for (i, (name, t)) in one_round(&mut policies, engines, stacks)?
+            .into_iter()
+            .enumerate()
+        {
+            match all.get_mut(i) {
+                Some((_, acc)) => acc.extend(t),
+                None => all.push((name, t)),
+            }
         }
     }
     println!(
@@ -167,11 +226,49 @@ fn bench_cmd(blob: &[u8], stacks: &[flappy::FrameStack], rounds: usize, serve: b
         stacks.len(),
         bench::timer_overhead_ns()
     );
-    for (name, mut t) in bench::VARIANTS.iter().zip(all) {
+    for (name, mut t) in all {
         println!(
             "{name}: median {:.1} us per decision",
             bench::median(&mut t) as f64 / 1e3
         );
     }
     Ok(())
+}
+
+/// One round of every policy-core variant and engine: per-decision nanoseconds by row name.
+fn one_round(
+    policies: &mut [policy_core::Policy],
+    engines: &mut Engines,
+    stacks: &[flappy::FrameStack],
+) -> Result<Vec<(String, Vec<u64>)>> {
+    let mut out: Vec<(String, Vec<u64>)> = bench::VARIANTS
+        .iter()
+        .zip(policies.iter_mut())
+        .map(|(name, p)| (name.to_string(), bench::round(p, stacks)))
+        .collect();
+    for (name, e) in engines.iter_mut() {
+        out.push((name.clone(), e.round()?));
+    }
+    Ok(out)
+}
+
+/// The outputs of every policy-core variant and engine on every stack, by row name.
+fn outputs(
+    policies: &mut [policy_core::Policy],
+    engines: &mut Engines,
+    stacks: &[flappy::FrameStack],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut obj = serde_json::Map::new();
+    for (name, p) in bench::VARIANTS.iter().zip(policies.iter_mut()) {
+        let q: Vec<[i32; policy_core::NUM_ACTIONS]> =
+            stacks.iter().map(|s| p.q_values(s)).collect();
+        obj.insert(name.to_string(), serde_json::json!(q));
+    }
+    for (name, e) in engines.iter_mut() {
+        let q = (0..stacks.len())
+            .map(|i| e.q_values(i))
+            .collect::<Result<Vec<_>>>()?;
+        obj.insert(name.clone(), serde_json::json!(q));
+    }
+    Ok(obj)
 }
