@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers bench-host
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -138,7 +138,8 @@ check: torch
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -q -p flappy-py --all-targets --features python -- -D warnings
-	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q -- -D warnings
+	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q --all-targets -- -D warnings
+	cd web && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo test -q
 
 test: setup check
 	cargo test --workspace --release
@@ -186,6 +187,22 @@ $(PEERS_STAMP): | $(INTEROP_STAMP)
 peers: interop-tools $(PEERS_STAMP)
 	scripts/quiet cargo build --release -q -p interop --features tract
 	$(INTEROP_ENV) scripts/quiet $(VENV)/bin/python interop/py/peers.py $(ARGS)
+
+# Host latency of policy-core per decision and per layer (firmware-sim's
+# policy-latency: batch 1, one thread, 2 000 stacks from the policy's own
+# games, 30 rounds, medians) for two builds: the default one (x86-64:
+# SSE2) and one for this CPU (-C target-cpu=native, in target/native:
+# AVX2, AVX-512, VNNI as the CPU has them); timed under scripts/quiet
+# (about a minute): results/policy-latency{,-native}.{json,md}.
+BENCH_BLOB ?= models/reference/policy.bin
+bench-host:
+	cargo build --release -q -p firmware-sim --bin policy-latency
+	CARGO_TARGET_DIR=$(CURDIR)/target/native RUSTFLAGS="-C target-cpu=native" \
+	  cargo build --release -q -p firmware-sim --bin policy-latency
+	scripts/quiet $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/policy-latency \
+	  --blob $(BENCH_BLOB) --results results/policy-latency $(ARGS)
+	scripts/quiet $(CURDIR)/target/native/release/policy-latency \
+	  --blob $(BENCH_BLOB) --results results/policy-latency-native $(ARGS)
 
 # The Python package (python/, docs/python.md): the pinned tools of its
 # tests, then the abi3 wheel that maturin builds, installed into the venv
@@ -364,8 +381,13 @@ $(WEB_STAMP): | $(TORCH_STAMP)
 	fi
 	touch $@
 
+# WEB_RUSTFLAGS: the module is built with WebAssembly SIMD (simd128: every
+# current browser has it), so policy-core's packed kernels run there too;
+# WEB_RUSTFLAGS= builds the scalar module.
+WEB_RUSTFLAGS ?= -C target-feature=+simd128
 web: mcu-tools
 	cd web && CARGO_TARGET_DIR=$(WEB_BUILD) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
+	  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(WEB_RUSTFLAGS)" \
 	  $(MCU_CARGO) build -Zbuild-std=core --release -q --target wasm32-unknown-unknown
 	python3 web/bundle.py $(WEB_WASM) $(WEB_BLOB) $(WEB_OUT)
 	@echo "web: open file://$(WEB_OUT)/index.html in a browser, or run make web-serve"

@@ -40,6 +40,7 @@
 //! table can never change what the policy computes.
 
 use crate::kernels::{init_bias, ConvGeom, Gather, Requant};
+use crate::SIMD_HOST;
 use flappy::obs::ROW_BYTES;
 use flappy::{Frame, FRAME_SIDE};
 
@@ -227,9 +228,9 @@ pub struct TableScratch<'s> {
     pub acc: &'s mut [i32],
     /// Running max of one pooled output row, `>= pooled_w * out_c`.
     pub pool_row: &'s mut [i32],
-    /// The 8-pixel windows of one output row, `>= WINDOW_CAP`.
-    pub windows: &'s mut [u8],
-    /// The table offsets of one output position.
+    /// The windows of one output row, four kernel rows a word, `>= WINDOW_CAP / 4`.
+    pub windows: &'s mut [u32],
+    /// Sums of one position for channel counts without their own code.
     pub gather: &'s mut Gather,
 }
 
@@ -251,18 +252,14 @@ pub fn conv1_table(
     let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
     // Kernel side 4 or 8 (`rows`): the window code is compiled for each.
     let four = g.k == 4;
-    let rows_n = g.in_c * g.k;
-    // Table entries are summed 4 words (8 channels) at a time when 8 divides
-    // the channels, else one word: offsets are counted in those units.
-    let entry = if oc_n.is_multiple_of(8) {
-        oc_n / 8
-    } else {
-        oc_n / 2
-    } as u32;
+    // Words of a window: its in_c * k kernel rows, four a word.
+    let wpw = g.in_c * g.k / 4;
     // The biases, once, as i32: each position's sums go straight into the
     // pooled row's running max.
     let bias = &mut s.acc[..oc_n];
     init_bias(bias, biases);
+    let nonneg = SIMD_HOST && crate::kernels::nonneg_multipliers(&rq);
+    let (sums, _) = s.gather.words();
     for py in 0..ph {
         let prow = &mut s.pool_row[..pw * oc_n];
         prow.fill(i32::MIN);
@@ -276,47 +273,54 @@ pub fn conv1_table(
             }
             // Output column ox = px * pool + dx (no division: the Cortex-M0
             // has none in hardware).
-            let (wins, dsts) = (s.windows.chunks_exact(rows_n), prow.chunks_exact_mut(oc_n));
-            let mut wins = wins.take(pw * pool);
-            let (offs, _) = s.gather.words();
-            for dst in dsts {
+            let mut wins = s.windows.chunks_exact(wpw).take(pw * pool);
+            for dst in prow.chunks_exact_mut(oc_n) {
                 for win in wins.by_ref().take(pool) {
-                    if four {
-                        position::<4>(win, entry, table, bias, dst, offs);
-                    } else {
-                        position::<8>(win, entry, table, bias, dst, offs);
+                    match (four, oc_n / 2) {
+                        (true, 4) => position::<4, 4>(win, table, bias, dst),
+                        (true, 8) => position::<4, 8>(win, table, bias, dst),
+                        (true, 16) => position::<4, 16>(win, table, bias, dst),
+                        (false, 4) => position::<8, 4>(win, table, bias, dst),
+                        (false, 8) => position::<8, 8>(win, table, bias, dst),
+                        (false, 16) => position::<8, 16>(win, table, bias, dst),
+                        (true, _) => position_any::<4>(win, table, &mut sums[..oc_n / 2], bias, dst),
+                        _ => position_any::<8>(win, table, &mut sums[..oc_n / 2], bias, dst),
                     }
                 }
             }
         }
         let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
-        for px in 0..pw {
-            rq.apply(&prow[px * oc_n..][..oc_n], &mut orow[px * oc_n..][..oc_n]);
+        for (acc, q) in prow.chunks_exact(oc_n).zip(orow.chunks_exact_mut(oc_n)) {
+            if SIMD_HOST && nonneg {
+                crate::kernels::requant_nonneg(&rq, acc, q);
+            } else {
+                rq.apply(acc, q);
+            }
         }
     }
 }
 
 /// The windows of one output row whose kernel rows start at input row `y0`:
-/// `windows[ox * rows_n + c * K + ky]` = the `K` pixels (first at bit `K -
-/// 1`) of frame `c`, row `y0 + ky`, padded columns `ox * stride ..`.
+/// kernel row `r = c * K + ky` (frame `c`, row `y0 + ky`) of window `ox` is
+/// byte `r % 4` of word `ox * wpw + r / 4` (`wpw = in_c * K / 4`): its `K`
+/// pixels at padded columns `ox * stride ..`, the first at bit `K - 1`.
 #[inline(never)]
 fn fill_windows<const K: usize>(
     frames: [&Frame; 4],
     g: &ConvGeom,
     y0: isize,
     out_w: usize,
-    windows: &mut [u8],
+    windows: &mut [u32],
 ) {
-    let rows_n = g.in_c * K;
-    for (c, frame) in frames.iter().enumerate().take(g.in_c) {
-        if K == NIBBLE && g.pad == 0 {
-            // A 4-wide kernel without padding (the only padding below 4
-            // that keeps windows on nibble boundaries): every window row is
-            // a nibble of its frame row (the stride is a multiple of 4), so
-            // a window's 4 rows are 4 bytes read
-            // side by side and one shift and mask, two windows a byte:
-            // about 10 instructions a window row on the Cortex-M0, against
-            // 38 for the bit-offset path below (its registers spill there).
+    let wpw = g.in_c * K / 4;
+    let windows = &mut windows[..out_w * wpw];
+    if K == NIBBLE && g.pad == 0 {
+        // A 4-wide kernel without padding (the only padding below 4 that
+        // keeps windows on nibble boundaries): every window row is a nibble
+        // of its frame row (the stride is a multiple of 4), so a window's 4
+        // rows of frame c are byte i of the 4 frame rows read side by side,
+        // shifted and masked: one word, two windows a byte.
+        for (c, frame) in frames.iter().enumerate().take(g.in_c) {
             let row = |ky: usize| -> &[u8; ROW_BYTES] {
                 let y = y0 + ky as isize;
                 let r = (0..FRAME_SIDE as isize)
@@ -325,42 +329,27 @@ fn fill_windows<const K: usize>(
                 r.and_then(|r| r.try_into().ok()).unwrap_or(&[0; ROW_BYTES])
             };
             let rows = [row(0), row(1), row(2), row(3)];
-            // Byte i of the 4 rows, side by side: windows 2i (high nibbles)
-            // and 2i + 1 (low nibbles) of this frame.
             let bytes =
                 |i: usize| u32::from_le_bytes([rows[0][i], rows[1][i], rows[2][i], rows[3][i]]);
-            let mut slots = windows[c * K..].chunks_mut(rows_n).take(out_w);
-            let mut put = |plane: u32| match slots.next() {
-                Some(w) => {
-                    w[..NIBBLE].copy_from_slice(&(plane & 0x0F0F_0F0F).to_le_bytes());
-                    true
-                }
-                None => false,
-            };
-            if g.stride == NIBBLE {
-                for i in 0..ROW_BYTES {
-                    let x = bytes(i);
-                    if !put(x >> NIBBLE) || !put(x) {
-                        break;
-                    }
-                }
-            } else {
-                // Window ox is nibble j = ox * stride / 4 of the rows.
-                for j in (0..2 * ROW_BYTES).step_by(g.stride / NIBBLE) {
-                    if !put(bytes(j / 2) >> (NIBBLE * (1 - j % 2))) {
-                        break;
-                    }
-                }
+            let mut slots = windows.iter_mut().skip(c).step_by(wpw);
+            // Nibble j of the rows (high nibble of byte j / 2 first) is the
+            // window at padded column 4 j: every (stride / 4)-th one is used.
+            for j in (0..2 * ROW_BYTES).step_by(g.stride / NIBBLE) {
+                let Some(w) = slots.next() else { break };
+                *w = (bytes(j / 2) >> (NIBBLE * (1 - j % 2))) & 0x0F0F_0F0F;
             }
-            continue;
         }
+        return;
+    }
+    windows.fill(0);
+    for (c, frame) in frames.iter().enumerate().take(g.in_c) {
         for ky in 0..K {
             let y = y0 + ky as isize;
-            let slots = windows[c * K + ky..].iter_mut().step_by(rows_n).take(out_w);
             if y < 0 || y as usize >= FRAME_SIDE {
-                slots.for_each(|w| *w = 0);
                 continue;
             }
+            let r = c * K + ky;
+            let slots = windows.iter_mut().skip(r / 4).step_by(wpw);
             // The row with 24 zero columns on the left (the most padding a
             // valid blob has) and zeros on the right: `ext` column e is
             // frame column e - 24, at bit 7 - e % 8 of byte e / 8.
@@ -373,7 +362,8 @@ fn fill_windows<const K: usize>(
             for w in slots {
                 let b = s / 8;
                 let pair = u16::from_be_bytes([ext[b & 31], ext[(b + 1) & 31]]);
-                *w = (pair >> (16 - K - s % 8)) as u8 & full::<K>();
+                let v = (pair >> (16 - K - s % 8)) as u8 & full::<K>();
+                *w |= (v as u32) << (8 * (r % 4));
                 s += g.stride;
             }
         }
@@ -385,151 +375,108 @@ const fn full<const K: usize>() -> u8 {
     ((1u16 << K) - 1) as u8
 }
 
-/// One output position: its window's table entries summed, the biases
-/// added, folded into the pooled row's running max `dst`.
+/// One output position of `2 * W` channels (two a word): its window's
+/// entries summed in registers ([`sum_window`]), the biases added, folded
+/// into the pooled row's running max `dst`.
 #[inline(never)]
-fn position<const K: usize>(
-    win: &[u8],
-    entry: u32,
+fn position<const K: usize, const W: usize>(
+    win: &[u32],
     table: &[u32],
     bias: &[i32],
     dst: &mut [i32],
-    offs: &mut [u32],
 ) {
-    let (n, units) = gather_entries::<K>(win, entry, offs);
-    sum_max(dst, bias, table, &offs[..n], units);
+    let mut s = [0u32; W];
+    let units = sum_window::<K>(win, table, &mut s);
+    unpack_max(dst, bias, &s, (OFFSET * units) as i32);
 }
 
-/// Offsets (in units of `entry`-sized table entries' `unit`s: the caller's
-/// chunk or word) of one window's entries (`win`: its kernel rows' pixels,
-/// `K` rows per frame) and the nibbles' worth they add: all-zero rows add
-/// nothing, each run of full rows of a frame its run entry, other rows an
-/// entry per non-zero nibble.
-#[inline(never)]
-fn gather_entries<const K: usize>(win: &[u8], entry: u32, offs: &mut [u32]) -> (usize, u32) {
-    let rows_n = win.len();
-    let nib = nibbles(K) as u32;
-    // At most 2 entries per row (a run takes the place of its rows).
-    let offs = &mut offs[..2 * rows_n];
-    let runs0 = (rows_n * nibbles(K) * PATTERNS) as u32;
-    let (mut n, mut units) = (0, 0u32);
-    for (c, plane) in win.chunks_exact(K).enumerate() {
-        let runs = runs0 + (c * runs(K)) as u32;
-        // Whole frames first: no pixel set (the sky), or all set.
-        let (mut any, mut all) = (0u32, u32::MAX);
-        for q in plane.chunks_exact(4) {
-            let v = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
-            any |= v;
-            all &= v;
-        }
-        if any == 0 {
-            continue;
-        }
-        if all == u32::from_le_bytes([full::<K>(); 4]) {
-            // n <= 2 * (rows so far): in bounds.
-            offs[n] = (runs + (run_base(K, 0) + K - 1) as u32) * entry;
-            n += 1;
-            units += nib * K as u32;
-            continue;
-        }
-        // Start of the current run of full rows, K when none.
-        let mut start = K;
-        for (ky, &b) in plane.iter().enumerate() {
-            if b == full::<K>() {
-                if start == K {
-                    start = ky;
-                }
-                continue;
-            }
-            // n <= 2 * (rows so far) - 1 here: every write below is in bounds.
-            if start != K {
-                offs[n] = (runs + (run_base(K, start) + ky - start - 1) as u32) * entry;
-                n += 1;
-                units += nib * (ky - start) as u32;
-                start = K;
-            }
-            if b == 0 {
-                continue;
-            }
-            let group = (nibbles(K) * (c * K + ky) * PATTERNS) as u32;
-            if K == 4 {
-                // One nibble: the whole row.
-                offs[n] = (group + b as u32) * entry;
-                n += 1;
-                units += 1;
-                continue;
-            }
-            let (hi, lo) = ((b >> 4) as u32, (b & 0xF) as u32);
-            offs[n] = (group + hi) * entry;
-            n += (hi != 0) as usize;
-            offs[n] = (group + PATTERNS as u32 + lo) * entry;
-            n += (lo != 0) as usize;
-            units += (hi != 0) as u32 + (lo != 0) as u32;
-        }
-        if start != K {
-            offs[n] = (runs + (run_base(K, start) + K - start - 1) as u32) * entry;
-            n += 1;
-            units += nib * (K - start) as u32;
-        }
-    }
-    (n, units)
+/// [`position`] for any even channel count, summing in `sums` (`out_c / 2` words).
+fn position_any<const K: usize>(
+    win: &[u32],
+    table: &[u32],
+    sums: &mut [u32],
+    bias: &[i32],
+    dst: &mut [i32],
+) {
+    sums.fill(0);
+    let units = sum_window::<K>(win, table, sums);
+    unpack_max(dst, bias, sums, (OFFSET * units) as i32);
 }
 
-/// `dst[oc] = max(dst[oc], bias[oc] + sum over offs of entry[oc] - OFFSET *
-/// units)`: 8 channels (4 words) per pass when they divide the entry, else
-/// 2; two 16-bit lanes per add.
+/// Sums into `s` (one word per two channels, `s.len()` words an entry) the
+/// table entries of one window (`win`, see [`fill_windows`]) and returns
+/// the nibbles' worth they add (the offsets to take off).
+///
+/// On the microcontrollers, where a branch costs an instruction or two: a
+/// frame with no pixel set under the window (the sky) costs a test, a frame
+/// with every pixel set one run entry, and otherwise each non-zero nibble
+/// its entry. On SIMD hosts every nibble adds its entry, the all-zero
+/// pattern (the offset alone) included: a fixed count of vector adds and no
+/// branch on the data, which a host would mispredict about every other
+/// nibble. The same sum either way: a nibble entry is the offset plus its
+/// set pixels' weights, a run entry that of its rows.
 #[inline(always)]
-fn sum_max(dst: &mut [i32], bias: &[i32], table: &[u32], offs: &[u32], units: u32) {
-    if offs.is_empty() {
-        // No pixel under the window (the sky): the biases alone.
-        for (d, &b) in dst.iter_mut().zip(bias) {
-            *d = (*d).max(b);
+fn sum_window<const K: usize>(win: &[u32], table: &[u32], s: &mut [u32]) -> u32 {
+    let (n, words) = (nibbles(K), s.len());
+    let mut add = |e: usize| {
+        if let Some(entry) = table.get(e * words..(e + 1) * words) {
+            // Lanes cannot carry: at most MAX_NIBBLES nibbles' worth of <= MAX_ENTRY.
+            for (a, &v) in s.iter_mut().zip(entry) {
+                *a = a.wrapping_add(v);
+            }
         }
-        return;
+    };
+    if SIMD_HOST {
+        for (wi, &word) in win.iter().enumerate() {
+            for (j, b) in word.to_le_bytes().into_iter().enumerate() {
+                let r = 4 * wi + j;
+                for h in 0..n {
+                    add((n * r + h) * PATTERNS + nibble::<K>(b, h));
+                }
+            }
+        }
+        return (4 * win.len() * n) as u32;
     }
-    let off = (OFFSET * units) as i32;
-    let words = dst.len() / 2;
-    if words.is_multiple_of(4) {
-        let (chunks, _) = table.as_chunks::<4>();
-        for b in 0..words / 4 {
-            // Offsets count chunks: chunk b of each entry.
-            let s = sum_chunks(&chunks[b.min(chunks.len())..], offs);
-            unpack_max(&mut dst[8 * b..8 * b + 8], &bias[8 * b..8 * b + 8], &s, off);
+    let runs0 = 4 * win.len() * n * PATTERNS;
+    let full_word = u32::from_le_bytes([full::<K>(); 4]);
+    let mut units = 0;
+    for (c, frame) in win.chunks_exact(K / 4).enumerate() {
+        if frame.iter().all(|&w| w == 0) {
+            continue;
         }
+        if frame.iter().all(|&w| w == full_word) {
+            add(runs0 + c * runs(K) + run_base(K, 0) + K - 1);
+            units += (n * K) as u32;
+            continue;
+        }
+        for (wi, &word) in frame.iter().enumerate() {
+            if word == 0 {
+                continue;
+            }
+            for (j, b) in word.to_le_bytes().into_iter().enumerate() {
+                let r = c * K + 4 * wi + j;
+                for h in 0..n {
+                    let p = nibble::<K>(b, h);
+                    if p != 0 {
+                        add((n * r + h) * PATTERNS + p);
+                        units += 1;
+                    }
+                }
+            }
+        }
+    }
+    units
+}
+
+/// Nibble `h` of a window row `b` of side `K`: for `K = 8` the high nibble
+/// (columns 0..3) first; for `K = 4` the row itself.
+#[inline(always)]
+fn nibble<const K: usize>(b: u8, h: usize) -> usize {
+    if K == 8 && h == 0 {
+        (b >> 4) as usize
     } else {
-        for w in 0..words {
-            let s = sum_words(table, offs, w);
-            unpack_max(
-                &mut dst[2 * w..2 * w + 2],
-                &bias[2 * w..2 * w + 2],
-                &[s],
-                off,
-            );
-        }
+        (b & 0xF) as usize
     }
-}
-
-/// Sums the chunk (4 words, 8 channels) at every listed offset (in chunks).
-/// Four accumulators: with eight, the Cortex-M4 build spilled them.
-#[inline(never)]
-fn sum_chunks(chunks: &[[u32; 4]], offs: &[u32]) -> [u32; 4] {
-    let (mut s0, mut s1, mut s2, mut s3) = (0u32, 0u32, 0u32, 0u32);
-    // Lanes cannot carry: at most MAX_NIBBLES nibbles' worth of <= MAX_ENTRY.
-    for &o in offs {
-        let [e0, e1, e2, e3] = chunks[o as usize];
-        s0 = s0.wrapping_add(e0);
-        s1 = s1.wrapping_add(e1);
-        s2 = s2.wrapping_add(e2);
-        s3 = s3.wrapping_add(e3);
-    }
-    [s0, s1, s2, s3]
-}
-
-/// Sums word `w` of every listed entry.
-#[inline(never)]
-fn sum_words(table: &[u32], offs: &[u32], w: usize) -> u32 {
-    offs.iter()
-        .fold(0u32, |s, &o| s.wrapping_add(table[o as usize + w]))
 }
 
 #[inline(always)]

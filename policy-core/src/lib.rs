@@ -39,10 +39,10 @@ pub mod test_support;
 pub use blob::{BlobError, Model};
 pub use flappy::{Action, Frame, FrameStack, FRAME_BYTES, FRAME_SIDE, STACK_LEN};
 pub use policy::{action_of, argmax, Policy, Scratch, PEAK_RAM_BYTES};
-#[cfg(feature = "std")]
-pub use requant::{multiplier_value, quantize_multiplier};
 #[cfg(feature = "trace")]
 pub use policy::{StageTrace, Trace};
+#[cfg(feature = "std")]
+pub use requant::{multiplier_value, quantize_multiplier};
 
 /// Capacity: at most this many layers in a blob.
 pub const MAX_LAYERS: usize = 8;
@@ -69,7 +69,7 @@ pub const MAX_K1: usize = if SMALL_RAM { 8 } else { 16 };
 /// [`BlobError::CapacityExceeded`], never a panic.
 pub const SMALL_RAM: bool = cfg!(feature = "caps-m0");
 /// Whether this target runs the u8 convs from weights re-laid at load time
-/// in pairs of input channels (`kernels::pairs`): the SIMD hosts, x86-64
+/// in groups of input channels (`kernels::packed`): the SIMD hosts, x86-64
 /// (SSE2 always; AVX2 / AVX-512 when the build enables them) and wasm32
 /// with `simd128`. The microcontrollers keep the zero-skipping gather
 /// kernels (and need no RAM for a copy of the weights).
@@ -77,7 +77,7 @@ pub const SIMD_HOST: bool = cfg!(any(
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
 ));
-/// Capacity: weight pairs (4 bytes each) re-laid at load time on
+/// Capacity: packed weight words (4 bytes each) re-laid at load time on
 /// [`SIMD_HOST`] targets, 0 elsewhere: 36 KiB, enough for every `netspec`
 /// architecture's u8 convs but `classic`'s (a conv that does not fit keeps
 /// the portable kernel).

@@ -18,7 +18,7 @@ pub struct Scratch {
     pool_row: [i32; POOL_ROW_CAP],
     rowsum: [i32; ROWSUM_CAP],
     rows: [u128; 4 * MAX_K1],
-    windows: [u8; WINDOW_CAP],
+    windows: [u32; WINDOW_CAP / 4],
     gather: Gather,
 }
 
@@ -35,7 +35,7 @@ impl Scratch {
             pool_row: [0; POOL_ROW_CAP],
             rowsum: [0; ROWSUM_CAP],
             rows: [0; 4 * MAX_K1],
-            windows: [0; WINDOW_CAP],
+            windows: [0; WINDOW_CAP / 4],
             gather: Gather::new(),
         }
     }
@@ -44,12 +44,12 @@ impl Scratch {
 // The u8 convs keep their biases (at most ACC_CAP) in the first conv's pooled row.
 const _: () = assert!(POOL_ROW_CAP >= ACC_CAP);
 
-/// The u8 convs' weights re-laid in pairs of input channels
-/// (`kernels::pairs`), on [`SIMD_HOST`] targets; empty elsewhere.
+/// The u8 convs' weights re-laid in groups of input channels
+/// (`kernels::packed`), on [`SIMD_HOST`] targets; empty elsewhere.
 #[derive(Clone)]
 struct Packed {
-    pairs: [[i16; 2]; PACK_CAP],
-    /// Where each stage's pairs lie (`None`: not packed, the portable kernel runs it).
+    words: [u32; PACK_CAP],
+    /// Where each stage's words lie (`None`: not packed, the portable kernel runs it).
     at: [Option<(usize, usize)>; MAX_LAYERS],
 }
 
@@ -58,7 +58,7 @@ impl Packed {
     #[inline(never)]
     const fn new() -> Self {
         Packed {
-            pairs: [[0; 2]; PACK_CAP],
+            words: [0; PACK_CAP],
             at: [None; MAX_LAYERS],
         }
     }
@@ -161,7 +161,7 @@ impl<'a> Policy<'a> {
         Ok(())
     }
 
-    /// Re-lays the u8 convs' weights in pairs while they fit [`PACK_CAP`]
+    /// Re-lays the u8 convs' weights in groups while they fit [`PACK_CAP`]
     /// ([`SIMD_HOST`] targets only).
     fn pack(&mut self) {
         self.packed.at = [None; MAX_LAYERS];
@@ -175,7 +175,7 @@ impl<'a> Policy<'a> {
                 continue;
             }
             let g = conv_geom(&layer.kind, st);
-            let free = &mut self.packed.pairs[used..];
+            let free = &mut self.packed.words[used..];
             if let Some(n) = kernels::pack(&g, layer.weights.0, free) {
                 self.packed.at[si] = Some((used, n));
                 used += n;
@@ -327,8 +327,8 @@ impl<'a> Policy<'a> {
                         let input = &cur[..st.input.len()];
                         match (SIMD_HOST, self.packed.at[si]) {
                             (true, Some((at, n))) => {
-                                let packed = &self.packed.pairs[at..at + n];
-                                kernels::conv_pairs(input, &g, packed, b, rq, s, &mut nxt[..]);
+                                let packed = &self.packed.words[at..at + n];
+                                kernels::conv_packed(input, &g, packed, b, rq, s, &mut nxt[..]);
                             }
                             _ => kernels::conv_u8(input, &g, w, b, rq, s, &mut nxt[..]),
                         }

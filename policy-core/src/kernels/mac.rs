@@ -5,7 +5,8 @@
 //!
 //! [`mac_gathered_ref`] is the portable reference; [`mac_gathered`] hands
 //! the blocks a target has a faster kernel for to it (the Cortex-M4's DSP
-//! multiply-accumulates, `super::dsp`) and gives the same integers.
+//! multiply-accumulates, `super::dsp`; the SIMD hosts' pairs of rows,
+//! `super::simd`) and gives the same integers.
 
 use super::gather::{Gather, GATHER_CAP};
 
@@ -111,7 +112,16 @@ pub fn mac_gathered(acc: &mut [i32], w: &[u8], g: &mut Gather) {
     }
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     let done = super::dsp::mac(acc, w, g);
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    let done = super::simd::mac_blocks16(acc, w, g.entries());
+    #[cfg(not(any(
+        all(target_arch = "arm", target_feature = "dsp"),
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
     let done = 0;
     mac_from(acc, w, g.entries(), done);
 }

@@ -5,14 +5,16 @@
 //! * [`conv1_binary`](fn@conv1_binary): the first conv, over the 4 binary frames (bit rows, no
 //!   multiplies), with its max-pool and requantization fused; the table form
 //!   of the same layer is [`crate::conv1_table`].
-//! * [`conv_u8`](fn@conv_u8): conv over u8 activations; [`conv_pairs`] the
-//!   same on SIMD hosts, from weights re-laid in pairs of input channels.
+//! * [`conv_u8`](fn@conv_u8): conv over u8 activations; [`conv_packed`]
+//!   the same on SIMD hosts, from weights re-laid in groups of input
+//!   channels (`packed`).
 //! * [`dense_acc`] / [`dense_u8`]: dense layers (the last one stops at the
 //!   accumulators: the Q-values).
 //! * `gather` and `mac`: the list of non-zero inputs and the shared
 //!   multiply-accumulate every kernel ends in; `dsp`: its Cortex-M4 form
 //!   (`target_feature = "dsp"`); `simd`: the vector multiply-add of the
-//!   SIMD hosts (x86-64, wasm32 `simd128`) for `pairs`. Those two are the
+//!   SIMD hosts (x86-64, wasm32 `simd128`) for `packed` and the dense
+//!   layers. Those two are the
 //!   crate's only `unsafe` code.
 //!
 //! All kernels put the output channel in the innermost loop, over contiguous
@@ -27,7 +29,7 @@ mod dense;
 mod dsp;
 mod gather;
 mod mac;
-mod pairs;
+mod packed;
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
@@ -43,9 +45,9 @@ pub use gather::Gather;
 pub use gather::GATHER_CAP;
 #[cfg(feature = "test-support")]
 pub use mac::{mac_gathered, mac_gathered_ref};
-pub use pairs::{conv_pairs, pack};
+pub use packed::{conv_packed, nonneg_multipliers, pack, requant_nonneg};
 #[cfg(feature = "test-support")]
-pub use pairs::{nonneg_multipliers, packed_len, requant_nonneg};
+pub use packed::{packed_len, GROUP};
 
 use crate::requant::requantize_relu;
 

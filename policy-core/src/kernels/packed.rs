@@ -1,13 +1,19 @@
 //! Convolution over u8 activations on SIMD hosts (x86-64, always with SSE2,
 //! wider with AVX2 / AVX-512 when the build enables them; wasm32 with
-//! `simd128`): the weights are re-laid at load time ([`pack`]) as pairs of
-//! input channels, `[tap][pair][oc] = (w[tap][2p][oc], w[tap][2p + 1][oc])`
-//! in i16, so that one step adds `x0 * w0 + x1 * w1` for every output
-//! channel at once, the shape of SSE2 `pmaddwd`, AVX2 `vpmaddwd` and wasm
-//! `i32x4.dot_i16x8_s`, which the compiler picks on its own for the plain
-//! loop in [`mac_pair`]. The window is walked densely: on these targets a
-//! branch on each input would cost more (mispredicted about half the time)
-//! than the multiply-adds it skips. Requantization is branch-free too
+//! `simd128`), from weights re-laid at load time ([`pack`]) in groups of
+//! [`GROUP`] input channels, one 32-bit word per group and output channel:
+//! `[tap][group][oc]`. A word holds
+//!
+//! * a pair `(w[tap][2p][oc], w[tap][2p + 1][oc])` in i16 (`GROUP` = 2),
+//!   so that one step adds `x0 * w0 + x1 * w1` for a vector of output
+//!   channels: SSE2 `pmaddwd`, AVX2 `vpmaddwd`, wasm `i32x4.dot_i16x8_s`;
+//! * or, where the build has the VNNI dot product (`avxvnni` or
+//!   `avx512vnni`), a quad of int8 weights (`GROUP` = 4): `vpdpbusd` adds
+//!   four u8 x int8 products per channel (exact: no saturation).
+//!
+//! The window is walked densely: on these targets a branch on each input
+//! would cost more (mispredicted about half the time) than the
+//! multiply-adds it skips. Requantization is branch-free too
 //! ([`requant_nonneg`]), so it vectorises as well.
 //!
 //! The integers are those of the portable [`super::conv_u8`] (exact i32
@@ -20,55 +26,65 @@
 use super::simd;
 use super::{ConvGeom, Requant};
 
-/// Pairs of input channels of a conv with `in_c` channels.
-const fn pairs(in_c: usize) -> usize {
-    in_c / 2
-}
+/// Input channels per packed word: 4 (int8 quads) where the build has the
+/// VNNI dot product, else 2 (i16 pairs).
+pub const GROUP: usize = if cfg!(all(
+    target_arch = "x86_64",
+    any(target_feature = "avxvnni", target_feature = "avx512vnni")
+)) {
+    4
+} else {
+    2
+};
 
-/// Weight pairs [`pack`] writes for a conv of geometry `g`; `None` if it
-/// has no pair layout (an odd input channel count).
+/// Words [`pack`] writes for a conv of geometry `g`; `None` if it has no
+/// packed layout (input channels not a multiple of [`GROUP`]).
 pub fn packed_len(g: &ConvGeom) -> Option<usize> {
     g.in_c
-        .is_multiple_of(2)
-        .then_some(g.k * g.k * pairs(g.in_c) * g.out_c)
+        .is_multiple_of(GROUP)
+        .then_some(g.k * g.k * (g.in_c / GROUP) * g.out_c)
 }
 
-/// Writes the pair layout of HWIO int8 `weights` (geometry `g`) into
+/// Writes the packed layout of HWIO int8 `weights` (geometry `g`) into
 /// `out[..n]`, `n = packed_len(g)`, and returns `n`; `None` (nothing
-/// written) if the conv has no pair layout or `out` is shorter.
-pub fn pack(g: &ConvGeom, weights: &[u8], out: &mut [[i16; 2]]) -> Option<usize> {
+/// written) if the conv has no packed layout or `out` is shorter.
+pub fn pack(g: &ConvGeom, weights: &[u8], out: &mut [u32]) -> Option<usize> {
     let n = packed_len(g)?;
     let out = out.get_mut(..n)?;
-    let (ic, oc, np) = (g.in_c, g.out_c, pairs(g.in_c));
-    let w = |t: usize, c: usize, o: usize| weights[(t * ic + c) * oc + o] as i8 as i16;
+    let (ic, oc, ng) = (g.in_c, g.out_c, g.in_c / GROUP);
+    let w = |t: usize, c: usize, o: usize| weights[(t * ic + c) * oc + o];
     for (i, slot) in out.iter_mut().enumerate() {
-        let (t, p, o) = (i / (np * oc), i / oc % np, i % oc);
-        *slot = [w(t, 2 * p, o), w(t, 2 * p + 1, o)];
+        let (t, q, o) = (i / (ng * oc), i / oc % ng, i % oc);
+        let c = GROUP * q;
+        *slot = if GROUP == 4 {
+            u32::from_le_bytes([w(t, c, o), w(t, c + 1, o), w(t, c + 2, o), w(t, c + 3, o)])
+        } else {
+            let half = |c| w(t, c, o) as i8 as i16 as u16 as u32;
+            half(c) | half(c + 1) << 16
+        };
     }
     Some(n)
 }
 
-/// `acc[o] += x0 * w[o][0] + x1 * w[o][1]`: one pair of inputs into every
-/// output channel (`pmaddwd` and an add per vector of channels).
+/// `acc[o] += sum over the group of x[j] * w[o][j]`: one group of inputs
+/// into every output channel (the portable form of the vector kernels).
 #[inline(always)]
-fn mac_pair(acc: &mut [i32], x0: u8, x1: u8, w: &[[i16; 2]]) {
-    let (x0, x1) = (x0 as i16 as i32, x1 as i16 as i32);
-    for (a, p) in acc.iter_mut().zip(w) {
-        *a += x0 * p[0] as i32 + x1 * p[1] as i32;
+fn mac_group(acc: &mut [i32], x: &[u8], w: &[u32]) {
+    for (a, &word) in acc.iter_mut().zip(w) {
+        *a += if GROUP == 4 {
+            let b = word.to_le_bytes();
+            (0..4).map(|j| x[j] as i32 * b[j] as i8 as i32).sum::<i32>()
+        } else {
+            x[0] as i32 * word as u16 as i16 as i32
+                + x[1] as i32 * (word >> 16) as u16 as i16 as i32
+        };
     }
 }
 
-/// Adds every tap of output `(oy, ox)`'s window that lies inside the
-/// input to `a` (one accumulator per output channel, `N` of them, or
-/// `out_c` when `N` is 0).
-#[inline(always)]
-fn window<const N: usize>(
-    a: &mut [i32],
-    input: &[u8],
-    g: &ConvGeom,
-    packed: &[[i16; 2]],
-    (oy, ox): (usize, usize),
-) {
+/// Adds every tap of output `(oy, ox)`'s window that lies inside the input
+/// to `a` (one accumulator per output channel), portably: for widths the
+/// vector kernels do not take.
+fn window(a: &mut [i32], input: &[u8], g: &ConvGeom, packed: &[u32], (oy, ox): (usize, usize)) {
     let (ic, oc) = (g.in_c, g.out_c);
     let (ky0, ky1) = super::conv_u8::taps(oy, g, g.in_h);
     let (kx0, kx1) = super::conv_u8::taps(ox, g, g.in_w);
@@ -76,27 +92,21 @@ fn window<const N: usize>(
         let iy = oy * g.stride + ky - g.pad;
         for kx in kx0..kx1 {
             let ix = ox * g.stride + kx - g.pad;
-            let px = input[(iy * g.in_w + ix) * ic..][..ic].as_chunks::<2>().0;
-            let taps = &packed[(ky * g.k + kx) * pairs(ic) * oc..][..pairs(ic) * oc];
-            if N > 0 {
-                for (x, w) in px.iter().zip(taps.as_chunks::<N>().0) {
-                    mac_pair(a, x[0], x[1], w);
-                }
-            } else {
-                for (x, w) in px.iter().zip(taps.chunks_exact(oc)) {
-                    mac_pair(a, x[0], x[1], w);
-                }
+            let px = &input[(iy * g.in_w + ix) * ic..][..ic];
+            let tap = &packed[(ky * g.k + kx) * (ic / GROUP) * oc..][..(ic / GROUP) * oc];
+            for (x, w) in px.chunks_exact(GROUP).zip(tap.chunks_exact(oc)) {
+                mac_group(a, x, w);
             }
         }
     }
 }
 
-/// The same output as [`super::conv_u8`] from the pair layout `packed`
+/// The same output as [`super::conv_u8`] from the packed layout `packed`
 /// ([`pack`] of the same weights).
-pub fn conv_pairs(
+pub fn conv_packed(
     input: &[u8],
     g: &ConvGeom,
-    packed: &[[i16; 2]],
+    packed: &[u32],
     biases: &[u8],
     rq: Requant,
     s: super::ConvScratch,
@@ -116,19 +126,19 @@ pub fn conv_pairs(
                 all(target_arch = "wasm32", target_feature = "simd128")
             ))]
             match oc_n / simd::LANES {
-                _ if !oc_n.is_multiple_of(simd::LANES) => window::<0>(acc, input, g, packed, at),
+                _ if !oc_n.is_multiple_of(simd::LANES) => window(acc, input, g, packed, at),
                 1 => simd::window::<1>(acc, input, g, packed, at),
                 2 => simd::window::<2>(acc, input, g, packed, at),
                 4 => simd::window::<4>(acc, input, g, packed, at),
                 8 => simd::window::<8>(acc, input, g, packed, at),
                 16 => simd::window::<16>(acc, input, g, packed, at),
-                _ => window::<0>(acc, input, g, packed, at),
+                _ => window(acc, input, g, packed, at),
             }
             #[cfg(not(any(
                 target_arch = "x86_64",
                 all(target_arch = "wasm32", target_feature = "simd128")
             )))]
-            window::<0>(acc, input, g, packed, at);
+            window(acc, input, g, packed, at);
             let q = &mut out[(oy * ow + ox) * oc_n..][..oc_n];
             if nonneg {
                 requant_nonneg(&rq, acc, q);

@@ -1,9 +1,12 @@
-//! The vector multiply-add of the SIMD hosts, for the pair kernels
-//! ([`super::pairs`]): `acc[o] += x0 * w0[o] + x1 * w1[o]` for a vector of
-//! output channels at once, from a pair of u8 inputs and the i16 weight
-//! pairs `(w0[o], w1[o])`, in one instruction: x86-64 `pmaddwd` (SSE2, 4
-//! channels; AVX2 `vpmaddwd`, 8 channels, when the build enables `avx2`)
-//! and wasm32 `i32x4.dot_i16x8_s` (`simd128`, 4 channels).
+//! The vector multiply-adds of the SIMD hosts: for the packed convs
+//! ([`super::packed`]), `acc[o] += sum over a group of inputs x[j] *
+//! w[o][j]` for a vector of output channels in one instruction, from a
+//! group of u8 inputs and each channel's packed weight word: x86-64
+//! `pmaddwd` on i16 pairs (SSE2, 4 channels; AVX2 `vpmaddwd`, 8 channels),
+//! `vpdpbusd` on int8 quads where the build has VNNI (`avxvnni`: 8
+//! channels; `avx512vnni`: 16), wasm32 `i32x4.dot_i16x8_s` (`simd128`, 4
+//! channels); for the dense layers, pairs of gathered rows
+//! ([`mac_blocks16`]).
 //!
 //! Why `unsafe` here (the crate's second allowed module, after the
 //! Cortex-M4 kernel in `super::dsp`): on x86-64 an intrinsic may only be
@@ -17,27 +20,85 @@
 //!
 //! The integers are those of the scalar kernels: `pmaddwd` and
 //! `i32x4.dot_i16x8_s` multiply i16 by i16 exactly and add two products in
-//! i32 (`2 * 255 * 128` fits), and the i32 sums are the same exact sums in
+//! i32 (`2 * 255 * 128` fits), `vpdpbusd` adds four u8 x int8 products to
+//! i32 without saturating, and the i32 sums are the same exact sums in
 //! another order (no partial sum can overflow: see `docs/quantization.md`).
 
 use super::conv_u8::taps;
+use super::packed::GROUP;
 use super::ConvGeom;
 
 #[cfg(target_arch = "x86_64")]
 mod isa {
-    #[cfg(not(target_feature = "avx2"))]
-    use core::arch::x86_64::{
-        __m128i as V, _mm_add_epi32 as add, _mm_loadu_si128 as loadu, _mm_madd_epi16 as madd,
-        _mm_set1_epi32 as splat, _mm_storeu_si128 as storeu,
-    };
-    #[cfg(target_feature = "avx2")]
-    use core::arch::x86_64::{
-        __m256i as V, _mm256_add_epi32 as add, _mm256_loadu_si256 as loadu,
-        _mm256_madd_epi16 as madd, _mm256_set1_epi32 as splat, _mm256_storeu_si256 as storeu,
-    };
+    use core::arch::x86_64::*;
+
+    /// The widest vector the build has: AVX-512 (with VNNI), AVX2, or SSE2.
+    #[cfg(target_feature = "avx512vnni")]
+    type V = __m512i;
+    #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avx2"))]
+    type V = __m256i;
+    #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avx2")))]
+    type V = __m128i;
 
     /// 32-bit lanes per vector.
     pub const LANES: usize = core::mem::size_of::<V>() / 4;
+
+    // SAFETY (for the four helpers): callers pass pointers to LANES
+    // readable (writable) i32 or words; the features are compiled in.
+    #[inline(always)]
+    unsafe fn loadu(p: *const u32) -> V {
+        #[cfg(target_feature = "avx512vnni")]
+        return _mm512_loadu_si512(p.cast());
+        #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avx2"))]
+        return _mm256_loadu_si256(p.cast());
+        #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avx2")))]
+        return _mm_loadu_si128(p.cast());
+    }
+    #[inline(always)]
+    unsafe fn storeu(p: *mut i32, v: V) {
+        #[cfg(target_feature = "avx512vnni")]
+        return _mm512_storeu_si512(p.cast(), v);
+        #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avx2"))]
+        return _mm256_storeu_si256(p.cast(), v);
+        #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avx2")))]
+        return _mm_storeu_si128(p.cast(), v);
+    }
+    #[inline(always)]
+    unsafe fn splat(x: i32) -> V {
+        #[cfg(target_feature = "avx512vnni")]
+        return _mm512_set1_epi32(x);
+        #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avx2"))]
+        return _mm256_set1_epi32(x);
+        #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avx2")))]
+        return _mm_set1_epi32(x);
+    }
+    #[inline(always)]
+    unsafe fn add(a: V, b: V) -> V {
+        #[cfg(target_feature = "avx512vnni")]
+        return _mm512_add_epi32(a, b);
+        #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avx2"))]
+        return _mm256_add_epi32(a, b);
+        #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avx2")))]
+        return _mm_add_epi32(a, b);
+    }
+    /// `acc` plus, per 32-bit lane, the dot product of the group `xx`
+    /// (u8 quad or i16 pair, the same in every lane) with the lane's word
+    /// of `w`: `vpdpbusd` (VNNI: u8 x int8, four products, no saturation)
+    /// or `pmaddwd` and an add (i16 x i16, two products).
+    #[inline(always)]
+    unsafe fn dot(acc: V, xx: V, w: V) -> V {
+        #[cfg(target_feature = "avx512vnni")]
+        return _mm512_dpbusd_epi32(acc, xx, w);
+        #[cfg(all(not(target_feature = "avx512vnni"), target_feature = "avxvnni"))]
+        return _mm256_dpbusd_avx_epi32(acc, xx, w);
+        #[cfg(all(not(target_feature = "avx512vnni"), not(target_feature = "avxvnni")))]
+        {
+            #[cfg(target_feature = "avx2")]
+            return _mm256_add_epi32(acc, _mm256_madd_epi16(xx, w));
+            #[cfg(not(target_feature = "avx2"))]
+            return _mm_add_epi32(acc, _mm_madd_epi16(xx, w));
+        }
+    }
 
     /// Accumulators of one output position: `NV` vectors of [`LANES`] channels.
     pub struct Acc<const NV: usize>([V; NV]);
@@ -47,11 +108,26 @@ mod isa {
         #[inline(always)]
         pub fn load(a: &[i32]) -> Self {
             let a = &a[..NV * LANES];
-            // SAFETY: an unaligned vector load of LANES i32 from a slice of
-            // exactly LANES elements; the build enables the load's feature.
+            // SAFETY: LANES i32 from a slice of exactly LANES elements.
             Acc(core::array::from_fn(|v| unsafe {
                 loadu(a[v * LANES..][..LANES].as_ptr().cast())
             }))
+        }
+
+        /// All zero.
+        #[inline(always)]
+        pub fn zero() -> Self {
+            // SAFETY: a register broadcast.
+            Acc([unsafe { splat(0) }; NV])
+        }
+
+        /// Adds `other` lane by lane.
+        #[inline(always)]
+        pub fn merge(&mut self, other: &Self) {
+            for (a, b) in self.0.iter_mut().zip(&other.0) {
+                // SAFETY: register arithmetic.
+                *a = unsafe { add(*a, *b) };
+            }
         }
 
         /// Stores into `a[..NV * LANES]`.
@@ -60,42 +136,104 @@ mod isa {
             let a = &mut a[..NV * LANES];
             for (v, x) in self.0.iter().enumerate() {
                 let dst = &mut a[v * LANES..][..LANES];
-                // SAFETY: an unaligned vector store of LANES i32 into a
-                // slice of exactly LANES elements; the feature is compiled in.
-                unsafe { storeu(dst.as_mut_ptr().cast(), *x) }
+                // SAFETY: LANES i32 into a slice of exactly LANES elements.
+                unsafe { storeu(dst.as_mut_ptr(), *x) }
             }
         }
 
-        /// All zero.
+        /// `a[o] += sum over j < GROUP of x[j] * w[o][j]` for the `NV *
+        /// LANES` channels of `w` (one packed word each).
         #[inline(always)]
-        pub fn zero() -> Self {
-            // SAFETY: a register broadcast; the feature is compiled in.
-            Acc([unsafe { splat(0) }; NV])
-        }
-
-        /// Adds `other` lane by lane.
-        #[inline(always)]
-        pub fn merge(&mut self, other: &Self) {
-            for (a, b) in self.0.iter_mut().zip(&other.0) {
-                // SAFETY: register-only arithmetic; the feature is compiled in.
-                *a = unsafe { add(*a, *b) };
-            }
-        }
-
-        /// `a[o] += x0 * w[o][0] + x1 * w[o][1]` for the `NV * LANES`
-        /// channels of `w`.
-        #[inline(always)]
-        pub fn mac_pair(&mut self, x0: u8, x1: u8, w: &[[i16; 2]]) {
+        pub fn mac(&mut self, x: &[u8], w: &[u32]) {
             let w = &w[..NV * LANES];
-            // SAFETY: a broadcast of a register (the feature is compiled in).
-            let xx = unsafe { splat((x0 as u32 | (x1 as u32) << 16) as i32) };
+            let xx = super::group(x);
+            // SAFETY: a register broadcast.
+            let xx = unsafe { splat(xx) };
             for (v, a) in self.0.iter_mut().enumerate() {
                 let src = &w[v * LANES..][..LANES];
-                // SAFETY: an unaligned load of LANES pairs (4 bytes each)
-                // from a slice of exactly LANES pairs, then register-only
-                // arithmetic; the features are compiled in.
-                unsafe { *a = add(*a, madd(xx, loadu(src.as_ptr().cast()))) };
+                // SAFETY: LANES words from a slice of exactly LANES words,
+                // then register arithmetic.
+                unsafe { *a = dot(*a, xx, loadu(src.as_ptr())) };
             }
+        }
+    }
+}
+
+/// `acc[l] += x0 * r0[l] + x1 * r1[l]` for `l < 16`, from two int8 weight
+/// rows of 16 channels: their bytes interleaved (`r0[l], r1[l]`),
+/// sign-extended to i16 pairs, one `pmaddwd` per 4 (SSE2) or 8 (AVX2)
+/// channels.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn mac_rows16(acc: &mut [i32; 16], x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+    use core::arch::x86_64::*;
+    let xx = (x0 as u32 | (x1 as u32) << 16) as i32;
+    // SAFETY: unaligned loads of 16 bytes from two 16-byte arrays, loads and
+    // stores of 4 (or 8) i32 within the 16 of `acc`, and register
+    // arithmetic; the features used are compiled in (SSE2 always on x86-64,
+    // AVX2 under its cfg).
+    unsafe {
+        let (a, b) = (
+            _mm_loadu_si128(r0.as_ptr().cast()),
+            _mm_loadu_si128(r1.as_ptr().cast()),
+        );
+        // Bytes r0[0], r1[0], r0[1], r1[1], ...: channels 0..7, then 8..15.
+        let (lo, hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+        #[cfg(target_feature = "avx2")]
+        {
+            let xx = _mm256_set1_epi32(xx);
+            for (half, v) in [lo, hi].into_iter().enumerate() {
+                let dst = acc[8 * half..][..8].as_mut_ptr().cast();
+                let prod = _mm256_madd_epi16(xx, _mm256_cvtepi8_epi16(v));
+                _mm256_storeu_si256(dst, _mm256_add_epi32(_mm256_loadu_si256(dst), prod));
+            }
+        }
+        #[cfg(not(target_feature = "avx2"))]
+        {
+            let xx = _mm_set1_epi32(xx);
+            // Bytes doubled then shifted: each byte sign-extended to i16.
+            let words = [
+                _mm_srai_epi16(_mm_unpacklo_epi8(lo, lo), 8),
+                _mm_srai_epi16(_mm_unpackhi_epi8(lo, lo), 8),
+                _mm_srai_epi16(_mm_unpacklo_epi8(hi, hi), 8),
+                _mm_srai_epi16(_mm_unpackhi_epi8(hi, hi), 8),
+            ];
+            for (q, v) in words.into_iter().enumerate() {
+                let dst = acc[4 * q..][..4].as_mut_ptr().cast();
+                let prod = _mm_madd_epi16(xx, v);
+                _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), prod));
+            }
+        }
+    }
+}
+
+/// `acc[l] += x0 * r0[l] + x1 * r1[l]` for `l < 16` (see the x86-64 form):
+/// `i8x16.shuffle` interleaves the rows, `i16x8.extend_*_i8x16`
+/// sign-extends, `i32x4.dot_i16x8_s` multiplies.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub fn mac_rows16(acc: &mut [i32; 16], x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+    use core::arch::wasm32::*;
+    let xx = i32x4_splat((x0 as u32 | (x1 as u32) << 16) as i32);
+    // SAFETY: unaligned 16-byte loads from two 16-byte arrays.
+    let (a, b) = unsafe { (v128_load(r0.as_ptr().cast()), v128_load(r1.as_ptr().cast())) };
+    let lo = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(a, b);
+    let hi = i8x16_shuffle::<8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31>(a, b);
+    let words = [
+        i16x8_extend_low_i8x16(lo),
+        i16x8_extend_high_i8x16(lo),
+        i16x8_extend_low_i8x16(hi),
+        i16x8_extend_high_i8x16(hi),
+    ];
+    for (q, v) in words.into_iter().enumerate() {
+        let dst = &mut acc[4 * q..][..4];
+        // SAFETY: a 16-byte load and store of exactly the 4 i32 of `dst`.
+        unsafe {
+            let cur = v128_load(dst.as_ptr().cast());
+            v128_store(
+                dst.as_mut_ptr().cast(),
+                i32x4_add(cur, i32x4_dot_i16x8(xx, v)),
+            );
         }
     }
 }
@@ -148,15 +286,15 @@ mod isa {
             }
         }
 
-        /// `a[o] += x0 * w[o][0] + x1 * w[o][1]` for the `NV * LANES`
-        /// channels of `w`.
+        /// `a[o] += x[0] * w[o][0] + x[1] * w[o][1]` for the `NV * LANES`
+        /// channels of `w` (one i16 pair each).
         #[inline(always)]
-        pub fn mac_pair(&mut self, x0: u8, x1: u8, w: &[[i16; 2]]) {
+        pub fn mac(&mut self, x: &[u8], w: &[u32]) {
             let w = &w[..NV * LANES];
-            let xx = i32x4_splat((x0 as u32 | (x1 as u32) << 16) as i32);
+            let xx = i32x4_splat(super::group(x));
             for (v, a) in self.0.iter_mut().enumerate() {
                 let src = &w[v * LANES..][..LANES];
-                // SAFETY: an unaligned 16-byte load from a slice of exactly 4 pairs.
+                // SAFETY: an unaligned 16-byte load from a slice of exactly 4 words.
                 let wv = unsafe { v128_load(src.as_ptr().cast()) };
                 *a = i32x4_add(*a, i32x4_dot_i16x8(xx, wv));
             }
@@ -166,22 +304,33 @@ mod isa {
 
 pub use isa::LANES;
 
+/// The group `x` (GROUP u8 inputs) as the word a vector lane multiplies:
+/// a u8 quad as is, or a pair widened to two i16.
+#[inline(always)]
+fn group(x: &[u8]) -> i32 {
+    if GROUP == 4 {
+        i32::from_le_bytes([x[0], x[1], x[2], x[3]])
+    } else {
+        (x[0] as u32 | (x[1] as u32) << 16) as i32
+    }
+}
+
 /// Accumulates output `(oy, ox)`'s window (every tap inside the input) into
-/// `acc[..NV * LANES]`, which holds the biases on entry: the pair layout of
-/// [`super::pairs::pack`] with `g.out_c == NV * LANES`.
+/// `acc[..NV * LANES]`, which holds the biases on entry: the packed layout
+/// of [`super::packed::pack`] with `g.out_c == NV * LANES`.
 #[inline(always)]
 pub fn window<const NV: usize>(
     acc: &mut [i32],
     input: &[u8],
     g: &ConvGeom,
-    packed: &[[i16; 2]],
+    packed: &[u32],
     (oy, ox): (usize, usize),
 ) {
     let (ic, oc) = (g.in_c, g.out_c);
-    let np = ic / 2;
-    // Two sets of accumulators, for even and odd pairs: each vector's chain
-    // of dependent adds is half as long (with four vectors or fewer, the
-    // latency of `pmaddwd` + add, not their throughput, would bound it).
+    let ng = ic / GROUP;
+    // Two sets of accumulators, for even and odd groups: each vector's
+    // chain of dependent adds is half as long (with few vectors, the
+    // latency of the multiply-add, not its throughput, would bound it).
     let (mut a, mut b) = (isa::Acc::<NV>::load(acc), isa::Acc::<NV>::zero());
     let (ky0, ky1) = taps(oy, g, g.in_h);
     let (kx0, kx1) = taps(ox, g, g.in_w);
@@ -190,20 +339,59 @@ pub fn window<const NV: usize>(
         for kx in kx0..kx1 {
             let ix = ox * g.stride + kx - g.pad;
             let px = &input[(iy * g.in_w + ix) * ic..][..ic];
-            let tap = &packed[(ky * g.k + kx) * np * oc..][..np * oc];
-            let (quads, rest) = px.as_chunks::<4>();
+            let tap = &packed[(ky * g.k + kx) * ng * oc..][..ng * oc];
+            let xs = px.chunks_exact(2 * GROUP);
             let rows = tap.chunks_exact(2 * oc);
-            let last = rows.remainder();
-            for (x, w) in quads.iter().zip(rows) {
+            let (x_last, w_last) = (xs.remainder(), rows.remainder());
+            for (x, w) in xs.zip(rows) {
+                let (x0, x1) = x.split_at(GROUP);
                 let (w0, w1) = w.split_at(oc);
-                a.mac_pair(x[0], x[1], w0);
-                b.mac_pair(x[2], x[3], w1);
+                a.mac(x0, w0);
+                b.mac(x1, w1);
             }
-            if let [x0, x1] = *rest {
-                a.mac_pair(x0, x1, last);
+            if !x_last.is_empty() {
+                a.mac(x_last, w_last);
             }
         }
     }
     a.merge(&b);
     a.store(acc);
+}
+
+/// Adds the gathered products (`[x, off]` entries, int8 rows `w[off..]`)
+/// to every whole block of 16 channels of `acc`, two entries at a time
+/// ([`mac_rows16`]), as `super::mac::mac_gathered_ref` would; returns the
+/// channels done (a multiple of 16).
+#[inline(always)]
+pub fn mac_blocks16(acc: &mut [i32], w: &[u8], ents: &[[u32; 2]]) -> usize {
+    let mut done = 0;
+    for block in acc.as_chunks_mut::<16>().0 {
+        let mut a = *block;
+        let (pairs, last) = ents.as_chunks::<2>();
+        for [e0, e1] in pairs {
+            mac_rows16(
+                &mut a,
+                e0[0] as u8,
+                e1[0] as u8,
+                row(w, e0, done),
+                row(w, e1, done),
+            );
+        }
+        if let Some(e) = last.first() {
+            let r = row(w, e, done);
+            mac_rows16(&mut a, e[0] as u8, 0, r, r);
+        }
+        *block = a;
+        done += 16;
+    }
+    done
+}
+
+/// The 16 weights of entry `e`'s row from channel `ob` on.
+#[inline(always)]
+fn row<'w>(w: &'w [u8], e: &[u32; 2], ob: usize) -> &'w [u8; 16] {
+    match w[e[1] as usize + ob..].first_chunk::<16>() {
+        Some(r) => r,
+        None => panic!("a gathered row ends past the weights"),
+    }
 }
