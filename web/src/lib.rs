@@ -15,7 +15,7 @@
 //! and calls [`load_blob`]; it reads the frame from [`paint`] (288x512 palette
 //! indices, colours at [`palette_ptr`]) and error text from [`message_ptr`].
 //! A bad blob leaves the previous policy loaded and playing.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 use core::cell::{Cell, UnsafeCell};
 use core::fmt::Write as _;
@@ -386,10 +386,53 @@ pub extern "C" fn palette_ptr() -> *const u8 {
 }
 
 /// Nothing here panics on outside input; a bug traps the module.
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     #[cfg(target_arch = "wasm32")]
     core::arch::wasm32::unreachable();
     #[cfg(not(target_arch = "wasm32"))]
     loop {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A static is lent once at a time: a second borrow while the first
+    /// lives traps instead of making two `&mut` to the same value.
+    #[test]
+    #[should_panic(expected = "borrowed twice")]
+    fn a_shared_static_is_lent_once_at_a_time() {
+        static S: Shared<u32> = Shared::new(0);
+        S.with(|a| S.with(|b| *a += *b));
+    }
+
+    /// Writes `bytes` where the page does and loads them.
+    fn load(bytes: &[u8]) -> u32 {
+        // SAFETY: no borrow of STAGING is live between two exports.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), staging_ptr(), bytes.len()) };
+        load_blob(bytes.len() as u32)
+    }
+
+    /// A policy plays; a bad file is refused with the parser's reason and
+    /// the loaded policy keeps playing, the same Q-values as before.
+    #[test]
+    fn a_bad_blob_leaves_the_loaded_policy_playing() {
+        let blob = include_bytes!("../../models/tiny/policy.bin");
+        assert_eq!(load(blob), 1);
+        start(0, 7);
+        decide();
+        let q = [q_value(0), q_value(1)];
+        assert_ne!(q, [0, 0]);
+        let mut bad = blob.to_vec();
+        bad[0] ^= 1;
+        assert_eq!(load(&bad), 0);
+        // SAFETY: the message lives in APP, not borrowed between exports.
+        let msg = unsafe { core::slice::from_raw_parts(message_ptr(), message_len() as usize) };
+        assert!(msg.starts_with(b"not a policy blob: "), "{msg:?}");
+        start(0, 7);
+        decide();
+        assert_eq!([q_value(0), q_value(1)], q);
+    }
 }
