@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers bench-host
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers peers-profile bench-host
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -185,8 +185,16 @@ $(PEERS_STAMP): | $(INTEROP_STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q $(PEERS_PY) || echo "OpenVINO not installed: make peers goes on without it"
 	touch $@
 peers: interop-tools $(PEERS_STAMP)
-	scripts/quiet cargo build --release -q -p interop --features tract
-	$(INTEROP_ENV) scripts/quiet $(VENV)/bin/python interop/py/peers.py $(ARGS)
+	$(INTEROP_ENV) scripts/quiet sh -c 'cargo build --release -q -p interop --features tract && \
+	  $(VENV)/bin/python interop/py/peers.py $(ARGS)'
+
+# Where LiteRT (per operator), ONNX Runtime and OpenVINO (their profilers)
+# spend their time on both flavours of the reference model, and XNNPACK's
+# 1x1 convolution by channel count (about 2 min, under scripts/quiet):
+# results/peers-profile.{json,md}. ARGS go to interop/py/profile_peers.py.
+peers-profile: interop-tools $(PEERS_STAMP)
+	$(INTEROP_ENV) scripts/quiet sh -c 'cargo build --release -q -p interop --features tract && \
+	  $(VENV)/bin/python interop/py/profile_peers.py $(ARGS)'
 
 # Host latency of policy-core per decision and per layer (firmware-sim's
 # policy-latency: batch 1, one thread, 2 000 stacks from the policy's own

@@ -126,7 +126,8 @@ def measure(model, rounds, limit, work):
     meta = json.load(open(os.path.join(files["trace"], "meta.json")))
     want = actions(np.load(os.path.join(files["trace"], meta["stages"][-1]["file"])))
     zero = [np.zeros((1, 2), np.float32)] * len(xs)
-    peers = runtimes.peers(files)
+    failures = []
+    peers = runtimes.peers(files, failures)
     bench = Bench(files, len(xs))
     times = {(name, fl): [] for name, fl, _, _ in peers}
     null = {name: [] for name, _, _, _ in peers}
@@ -149,19 +150,21 @@ def measure(model, rounds, limit, work):
     for r in rows:
         r["vs_policy_core"] = r["median_us"] / base
     rows.sort(key=lambda r: r["median_us"])
+    failed = [{"runtime": n, "flavour": f, "error": e} for n, f, e in failures]
     return {"model": model, "stacks": int(len(xs)), "rounds": rounds, "rows": rows,
-            "best": best_rows(rows)}
+            "failed": failed, "best": best_rows(rows, failed)}
 
 
-def best_rows(rows):
-    """Each runtime on its fastest flavour (rows sorted by median), with the
-    median of its other flavour."""
+def best_rows(rows, failed):
+    """Each runtime on its fastest flavour (rows sorted by median), with its
+    median on the other flavour ("fails" where it cannot load that file)."""
     best = []
     for r in rows:
         if any(b["runtime"] == r["runtime"] for b in best):
             continue
-        other = [o for o in rows if o["runtime"] == r["runtime"] and o is not r]
-        best.append(dict(r, other_flavour_us=other[0]["median_us"] if other else None))
+        other = [o["median_us"] for o in rows if o["runtime"] == r["runtime"] and o is not r]
+        fails = any(f["runtime"] == r["runtime"] for f in failed)
+        best.append(dict(r, other_flavour_us=other[0] if other else ("fails" if fails else None)))
     return best
 
 
@@ -215,6 +218,23 @@ def machine():
             "rustflags": os.environ.get("RUSTFLAGS", "") or "none (x86-64 baseline, runtime dispatch only)"}
 
 
+def cpu_busy_s():
+    """Seconds the whole machine's CPUs were busy and available, so far
+    (/proc/stat); (0, 0) where there is none."""
+    try:
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - v[3] - v[4]) / tick, sum(v) / tick
+
+
+def own_cpu_s():
+    """CPU seconds of this process and its waited-for children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def source_state():
     """The commit measured, and whether policy-core or interop had
     uncommitted changes (the binary is built from the working tree)."""
@@ -228,7 +248,9 @@ def source_state():
 
 
 def fmt_us(v):
-    return "—" if v is None else f"{v:.1f}"
+    if v is None or isinstance(v, str):
+        return v or "—"
+    return f"{v:.1f}"
 
 
 def render(report):
@@ -252,7 +274,8 @@ def render(report):
         "`fast`: the same integers in the operators the optimized runtimes run "
         "fastest, docs/interop.md) and is shown on its faster one; \"other flavour\" "
         f"is its median on the other. Python's timer costs {report['timer_overhead_ns']:.0f} ns "
-        "per reading.",
+        f"per reading. Other processes kept {100 * report['other_cpu_share']:.0f} % of the "
+        "machine's CPU time busy during the run (/proc/stat).",
         "",
     ]
     for mod in report["models"]:
@@ -270,6 +293,8 @@ def render(report):
                 f"{100 * r['action_agreement']:.2f} % | {fmt_us(r['other_flavour_us'])} |"
             )
         lines.append("")
+        for f in mod["failed"]:
+            lines += [f"{f['runtime']} cannot run the {f['flavour']} file: {f['error']}", ""]
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
     return "\n".join(lines) + "\n"
 
@@ -281,8 +306,11 @@ def main():
     ap.add_argument("--limit", type=int, default=None, help="at most this many stacks")
     ap.add_argument("--out", default=os.path.join(runtimes.REPO, "results", "peers"))
     a = ap.parse_args()
+    (busy0, total0), own0 = cpu_busy_s(), own_cpu_s()
     with tempfile.TemporaryDirectory() as work:
         models = [measure(m, a.rounds, a.limit, os.path.join(work, m)) for m in a.models.split(",")]
+    (busy1, total1), own1 = cpu_busy_s(), own_cpu_s()
+    other = max(busy1 - busy0 - (own1 - own0), 0.0) / max(total1 - total0, 1e-9)
     report = {
         "date": datetime.date.today().isoformat(),
         "command": "make peers",
@@ -290,6 +318,7 @@ def main():
         "threads": 1,
         "machine": machine(),
         "timer_overhead_ns": timer_overhead_ns(),
+        "other_cpu_share": other,
         "versions": versions(),
         "source": source_state(),
         "models": models,

@@ -212,10 +212,11 @@ def openvino_installed():
     return True
 
 
-def peers(files):
+def peers(files, failures=None):
     """Every available Python peer on every flavour, as (name, flavour,
     runner, null runner); a runtime that cannot load a flavour's file is
-    left out of that flavour (said on stderr)."""
+    left out of that flavour and listed in `failures` as (name, flavour,
+    the error's first line)."""
     kinds = [
         ("LiteRT + XNNPACK", lambda p: LiteRT(p, "xnnpack"), "tflite"),
         ("LiteRT built-in kernels", lambda p: LiteRT(p, "builtin"), "tflite"),
@@ -232,8 +233,11 @@ def peers(files):
             try:
                 runner = make(files[file_key(fmt, flavour)])
             except Exception as e:  # a runtime refusing a file is a result, not a crash
-                print(f"{name} cannot run the {flavour} {fmt} file: {e}".splitlines()[0],
-                      file=sys.stderr)
+                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+                why = (lines[-1] if lines else type(e).__name__)[:200]  # OpenVINO: the cause is last
+                print(f"{name} cannot run the {flavour} {fmt} file: {why}", file=sys.stderr)
+                if failures is not None:
+                    failures.append((name, flavour, why))
                 continue
             out.append((name, flavour, runner, null))
     return out

@@ -5,15 +5,17 @@
 //! float Q-values `[1, 2]` out. ONNX Runtime fuses the pattern into its
 //! integer kernels (`QLinearConv`, `QGemm`), which requantize in float, so
 //! its actions agree with policy-core's on nearly every frame but its
-//! integers are not guaranteed to be the same. A dense layer fed by a map
-//! flattens the quantized tensor, so that its `DequantizeLinear` feeds the
-//! `Gemm` directly (ONNX Runtime's pattern for `QGemm`).
+//! integers are not guaranteed to be the same.
 //!
 //! The fast flavour ([`Flavour::Fast`]) has policy-core's own activations,
 //! uint8 with zero point 0 (x86 runtimes multiply u8 by s8; ONNX Runtime's
 //! s8 x s8 convolutions are several times slower) and a uint8 NHWC input
 //! `[1, 80, 80, 4]` dequantized and then transposed (ONNX Runtime and
-//! OpenVINO both run NHWC inside and drop the transpose).
+//! OpenVINO both run NHWC inside and drop the transpose), and flattens the
+//! quantized map before the first dense layer, so that its
+//! `DequantizeLinear` feeds the `Gemm` directly: ONNX Runtime's pattern for
+//! its integer `QGemm` (with the flatten after the dequantization it
+//! dequantizes the 800 x 256 weights on every call and runs a float `Gemm`).
 
 use crate::pb::Msg;
 use crate::plan::{self, Kind, Plan, PlanStage};
@@ -83,29 +85,29 @@ impl Graph {
         );
     }
 
-    /// `v` as a float tensor, flattened to `[1, n]` first (on the integer
-    /// side, when quantized) when `flatten`.
-    fn float_input(&mut self, v: &Edge, flatten: bool, p: &str) -> String {
+    /// `v` as a float tensor, flattened to `[1, n]` when `flatten`: on the
+    /// integer side (before `DequantizeLinear`) when `int_side`.
+    fn float_input(&mut self, v: &Edge, flatten: bool, int_side: bool, p: &str) -> String {
+        let (mut x, quant) = match v {
+            Edge::Float(x) => (x.clone(), None),
+            Edge::Quant { q, scale, zp } => (q.clone(), Some((scale, zp))),
+        };
         let flat = format!("{p}_flat");
         let axis = [("axis", Attr::Int(1))];
-        match v {
-            Edge::Float(x) if flatten => {
-                self.node("Flatten", &[x], &flat, &axis);
-                flat
-            }
-            Edge::Float(x) => x.clone(),
-            Edge::Quant { q, scale, zp } => {
-                let src = if flatten {
-                    self.node("Flatten", &[q], &flat, &axis);
-                    flat
-                } else {
-                    q.clone()
-                };
-                let dq = format!("{p}_in");
-                self.node("DequantizeLinear", &[&src, scale, zp], &dq, &[]);
-                dq
+        if flatten && (int_side || quant.is_none()) {
+            self.node("Flatten", &[&x], &flat, &axis);
+            x = flat.clone();
+        }
+        if let Some((scale, zp)) = quant {
+            let dq = format!("{p}_in");
+            self.node("DequantizeLinear", &[&x, scale, zp], &dq, &[]);
+            x = dq;
+            if flatten && !int_side {
+                self.node("Flatten", &[&x], &flat, &axis);
+                x = flat;
             }
         }
+        x
     }
 }
 
@@ -121,11 +123,13 @@ enum Edge {
     Float(String),
 }
 
-/// How a flavour writes activations: ONNX type and zero point.
+/// How a flavour writes activations: ONNX type and zero point, and where a
+/// dense layer fed by a map flattens it.
 #[derive(Clone, Copy)]
 struct ActType {
     elem: i64,
     zero_point: u8,
+    flatten_quantized: bool,
 }
 
 impl ActType {
@@ -135,11 +139,13 @@ impl ActType {
             Flavour::Exact => ActType {
                 elem: INT8,
                 zero_point: plan::ACT_ZERO_POINT as u8,
+                flatten_quantized: false,
             },
             // policy-core's own u8 with zero point 0 (x86 runtimes' u8 x s8 path).
             Flavour::Fast => ActType {
                 elem: UINT8,
                 zero_point: 0,
+                flatten_quantized: true,
             },
         }
     }
@@ -266,7 +272,8 @@ fn model_bytes(g: &Graph, name: &str, input: &Msg, output: &Msg) -> Vec<u8> {
 fn stage(g: &mut Graph, si: usize, st: &PlanStage, x: &Edge, from_map: bool, act: ActType) -> Edge {
     let p = format!("s{si}");
     weights(g, &p, st);
-    let xin = g.float_input(x, from_map && st.kind == Kind::Dense, &p);
+    let flatten = from_map && st.kind == Kind::Dense;
+    let xin = g.float_input(x, flatten, act.flatten_quantized, &p);
     let acc = layer_node(g, &p, st, &xin);
     if st.last {
         return Edge::Float(acc);
@@ -474,7 +481,7 @@ mod tests {
         assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), 3);
         assert_eq!(ops.iter().filter(|o| *o == "Gemm").count(), 2);
         assert_eq!(ops.iter().filter(|o| *o == "MaxPool").count(), 1);
-        // One flatten, on the quantized map before the first dense layer.
+        // One flatten, before the first dense layer.
         assert_eq!(ops.iter().filter(|o| *o == "Flatten").count(), 1);
         // The same multiset of int8 weights as the blob.
         let mut a: Vec<i8> = plan.stages.iter().flat_map(|s| s.weights.clone()).collect();
