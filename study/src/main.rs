@@ -4,8 +4,6 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use study::{seed_run, Kind, Study, StudyPlan};
 
 /// Trains (or distils) once per seed with the defaults, scores every run on
@@ -100,11 +98,7 @@ struct DistilStudy {
 }
 
 fn main() {
-    trainer::alloc::keep_freed_memory();
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    trainer::cli::main_with(run);
 }
 
 fn run() -> Result<()> {
@@ -164,16 +158,9 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         threads: c.threads.max(1),
     };
     plan.validate()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: exiting without saving");
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl-C: saving a checkpoint and stopping (again to abort); the same command continues");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = trainer::cli::stop_on_ctrl_c(
+        "saving a checkpoint and stopping; the same command continues",
+    )?;
     let mut study = Study {
         name: plan.name.clone(),
         command,

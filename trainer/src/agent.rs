@@ -31,6 +31,28 @@ impl Adam {
         Adam { m, v, t: 0 }
     }
 
+    /// One Adam step on `loss`, a scalar computed from `net`, with `(lr,
+    /// eps, clip)` ([`Adam::step`]): `net`'s gradients zeroed, `loss`
+    /// backpropagated. Returns the loss; a loss that is not finite is an
+    /// error and changes nothing.
+    pub fn minimize(
+        &mut self,
+        net: &QNetwork,
+        loss: &Tensor,
+        (lr, eps, clip): (f64, f64, f64),
+    ) -> Result<f64> {
+        let lv = loss.double_value(&[]);
+        if !lv.is_finite() {
+            bail!("the loss is {lv}");
+        }
+        for mut p in net.vs.trainable_variables() {
+            p.zero_grad();
+        }
+        loss.backward();
+        self.step(net, lr, eps, clip)?;
+        Ok(lv)
+    }
+
     /// One Adam step on `net` from its current gradients, after clipping their
     /// global norm to `clip`. Returns the norm before clipping.
     pub fn step(&mut self, net: &QNetwork, lr: f64, eps: f64, clip: f64) -> Result<f64> {
@@ -203,19 +225,16 @@ impl Learner {
                 (q.huber_loss(&y, Reduction::None, cfg.huber_delta) * w).mean(Kind::Float)
             }
         };
-        let lv = loss.double_value(&[]);
-        if !lv.is_finite() {
-            bail!(
-                "loss is {lv} at update {} (diverged); the last good checkpoint is kept",
-                self.updates
-            );
-        }
-        for mut p in self.online.vs.trainable_variables() {
-            p.zero_grad();
-        }
-        loss.backward();
-        self.adam
-            .step(&self.online, lr, cfg.adam_eps, cfg.grad_clip)?;
+        let step = (lr, cfg.adam_eps, cfg.grad_clip);
+        let lv = self
+            .adam
+            .minimize(&self.online, &loss, step)
+            .with_context(|| {
+                format!(
+                    "at update {} (diverged); the last good checkpoint is kept",
+                    self.updates
+                )
+            })?;
         self.updates += 1;
         if let Some(ema) = &mut self.ema {
             ema.polyak_from(&self.online, cfg.policy_ema);

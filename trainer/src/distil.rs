@@ -262,9 +262,7 @@ impl<'a> Run<'a> {
     /// Between two iterations: pauses while asked to (`scripts/quiet`),
     /// reads the clock; `Some(interrupted)` when the run is over.
     fn tick(&mut self, stop: &AtomicBool) -> Option<bool> {
-        let bar = &self.bar;
-        self.clock.hold_if_asked(stop, |m| bar.println(m));
-        self.elapsed = self.clock.elapsed();
+        self.elapsed = self.bar.hold(&mut self.clock, stop);
         let cfg = self.cfg;
         self.progress = if cfg.total_updates > 0 {
             self.updates as f64 / cfg.total_updates as f64
@@ -341,19 +339,9 @@ impl<'a> Run<'a> {
             }
             let steps = self.act_steps.as_deref();
             let (l, agree) = loss(&self.student, &xs, &tq, cfg.adv_weight, steps);
-            let lv = l.double_value(&[]);
-            if !lv.is_finite() {
-                bail!(
-                    "the distillation loss is {lv} at update {} (diverged)",
-                    self.updates
-                );
-            }
-            for mut p in self.student.vs.trainable_variables() {
-                p.zero_grad();
-            }
-            l.backward();
-            self.adam
-                .step(&self.student, self.lr, cfg.adam_eps, cfg.grad_clip)?;
+            let step = (self.lr, cfg.adam_eps, cfg.grad_clip);
+            let lv = (self.adam.minimize(&self.student, &l, step))
+                .with_context(|| format!("distillation update {} (diverged)", self.updates))?;
             self.updates += 1;
             (self.last_loss, self.last_agree) = (lv, agree);
         }
@@ -535,11 +523,7 @@ mod tests {
         assert!(first > 1e-6, "{first}");
         for _ in 0..50 {
             let (l, _) = loss(&student, &xs, &tq, 4.0, None);
-            for mut p in student.vs.trainable_variables() {
-                p.zero_grad();
-            }
-            l.backward();
-            adam.step(&student, 1e-3, 1e-8, 10.0).unwrap();
+            adam.minimize(&student, &l, (1e-3, 1e-8, 10.0)).unwrap();
         }
         let last = loss(&student, &xs, &tq, 4.0, None).0.double_value(&[]);
         assert!(last < 0.2 * first, "{first} -> {last}");

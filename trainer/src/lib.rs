@@ -16,6 +16,7 @@ pub mod agent;
 pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod device;
 pub mod distil;

@@ -5,8 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use trainer::cli::stop_on_ctrl_c;
 use trainer::config::Config;
 use trainer::{bench, checkpoint, eval, quant, recording, report, train};
 
@@ -245,11 +244,7 @@ struct BenchArgs {
 }
 
 fn main() {
-    trainer::alloc::keep_freed_memory();
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    trainer::cli::main_with(run);
 }
 
 fn run() -> Result<()> {
@@ -293,22 +288,6 @@ fn cmd_curves(a: CurvesArgs) -> Result<()> {
     trainer::atomic::write_atomic_with(&a.out, |t| trainer::metrics::plot_time_to_score(&runs, t))?;
     println!("wrote {}", a.out.display());
     Ok(())
-}
-
-/// A flag the first Ctrl-C raises (saying `what` happens now); a second
-/// one exits at once.
-fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: exiting without saving");
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl-C: {what} (again to abort)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(stop)
 }
 
 fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {

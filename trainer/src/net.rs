@@ -53,33 +53,25 @@ impl QNetwork {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, l)| match *l {
-                Layer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    stride,
-                    pad,
-                } => {
-                    let cfg = nn::ConvConfig {
-                        stride: stride as i64,
-                        padding: pad as i64,
-                        ..Default::default()
-                    };
-                    let (i_c, o_c, k) = (in_c as i64, out_c as i64, k as i64);
-                    let conv = nn::conv2d(&root / format!("l{i}"), i_c, o_c, k, cfg);
-                    Op::Conv(conv, stride as i64, pad as i64)
+            .map(|(i, l)| {
+                let path = &root / format!("l{i}");
+                match *l {
+                    Layer::MaxPool { k } => Op::Pool(k as i64),
+                    Layer::Dense { inp, out } => {
+                        let linear = nn::linear(path, inp as i64, out as i64, Default::default());
+                        Op::Dense(linear, i + 1 < n)
+                    }
+                    Layer::Conv { stride, pad, .. } => {
+                        let ([out_c, in_c, k, _], _, _) = param_shapes(l).unwrap_or_default();
+                        let (stride, pad) = (stride as i64, pad as i64);
+                        let cfg = nn::ConvConfig {
+                            stride,
+                            padding: pad,
+                            ..Default::default()
+                        };
+                        Op::Conv(nn::conv2d(path, in_c, out_c, k, cfg), stride, pad)
+                    }
                 }
-                Layer::MaxPool { k } => Op::Pool(k as i64),
-                Layer::Dense { inp, out } => Op::Dense(
-                    nn::linear(
-                        &root / format!("l{i}"),
-                        inp as i64,
-                        out as i64,
-                        Default::default(),
-                    ),
-                    i + 1 < n,
-                ),
             })
             .collect();
         QNetwork { vs, arch, ops }

@@ -7,6 +7,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// Seconds between plain progress lines when stderr is not a terminal.
@@ -113,6 +114,13 @@ impl Progress {
                 self.message
             )
         }
+    }
+
+    /// Between two steps of a clocked loop: pauses while `clock` is asked
+    /// to (saying so here), then the budget seconds it has used.
+    pub fn hold(&self, clock: &mut crate::pause::Clock, stop: &AtomicBool) -> f64 {
+        clock.hold_if_asked(stop, |m| self.println(m));
+        clock.elapsed()
     }
 
     /// Prints `msg` above the bar (or as a line).

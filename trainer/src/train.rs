@@ -189,9 +189,7 @@ impl<'a> Run<'a> {
     /// Between two iterations: pauses while asked to (`scripts/quiet`),
     /// reads the clock, and says whether and why to stop.
     fn tick(&mut self, stop: &AtomicBool) -> Option<StopReason> {
-        let bar = &self.bar;
-        self.clock.hold_if_asked(stop, |m| bar.println(m));
-        self.elapsed = self.clock.elapsed();
+        self.elapsed = self.bar.hold(&mut self.clock, stop);
         if stop.load(Ordering::SeqCst) {
             return Some(StopReason::Interrupted);
         }

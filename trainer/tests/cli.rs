@@ -491,6 +491,26 @@ fn a_killed_run_resumes_with_its_replay_memory_and_finishes() {
 
 /// Fails cleanly: non-zero exit that is not a panic's (101), no panic or
 /// backtrace text, and exactly one line of stderr that is the error.
+/// `export --checkpoint ckpt --calib calib --out out`, then `extra`.
+fn export_args<'a>(
+    ckpt: &'a Path,
+    calib: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![
+        "export",
+        "--checkpoint",
+        s(ckpt),
+        "--calib",
+        s(calib),
+        "--out",
+        s(out),
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
 fn assert_clean_failure(o: &Output, what: &str) {
     let e = stderr(o);
     assert!(!o.status.success(), "{what}: succeeded\n{e}");
@@ -604,15 +624,7 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
     ] {
         add(
             format!("export --calib {}", f.display()),
-            vec![
-                "export",
-                "--checkpoint",
-                s(&ok),
-                "--calib",
-                s(f),
-                "--out",
-                s(&dir.join("p.bin")),
-            ],
+            export_args(&ok, f, &dir.join("p.bin"), &[]),
         );
     }
     add(
@@ -643,15 +655,7 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
     );
     add(
         "export --out unwritable".into(),
-        vec![
-            "export",
-            "--checkpoint",
-            s(&ok),
-            "--calib",
-            s(&rec),
-            "--out",
-            s(&unwritable),
-        ],
+        export_args(&ok, &rec, &unwritable, &[]),
     );
     add(
         "curves --out unwritable".into(),
@@ -715,17 +719,7 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
     );
     add(
         "export --percentile 150".into(),
-        vec![
-            "export",
-            "--checkpoint",
-            s(&ok),
-            "--calib",
-            s(&rec),
-            "--percentile",
-            "150",
-            "--out",
-            s(&dir.join("p.bin")),
-        ],
+        export_args(&ok, &rec, &dir.join("p.bin"), &["--percentile", "150"]),
     );
     add(
         "bench --seconds -1".into(),
