@@ -230,6 +230,11 @@ def main():
     ok_cal = abs(cal["instructions_per_tick_x1000"] - 1000 * per_tick) <= 10 * per_tick
     ok_flash = flash <= chip["flash"]
     ok_ram = ram <= chip["ram"]
+    # policy-core's PEAK_RAM_BYTES (working buffers + frame stack, printed by
+    # the host simulator, which has the M4's capacities) lives on the M4
+    # image's stack: the measured high water must hold it.
+    peak = host.get("peak_ram_bytes", 0) if chip is CHIPS["m4"] else 0
+    ok_peak = peak <= stack
     out = dict(mcu)
     out.update(
         flash_bytes=flash,
@@ -246,6 +251,8 @@ def main():
     print(f"decisions     mcu {mcu['decisions']}  host {host['decisions']}; scores mcu {mcu['scores']} host {host['scores']}  {mark(ok_dec)}")
     print(f"flash         {flash} B  (bar {chip['flash']}; firmware says {mcu['flash_bytes']})  {mark(ok_flash and ok_elf)}")
     print(f"ram           {ram} B = static {ram_static} + stack high water {stack}  (bar {chip['ram']})  {mark(ok_ram and ok_elf)}")
+    if peak:
+        print(f"decision RAM  policy-core PEAK_RAM_BYTES {peak} B <= stack high water {stack} B (the rest: game, loop, call frames)  {mark(ok_peak)}")
     print(f"instructions  {ipd['mean']} mean, {ipd['max']} max per decision  (bar {chip['instr']}: "
           f"{'ok' if ipd['max'] <= chip['instr'] else 'OVER, reported only'}); "
           f"{chip['mhz'] * 1e6 / max(ipd['mean'], 1):.1f} decisions/s at {chip['mhz']} MHz if one instruction took one cycle")
@@ -256,7 +263,7 @@ def main():
               f"{st.get('instructions_max', '?'):>9} max")
     print(f"layer split   second pass with stage marks (Policy::q_values_marked): checksum {mark(ok_split)}")
     print(f"host latency  {host['latency_ns_per_decision'] / 1e3:.1f} us/decision")
-    if not (ok_sum and ok_dec and ok_elf and ok_split and ok_cal and ok_flash and ok_ram):
+    if not (ok_sum and ok_dec and ok_elf and ok_split and ok_cal and ok_flash and ok_ram and ok_peak):
         sys.exit(1)
     if opts.get("results"):
         write_results(opts["results"], chip_key, chip, out, host, opts.get("command", "?"),

@@ -124,6 +124,7 @@ struct Report<'a> {
     game_state_bytes: usize,
     blob_bytes: usize,
     conv1_table_bytes: usize,
+    peak_ram_bytes: usize,
     checksum: &'a str,
 }
 
@@ -212,6 +213,7 @@ fn run(args: Args) -> Result<(), String> {
             game_state_bytes: game_bytes,
             blob_bytes: bytes.len(),
             conv1_table_bytes: 4 * table.len(),
+            peak_ram_bytes: policy_core::PEAK_RAM_BYTES,
             checksum: &checksum,
         };
         let j = serde_json::to_value(&j).map_err(|e| e.to_string())?;

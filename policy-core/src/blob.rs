@@ -473,101 +473,41 @@ impl<'a> Model<'a> {
         let mut shape = netspec::INPUT;
         let mut seen_dense = false;
         for (i, layer) in self.layers.iter().enumerate() {
-            let shape_err = BlobError::ShapeMismatch { layer: i };
             let last = i + 1 == n;
             let kind = layer.kind.to_netspec();
             // The shape rules are netspec's (sizes chain, kernels and windows fit).
             let next = netspec::next_shape(&kind, shape);
-            match kind {
+            shape = match kind {
                 netspec::Layer::MaxPool { k } => {
                     let prev_is_first_conv =
                         i == 1 && matches!(self.layers[0].kind, LayerKind::Conv2d { .. });
                     if !prev_is_first_conv || last {
                         return Err(BlobError::UnsupportedLayer { layer: i });
                     }
-                    if layer.relu {
-                        return Err(BlobError::BadRelu { layer: i });
-                    }
-                    empty_params(layer, i)?;
-                    let pooled = next.ok_or(shape_err)?;
-                    let st = stages
-                        .last_mut()
-                        .ok_or(BlobError::UnsupportedLayer { layer: i })?;
-                    st.pool = k;
-                    shape = pooled;
-                    st.output = shape;
-                    if exceeds(&[shape.w, shape.c], POOL_ROW_CAP) || shape.len() > ACT_CAP {
-                        return Err(BlobError::CapacityExceeded { layer: i });
-                    }
-                    continue;
+                    check_pool(layer, i, k, next, &mut stages)?
                 }
-                netspec::Layer::Conv {
-                    in_c,
-                    out_c,
-                    k,
-                    pad: p,
-                    ..
-                } => {
+                netspec::Layer::Conv { .. } => {
                     if seen_dense || last {
                         return Err(BlobError::UnsupportedLayer { layer: i });
                     }
-                    let out = next.ok_or(shape_err)?;
-                    if out_c > ACC_CAP {
-                        return Err(BlobError::CapacityExceeded { layer: i });
-                    }
-                    let is_next_pool = matches!(
-                        self.layers.get(i + 1).map(|l| l.kind),
-                        Some(LayerKind::MaxPool { .. })
-                    );
-                    if i == 0 {
-                        // Binary kernel: a k-bit window of a padded 80-bit row in a u128.
-                        if k > MAX_K1
-                            || exceeds(&[in_c, k, out_c], ROWSUM_CAP)
-                            || shape.w.saturating_add(p.saturating_mul(2)) > 128
-                        {
-                            return Err(BlobError::CapacityExceeded { layer: i });
-                        }
-                        // The running-max row holds one *output* row: the pooled width when a
-                        // pool follows (checked there), the conv's own width otherwise.
-                        if !is_next_pool && exceeds(&[out.w, out.c], POOL_ROW_CAP) {
-                            return Err(BlobError::CapacityExceeded { layer: i });
-                        }
-                    }
-                    // A length no memory can hold (the product overflows
-                    // `usize`, as ~1.7e10 does on 32-bit targets) is wrong too.
-                    let wlen = product(&[k, k, in_c, out_c]);
-                    check_len_of(layer.weights, wlen, i, Field::Weights)?;
-                    if !is_next_pool && out.len() > ACT_CAP {
-                        return Err(BlobError::CapacityExceeded { layer: i });
-                    }
-                    self.check_params(layer, i, out_c, false)?;
-                    let max_in: i64 = if i == 0 { 1 } else { 255 };
-                    for oc in 0..out_c {
-                        let sum = sum_abs_weights(layer.weights.0, oc, out_c);
-                        check_overflow(sum, max_in, le_i32(layer.biases.0, oc), i, oc)?;
-                    }
-                    push_stage(&mut stages, i, shape, out, last)?;
-                    shape = out;
+                    self.check_conv(i, kind, shape, next, &mut stages)?
                 }
                 netspec::Layer::Dense { inp, out } => {
                     if i == 0 {
                         return Err(BlobError::UnsupportedLayer { layer: i });
                     }
                     seen_dense = true;
-                    let o = next.ok_or(shape_err)?;
+                    let o = next.ok_or(BlobError::ShapeMismatch { layer: i })?;
                     if out > ACC_CAP || (!last && out > ACT_CAP) {
                         return Err(BlobError::CapacityExceeded { layer: i });
                     }
                     check_len_of(layer.weights, product(&[inp, out]), i, Field::Weights)?;
                     self.check_params(layer, i, out, last)?;
-                    for ch in 0..out {
-                        let sum = sum_abs_weights(layer.weights.0, ch, out);
-                        check_overflow(sum, 255, le_i32(layer.biases.0, ch), i, ch)?;
-                    }
+                    check_accumulators(layer, i, out, 255)?;
                     push_stage(&mut stages, i, shape, o, last)?;
-                    shape = o;
+                    o
                 }
-            }
+            };
         }
         let last = self.layers[n - 1];
         if !matches!(last.kind, LayerKind::Dense { .. }) {
@@ -577,6 +517,62 @@ impl<'a> Model<'a> {
             return Err(BlobError::BadOutput);
         }
         Ok(stages)
+    }
+
+    /// The checks of conv layer `i` (`kind`) on input `shape`, whose output
+    /// is `next` (`None`: it does not fit); its output shape.
+    fn check_conv(
+        &self,
+        i: usize,
+        kind: netspec::Layer,
+        shape: Shape,
+        next: Option<Shape>,
+        stages: &mut Stages,
+    ) -> Result<Shape, BlobError> {
+        let netspec::Layer::Conv {
+            in_c,
+            out_c,
+            k,
+            pad: p,
+            ..
+        } = kind
+        else {
+            return Err(BlobError::UnsupportedLayer { layer: i });
+        };
+        let layer = &self.layers[i];
+        let out = next.ok_or(BlobError::ShapeMismatch { layer: i })?;
+        if out_c > ACC_CAP {
+            return Err(BlobError::CapacityExceeded { layer: i });
+        }
+        let is_next_pool = matches!(
+            self.layers.get(i + 1).map(|l| l.kind),
+            Some(LayerKind::MaxPool { .. })
+        );
+        if i == 0 {
+            // Binary kernel: a k-bit window of a padded 80-bit row in a u128.
+            if k > MAX_K1
+                || exceeds(&[in_c, k, out_c], ROWSUM_CAP)
+                || shape.w.saturating_add(p.saturating_mul(2)) > 128
+            {
+                return Err(BlobError::CapacityExceeded { layer: i });
+            }
+            // The running-max row holds one *output* row: the pooled width when a
+            // pool follows (checked there), the conv's own width otherwise.
+            if !is_next_pool && exceeds(&[out.w, out.c], POOL_ROW_CAP) {
+                return Err(BlobError::CapacityExceeded { layer: i });
+            }
+        }
+        // A length no memory can hold (the product overflows `usize`, as
+        // ~1.7e10 does on 32-bit targets) is wrong too.
+        let wlen = product(&[k, k, in_c, out_c]);
+        check_len_of(layer.weights, wlen, i, Field::Weights)?;
+        if !is_next_pool && out.len() > ACT_CAP {
+            return Err(BlobError::CapacityExceeded { layer: i });
+        }
+        self.check_params(layer, i, out_c, false)?;
+        check_accumulators(layer, i, out_c, if i == 0 { 1 } else { 255 })?;
+        push_stage(stages, i, shape, out, false)?;
+        Ok(out)
     }
 
     fn check_params(
@@ -668,6 +664,42 @@ fn push_stage(
         last,
     };
     stages.push(st).map_err(|_| BlobError::Malformed)
+}
+
+/// The checks of max-pool layer `i` (window `k`), whose output is `next`
+/// (`None`: the window does not fit): fused into the last stage, its
+/// pooled shape.
+fn check_pool(
+    layer: &Layer,
+    i: usize,
+    k: usize,
+    next: Option<Shape>,
+    stages: &mut Stages,
+) -> Result<Shape, BlobError> {
+    if layer.relu {
+        return Err(BlobError::BadRelu { layer: i });
+    }
+    empty_params(layer, i)?;
+    let pooled = next.ok_or(BlobError::ShapeMismatch { layer: i })?;
+    let st = stages
+        .last_mut()
+        .ok_or(BlobError::UnsupportedLayer { layer: i })?;
+    st.pool = k;
+    st.output = pooled;
+    if exceeds(&[pooled.w, pooled.c], POOL_ROW_CAP) || pooled.len() > ACT_CAP {
+        return Err(BlobError::CapacityExceeded { layer: i });
+    }
+    Ok(pooled)
+}
+
+/// No accumulator of layer `i` (`out` channels, inputs up to `max_in`) can
+/// overflow ([`check_overflow`], channel by channel).
+fn check_accumulators(layer: &Layer, i: usize, out: usize, max_in: i64) -> Result<(), BlobError> {
+    for ch in 0..out {
+        let sum = sum_abs_weights(layer.weights.0, ch, out);
+        check_overflow(sum, max_in, le_i32(layer.biases.0, ch), i, ch)?;
+    }
+    Ok(())
 }
 
 /// `sum |w|` over output channel `o`'s weights (`o`, `o + out`, ...).
