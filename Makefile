@@ -208,9 +208,10 @@ bench-host:
 	CARGO_TARGET_DIR=$(CURDIR)/target/native RUSTFLAGS="-C target-cpu=native" \
 	  cargo build --release -q -p firmware-sim --bin policy-latency
 	scripts/quiet $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/policy-latency \
-	  --blob $(BENCH_BLOB) --results results/policy-latency $(ARGS)
+	  --blob $(BENCH_BLOB) --results results/policy-latency --build "make bench-host, default flags" $(ARGS)
 	scripts/quiet $(CURDIR)/target/native/release/policy-latency \
-	  --blob $(BENCH_BLOB) --results results/policy-latency-native $(ARGS)
+	  --blob $(BENCH_BLOB) --results results/policy-latency-native \
+	  --build "make bench-host, RUSTFLAGS=-C target-cpu=native" $(ARGS)
 
 # The Python package (python/, docs/python.md): the pinned tools of its
 # tests, then the abi3 wheel that maturin builds, installed into the venv

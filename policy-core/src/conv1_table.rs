@@ -283,7 +283,9 @@ pub fn conv1_table(
                         (false, 4) => position::<8, 4>(win, table, bias, dst),
                         (false, 8) => position::<8, 8>(win, table, bias, dst),
                         (false, 16) => position::<8, 16>(win, table, bias, dst),
-                        (true, _) => position_any::<4>(win, table, &mut sums[..oc_n / 2], bias, dst),
+                        (true, _) => {
+                            position_any::<4>(win, table, &mut sums[..oc_n / 2], bias, dst)
+                        }
                         _ => position_any::<8>(win, table, &mut sums[..oc_n / 2], bias, dst),
                     }
                 }

@@ -41,6 +41,10 @@ struct Args {
     /// Write PREFIX.json and PREFIX.md.
     #[arg(long, value_name = "PREFIX")]
     results: Option<PathBuf>,
+    /// How the binary was built (the results state it, e.g. the RUSTFLAGS;
+    /// the instruction-set extensions compiled in are listed anyway).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    build: String,
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -257,6 +261,7 @@ fn write_results(
         "rounds": args.rounds,
         "seed": args.seed,
         "conv1_table": true,
+        "build": args.build,
         "build_features": feats,
         "cpu": cpu,
         "decision_us": {"median": us(dec), "best": us(dec_min)},
@@ -279,12 +284,17 @@ fn write_results(
         "# policy-core on the host: microseconds per decision\n\n\
          Batch 1, one thread, `{}` ({} B, conv1 nibble table attached), {} stacks recorded \
          from the policy's own games (seed {}), {} rounds; median over rounds (fastest round).\n\
-         Build: {}. CPU: {}.\n\n| layer | median us | best us |\n|---|---:|---:|\n",
+         Build: {}{}. CPU: {}.\n\n| layer | median us | best us |\n|---|---:|---:|\n",
         args.blob.display(),
         bytes.len(),
         args.stacks,
         args.seed,
         args.rounds,
+        if args.build.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", args.build)
+        },
         feats.join(", "),
         cpu
     );

@@ -159,81 +159,148 @@ mod isa {
     }
 }
 
-/// `acc[l] += x0 * r0[l] + x1 * r1[l]` for `l < 16`, from two int8 weight
-/// rows of 16 channels: their bytes interleaved (`r0[l], r1[l]`),
-/// sign-extended to i16 pairs, one `pmaddwd` per 4 (SSE2) or 8 (AVX2)
-/// channels.
+/// 16 output channels' accumulators of a dense layer, in registers, and
+/// the step that adds two gathered rows: `acc[l] += x0 * r0[l] + x1 *
+/// r1[l]`, the rows' bytes interleaved (`r0[l], r1[l]`), sign-extended to
+/// i16 pairs and multiplied pair-wise: `vpdpwssd` over 16 channels with
+/// AVX-512 (VNNI, BW), `vpmaddwd` over 8 with AVX2, `pmaddwd` over 4 with
+/// SSE2.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub fn mac_rows16(acc: &mut [i32; 16], x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+mod rows {
     use core::arch::x86_64::*;
-    let xx = (x0 as u32 | (x1 as u32) << 16) as i32;
-    // SAFETY: unaligned loads of 16 bytes from two 16-byte arrays, loads and
-    // stores of 4 (or 8) i32 within the 16 of `acc`, and register
-    // arithmetic; the features used are compiled in (SSE2 always on x86-64,
-    // AVX2 under its cfg).
-    unsafe {
-        let (a, b) = (
-            _mm_loadu_si128(r0.as_ptr().cast()),
-            _mm_loadu_si128(r1.as_ptr().cast()),
-        );
-        // Bytes r0[0], r1[0], r0[1], r1[1], ...: channels 0..7, then 8..15.
-        let (lo, hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
-        #[cfg(target_feature = "avx2")]
-        {
-            let xx = _mm256_set1_epi32(xx);
-            for (half, v) in [lo, hi].into_iter().enumerate() {
-                let dst = acc[8 * half..][..8].as_mut_ptr().cast();
-                let prod = _mm256_madd_epi16(xx, _mm256_cvtepi8_epi16(v));
-                _mm256_storeu_si256(dst, _mm256_add_epi32(_mm256_loadu_si256(dst), prod));
+
+    #[cfg(all(target_feature = "avx512vnni", target_feature = "avx512bw"))]
+    type V = __m512i;
+    #[cfg(all(
+        not(all(target_feature = "avx512vnni", target_feature = "avx512bw")),
+        target_feature = "avx2"
+    ))]
+    type V = __m256i;
+    #[cfg(all(
+        not(all(target_feature = "avx512vnni", target_feature = "avx512bw")),
+        not(target_feature = "avx2")
+    ))]
+    type V = __m128i;
+    const N: usize = 64 / core::mem::size_of::<V>();
+
+    pub struct Rows16([V; N]);
+
+    impl Rows16 {
+        /// Loads the 16 accumulators.
+        #[inline(always)]
+        pub fn load(a: &[i32; 16]) -> Self {
+            // SAFETY: unaligned loads of the 64 bytes of `a`, one vector at
+            // a time (N vectors of 64 / N bytes); the feature is compiled in.
+            Rows16(core::array::from_fn(|v| unsafe {
+                core::ptr::read_unaligned(a[v * 16 / N..].as_ptr().cast::<V>())
+            }))
+        }
+
+        /// Stores the 16 accumulators.
+        #[inline(always)]
+        pub fn store(&self, a: &mut [i32; 16]) {
+            for (v, x) in self.0.iter().enumerate() {
+                // SAFETY: an unaligned store of 64 / N bytes inside the 64 of `a`.
+                unsafe { core::ptr::write_unaligned(a[v * 16 / N..].as_mut_ptr().cast::<V>(), *x) }
             }
         }
-        #[cfg(not(target_feature = "avx2"))]
-        {
-            let xx = _mm_set1_epi32(xx);
-            // Bytes doubled then shifted: each byte sign-extended to i16.
-            let words = [
-                _mm_srai_epi16(_mm_unpacklo_epi8(lo, lo), 8),
-                _mm_srai_epi16(_mm_unpackhi_epi8(lo, lo), 8),
-                _mm_srai_epi16(_mm_unpacklo_epi8(hi, hi), 8),
-                _mm_srai_epi16(_mm_unpackhi_epi8(hi, hi), 8),
-            ];
-            for (q, v) in words.into_iter().enumerate() {
-                let dst = acc[4 * q..][..4].as_mut_ptr().cast();
-                let prod = _mm_madd_epi16(xx, v);
-                _mm_storeu_si128(dst, _mm_add_epi32(_mm_loadu_si128(dst), prod));
+
+        /// `acc[l] += x0 * r0[l] + x1 * r1[l]`, `l < 16`.
+        #[inline(always)]
+        pub fn mac(&mut self, x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+            let xx = (x0 as u32 | (x1 as u32) << 16) as i32;
+            // SAFETY: unaligned 16-byte loads from two 16-byte arrays, then
+            // register arithmetic; the features are compiled in.
+            unsafe {
+                let (a, b) = (
+                    _mm_loadu_si128(r0.as_ptr().cast()),
+                    _mm_loadu_si128(r1.as_ptr().cast()),
+                );
+                // Bytes r0[0], r1[0], r0[1], r1[1], ...: channels 0..7, then 8..15.
+                let (lo, hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+                #[cfg(all(target_feature = "avx512vnni", target_feature = "avx512bw"))]
+                {
+                    let w = _mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo));
+                    self.0[0] = _mm512_dpwssd_epi32(self.0[0], _mm512_set1_epi32(xx), w);
+                }
+                #[cfg(all(
+                    not(all(target_feature = "avx512vnni", target_feature = "avx512bw")),
+                    target_feature = "avx2"
+                ))]
+                {
+                    let xx = _mm256_set1_epi32(xx);
+                    for (acc, v) in self.0.iter_mut().zip([lo, hi]) {
+                        let prod = _mm256_madd_epi16(xx, _mm256_cvtepi8_epi16(v));
+                        *acc = _mm256_add_epi32(*acc, prod);
+                    }
+                }
+                #[cfg(all(
+                    not(all(target_feature = "avx512vnni", target_feature = "avx512bw")),
+                    not(target_feature = "avx2")
+                ))]
+                {
+                    let xx = _mm_set1_epi32(xx);
+                    // Bytes doubled then shifted: each byte sign-extended to i16.
+                    let words = [
+                        _mm_srai_epi16(_mm_unpacklo_epi8(lo, lo), 8),
+                        _mm_srai_epi16(_mm_unpackhi_epi8(lo, lo), 8),
+                        _mm_srai_epi16(_mm_unpacklo_epi8(hi, hi), 8),
+                        _mm_srai_epi16(_mm_unpackhi_epi8(hi, hi), 8),
+                    ];
+                    for (acc, v) in self.0.iter_mut().zip(words) {
+                        *acc = _mm_add_epi32(*acc, _mm_madd_epi16(xx, v));
+                    }
+                }
             }
         }
     }
 }
 
-/// `acc[l] += x0 * r0[l] + x1 * r1[l]` for `l < 16` (see the x86-64 form):
-/// `i8x16.shuffle` interleaves the rows, `i16x8.extend_*_i8x16`
-/// sign-extends, `i32x4.dot_i16x8_s` multiplies.
+/// The same for wasm32 `simd128`: `i8x16.shuffle` interleaves the rows,
+/// `i16x8.extend_*_i8x16` sign-extends, `i32x4.dot_i16x8_s` multiplies.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-pub fn mac_rows16(acc: &mut [i32; 16], x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+mod rows {
     use core::arch::wasm32::*;
-    let xx = i32x4_splat((x0 as u32 | (x1 as u32) << 16) as i32);
-    // SAFETY: unaligned 16-byte loads from two 16-byte arrays.
-    let (a, b) = unsafe { (v128_load(r0.as_ptr().cast()), v128_load(r1.as_ptr().cast())) };
-    let lo = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(a, b);
-    let hi = i8x16_shuffle::<8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31>(a, b);
-    let words = [
-        i16x8_extend_low_i8x16(lo),
-        i16x8_extend_high_i8x16(lo),
-        i16x8_extend_low_i8x16(hi),
-        i16x8_extend_high_i8x16(hi),
-    ];
-    for (q, v) in words.into_iter().enumerate() {
-        let dst = &mut acc[4 * q..][..4];
-        // SAFETY: a 16-byte load and store of exactly the 4 i32 of `dst`.
-        unsafe {
-            let cur = v128_load(dst.as_ptr().cast());
-            v128_store(
-                dst.as_mut_ptr().cast(),
-                i32x4_add(cur, i32x4_dot_i16x8(xx, v)),
-            );
+
+    pub struct Rows16([v128; 4]);
+
+    impl Rows16 {
+        /// Loads the 16 accumulators.
+        #[inline(always)]
+        pub fn load(a: &[i32; 16]) -> Self {
+            // SAFETY: unaligned 16-byte loads inside the 64 bytes of `a`.
+            Rows16(core::array::from_fn(|v| unsafe {
+                v128_load(a[4 * v..].as_ptr().cast())
+            }))
+        }
+
+        /// Stores the 16 accumulators.
+        #[inline(always)]
+        pub fn store(&self, a: &mut [i32; 16]) {
+            for (v, x) in self.0.iter().enumerate() {
+                // SAFETY: an unaligned 16-byte store inside the 64 bytes of `a`.
+                unsafe { v128_store(a[4 * v..].as_mut_ptr().cast(), *x) }
+            }
+        }
+
+        /// `acc[l] += x0 * r0[l] + x1 * r1[l]`, `l < 16`.
+        #[inline(always)]
+        pub fn mac(&mut self, x0: u8, x1: u8, r0: &[u8; 16], r1: &[u8; 16]) {
+            let xx = i32x4_splat((x0 as u32 | (x1 as u32) << 16) as i32);
+            // SAFETY: unaligned 16-byte loads from two 16-byte arrays.
+            let (a, b) = unsafe { (v128_load(r0.as_ptr().cast()), v128_load(r1.as_ptr().cast())) };
+            let lo = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(a, b);
+            let hi =
+                i8x16_shuffle::<8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31>(a, b);
+            let words = [
+                i16x8_extend_low_i8x16(lo),
+                i16x8_extend_high_i8x16(lo),
+                i16x8_extend_low_i8x16(hi),
+                i16x8_extend_high_i8x16(hi),
+            ];
+            for (acc, v) in self.0.iter_mut().zip(words) {
+                *acc = i32x4_add(*acc, i32x4_dot_i16x8(xx, v));
+            }
         }
     }
 }
@@ -334,24 +401,26 @@ pub fn window<const NV: usize>(
     let (mut a, mut b) = (isa::Acc::<NV>::load(acc), isa::Acc::<NV>::zero());
     let (ky0, ky1) = taps(oy, g, g.in_h);
     let (kx0, kx1) = taps(ox, g, g.in_w);
-    for ky in ky0..ky1 {
+    let run = kx1.saturating_sub(kx0);
+    let ix0 = (ox * g.stride + kx0).saturating_sub(g.pad);
+    let rows_y = if run > 0 { ky0..ky1 } else { 0..0 };
+    for ky in rows_y {
         let iy = oy * g.stride + ky - g.pad;
-        for kx in kx0..kx1 {
-            let ix = ox * g.stride + kx - g.pad;
-            let px = &input[(iy * g.in_w + ix) * ic..][..ic];
-            let tap = &packed[(ky * g.k + kx) * ng * oc..][..ng * oc];
-            let xs = px.chunks_exact(2 * GROUP);
-            let rows = tap.chunks_exact(2 * oc);
-            let (x_last, w_last) = (xs.remainder(), rows.remainder());
-            for (x, w) in xs.zip(rows) {
-                let (x0, x1) = x.split_at(GROUP);
-                let (w0, w1) = w.split_at(oc);
-                a.mac(x0, w0);
-                b.mac(x1, w1);
-            }
-            if !x_last.is_empty() {
-                a.mac(x_last, w_last);
-            }
+        // The row's taps kx0..kx1: consecutive pixels, whose groups of
+        // inputs and packed weight rows follow each other in memory.
+        let px = &input[(iy * g.in_w + ix0) * ic..][..run * ic];
+        let taps = &packed[(ky * g.k + kx0) * ng * oc..][..run * ng * oc];
+        let xs = px.chunks_exact(2 * GROUP);
+        let rows = taps.chunks_exact(2 * oc);
+        let (x_last, w_last) = (xs.remainder(), rows.remainder());
+        for (x, w) in xs.zip(rows) {
+            let (x0, x1) = x.split_at(GROUP);
+            let (w0, w1) = w.split_at(oc);
+            a.mac(x0, w0);
+            b.mac(x1, w1);
+        }
+        if !x_last.is_empty() {
+            a.mac(x_last, w_last);
         }
     }
     a.merge(&b);
@@ -360,28 +429,23 @@ pub fn window<const NV: usize>(
 
 /// Adds the gathered products (`[x, off]` entries, int8 rows `w[off..]`)
 /// to every whole block of 16 channels of `acc`, two entries at a time
-/// ([`mac_rows16`]), as `super::mac::mac_gathered_ref` would; returns the
-/// channels done (a multiple of 16).
+/// (`rows::Rows16`, accumulators in registers), as
+/// `super::mac::mac_gathered_ref` would; returns the channels done (a
+/// multiple of 16).
 #[inline(always)]
 pub fn mac_blocks16(acc: &mut [i32], w: &[u8], ents: &[[u32; 2]]) -> usize {
     let mut done = 0;
     for block in acc.as_chunks_mut::<16>().0 {
-        let mut a = *block;
+        let mut a = rows::Rows16::load(block);
         let (pairs, last) = ents.as_chunks::<2>();
         for [e0, e1] in pairs {
-            mac_rows16(
-                &mut a,
-                e0[0] as u8,
-                e1[0] as u8,
-                row(w, e0, done),
-                row(w, e1, done),
-            );
+            a.mac(e0[0] as u8, e1[0] as u8, row(w, e0, done), row(w, e1, done));
         }
         if let Some(e) = last.first() {
             let r = row(w, e, done);
-            mac_rows16(&mut a, e[0] as u8, 0, r, r);
+            a.mac(e[0] as u8, 0, r, r);
         }
-        *block = a;
+        a.store(block);
         done += 16;
     }
     done
