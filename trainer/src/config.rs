@@ -186,10 +186,16 @@ pub struct Config {
     /// Environment steps between metrics rows.
     #[arg(long, default_value_t = Config::default().log_every)]
     pub log_every: u64,
-    /// Stop after this many environment steps (0 = no step limit).
+    /// The budget: environment steps (summed over games; one gradient
+    /// update per `steps_per_update`). A budget in steps gives every run the
+    /// same amount of learning on any machine, thread count or load; its
+    /// wall time is what varies (about 85 minutes with both cores of this
+    /// project's 2-core CPU). 0 = a time budget instead (`minutes`).
     #[arg(long, default_value_t = Config::default().total_steps)]
     pub total_steps: u64,
-    /// Training time budget in minutes (0 = automatic: 55 on CPU, 14 on CUDA).
+    /// A time limit in minutes (0 = none while `total_steps` is set; with
+    /// `total_steps` 0: automatic, 55 on CPU, 14 on CUDA). The run stops at
+    /// whichever comes first.
     #[arg(long, default_value_t = Config::default().minutes)]
     pub minutes: f64,
     /// CPU threads for libtorch (0 = all cores).
@@ -235,7 +241,7 @@ impl Default for Config {
             select_candidates: 3,
             checkpoint_min: 5.0,
             log_every: 10_000,
-            total_steps: 0,
+            total_steps: 2_000_000,
             minutes: 0.0,
             threads: 0,
         }
@@ -337,12 +343,14 @@ impl Config {
         first_broken(&checks).map_or(Ok(()), |msg| Err(anyhow!("bad config: {msg}")))
     }
 
-    /// The time budget in minutes on `device` (see [`Config::minutes`]).
+    /// The time limit in minutes on `device` (see [`Config::minutes`]):
+    /// infinite when the budget is in steps and no limit is given.
     pub fn budget_minutes(&self, device: tch::Device) -> f64 {
-        match (self.minutes > 0.0, device.is_cuda()) {
-            (true, _) => self.minutes,
-            (false, true) => 14.0,
-            (false, false) => 55.0,
+        match (self.minutes > 0.0, self.total_steps > 0, device.is_cuda()) {
+            (true, _, _) => self.minutes,
+            (false, true, _) => f64::INFINITY,
+            (false, false, true) => 14.0,
+            (false, false, false) => 55.0,
         }
     }
 

@@ -320,11 +320,19 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> Result<()> {
         }
     };
     let device = train::pick_device();
+    let limit = cfg.budget_minutes(device);
+    let budget = match (cfg.total_steps, limit.is_finite()) {
+        (0, _) => format!("{limit:.1} min"),
+        (n, false) => format!("{} env steps", trainer::progress::human(n)),
+        (n, true) => format!(
+            "{} env steps or {limit:.1} min",
+            trainer::progress::human(n)
+        ),
+    };
     eprintln!(
-        "training `{}` net on {:?} for {:.0} min into {}/",
+        "training `{}` net on {:?} for {budget} into {}/",
         cfg.net,
         device,
-        cfg.budget_minutes(device),
         run_dir.display()
     );
     let trained = train::train(cfg, &run_dir, resume, &stop)?;

@@ -99,3 +99,25 @@ fn epsilon_schedule() {
     assert!((c.epsilon(c.learning_starts) - c.eps_start).abs() < 1e-12);
     assert!((c.epsilon(c.learning_starts + c.eps_decay_steps * 10) - c.eps_end).abs() < 1e-12);
 }
+
+/// The default budget is in environment steps (the same learning on any
+/// machine); a time limit is opt-in, and with no step budget the old
+/// automatic minutes apply.
+#[test]
+fn the_default_budget_is_in_steps() {
+    let cpu = tch::Device::Cpu;
+    let c = Config::default();
+    assert_eq!(c.total_steps, 2_000_000);
+    assert!(c.budget_minutes(cpu).is_infinite());
+    let capped = Config {
+        minutes: 30.0,
+        ..Config::default()
+    };
+    assert_eq!(capped.budget_minutes(cpu), 30.0);
+    let timed = Config {
+        total_steps: 0,
+        ..Config::default()
+    };
+    assert_eq!(timed.budget_minutes(cpu), 55.0);
+    assert_eq!(timed.budget_minutes(tch::Device::Cuda(0)), 14.0);
+}
