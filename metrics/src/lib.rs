@@ -259,12 +259,16 @@ fn minutes_chart<'a, 'b>(
     Ok(chart)
 }
 
-/// The series labels, upper left.
-fn draw_legend<'a, 'b: 'a>(chart: &mut MinutesChart<'a, 'b>, err: PlotErr) -> Result<()> {
+/// The series labels at `at`, on white of opacity `opacity`.
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut MinutesChart<'a, 'b>,
+    (at, opacity): (SeriesLabelPosition, f64),
+    err: PlotErr,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
+        .position(at)
+        .background_style(WHITE.mix(opacity))
         .border_style(BLACK)
         .draw()
         .map_err(|e| err(&e))?;
@@ -330,7 +334,7 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map_err(|e| err(&e))?
         .label("greedy evaluation mean")
         .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
-    draw_legend(&mut chart, &err)?;
+    draw_legend(&mut chart, (SeriesLabelPosition::UpperLeft, 0.8), &err)?;
 
     let losses: Vec<(f64, f64)> = m
         .rows
@@ -397,7 +401,7 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
             )
             .map_err(|e| err(&e))?;
     }
-    draw_legend(&mut chart, &err)?;
+    draw_legend(&mut chart, (SeriesLabelPosition::UpperLeft, 0.8), &err)?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
@@ -522,13 +526,7 @@ pub fn plot_seed_spread(
             ))
             .map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut chart, (SeriesLabelPosition::LowerRight, 0.85), &err)?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
