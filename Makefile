@@ -178,14 +178,18 @@ interop-test: interop-tools
 # scripts/quiet (about 5 min, plus about 6 min to compile tract the first
 # time): results/peers.{json,md}. OpenVINO (pinned, from PyPI) is optional:
 # left out when it does not install. ARGS go to interop/py/peers.py
-# (--rounds, --models, --limit).
+# (--rounds, --models, --limit). policy-core also runs built with
+# -C target-cpu=native (target/native), in the same rounds.
 PEERS_PY := openvino==2026.4.1
 PEERS_STAMP := $(VENV)/.peers-$(shell echo '$(PEERS_PY)' | md5sum | cut -c1-8)
 $(PEERS_STAMP): | $(INTEROP_STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q $(PEERS_PY) || echo "OpenVINO not installed: make peers goes on without it"
 	touch $@
+NATIVE_DIR := $(CURDIR)/target/native
 peers: interop-tools $(PEERS_STAMP)
-	$(INTEROP_ENV) scripts/quiet sh -c 'cargo build --release -q -p interop --features tract && \
+	$(INTEROP_ENV) INTEROP_NATIVE_BIN=$(NATIVE_DIR)/release/interop scripts/quiet sh -c \
+	  'cargo build --release -q -p interop --features tract && \
+	  CARGO_TARGET_DIR=$(NATIVE_DIR) RUSTFLAGS="-C target-cpu=native" cargo build --release -q -p interop && \
 	  $(VENV)/bin/python interop/py/peers.py $(ARGS)'
 
 # Where LiteRT (per operator), ONNX Runtime and OpenVINO (their profilers)

@@ -33,6 +33,7 @@ import numpy as np
 import runtimes
 
 POLICY_CORE = "policy-core (conv1 nibble table)"
+NATIVE_PREFIX = "policy-core, -C target-cpu=native,"
 TRACT = "tract"
 # The CPU flags that decide which kernels the runtimes pick.
 SIMD_FLAGS = ["sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
@@ -77,16 +78,18 @@ def agreement(runner, xs, want_actions):
 class Bench:
     """policy-core (and tract, when the binary has it) in `interop bench --serve`."""
 
-    def __init__(self, files, n):
-        args = [runtimes.INTEROP_BIN, "bench", "--serve", "--blob", files["blob"],
+    def __init__(self, files, n, binary=None, with_tract=True):
+        args = [binary or runtimes.INTEROP_BIN, "bench", "--serve", "--blob", files["blob"],
                 "--frames", files["frames"], "--limit", str(n)]
         tract = [f"--tract={f}={files[runtimes.file_key('onnx', f)]}" for f in runtimes.FLAVOURS]
         tract.append(f"--tract=null={files['null_onnx']}")
-        probe = subprocess.run(args[:2] + args[3:7] + ["--limit", "1", "--rounds", "1"] + tract,
-                               capture_output=True, text=True)
-        self.tract = probe.returncode == 0
-        if not self.tract:
-            print("tract left out: " + probe.stderr.strip().splitlines()[-1], file=sys.stderr)
+        self.tract = False
+        if with_tract:
+            probe = subprocess.run(args[:2] + args[3:7] + ["--limit", "1", "--rounds", "1"] + tract,
+                                   capture_output=True, text=True)
+            self.tract = probe.returncode == 0
+            if not self.tract:
+                print("tract left out: " + probe.stderr.strip().splitlines()[-1], file=sys.stderr)
         self.proc = subprocess.Popen(args + (tract if self.tract else []), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
 
@@ -129,20 +132,33 @@ def measure(model, rounds, limit, work):
     failures = []
     peers = runtimes.peers(files, failures)
     bench = Bench(files, len(xs))
+    # The same policy-core built with -C target-cpu=native (make peers builds
+    # it into target/native), in its own process, in the same rounds.
+    native_bin = os.environ.get("INTEROP_NATIVE_BIN")
+    native = Bench(files, len(xs), native_bin, with_tract=False) if native_bin else None
     times = {(name, fl): [] for name, fl, _, _ in peers}
     null = {name: [] for name, _, _, _ in peers}
-    core = {}
+    core, core_native = {}, {}
     try:
         for r in range(rounds):
             order = peers[r % len(peers):] + peers[: r % len(peers)]
             for name, t in bench.ask("round").items():
                 core.setdefault(name, []).extend(t)
+            if native:
+                for name, t in native.ask("round").items():
+                    core_native.setdefault(name, []).extend(t)
             for name, fl, runner, null_runner in order:
                 times[(name, fl)].extend(time_calls(runner, xs))
                 null[name].extend(time_calls(null_runner, zero))
         rows = bench_rows(core, bench.ask("q"), want)
+        if native:
+            for r in bench_rows(core_native, native.ask("q"), want):
+                r["runtime"] = r["runtime"].replace("policy-core", NATIVE_PREFIX, 1)
+                rows.append(r)
     finally:
         bench.close()
+        if native:
+            native.close()
     for name, fl, runner, _ in peers:
         rows.append(row(name, fl, times[(name, fl)], float(np.median(null[name])),
                         agreement(runner, xs, want)))
@@ -261,7 +277,11 @@ def render(report):
         f"Written by `make peers` ({report['date']}, under scripts/quiet; commit {src['commit']}"
         + (", policy-core/interop with uncommitted changes" if src["uncommitted_changes"] else "")
         + f"). Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; SIMD: "
-        + " ".join(m["simd_flags"]) + f". policy-core's Rust flags: {m['rustflags']}.",
+        + " ".join(m["simd_flags"]) + f". policy-core's Rust flags: {m['rustflags']}"
+        + ("; the rows \"policy-core, -C target-cpu=native\" are the same code built for this "
+           "CPU (`make peers` builds both)" if any(NATIVE_PREFIX in r["runtime"]
+                                                  for mod in report["models"] for r in mod["rows"])
+           else "") + ".",
         "",
         "Batch 1, one thread, the same recorded stacks for every runtime. Median "
         "microseconds per decision over every stack of every round; rounds interleave "
