@@ -343,14 +343,7 @@ def main():
         "source": source_state(),
         "models": models,
     }
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out + ".json", "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    md = render(report)
-    with open(a.out + ".md", "w") as f:
-        f.write(md)
-    sys.stdout.write(md)
+    runtimes.write_report(a.out, report, render)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import collections
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -267,13 +266,7 @@ def main():
                   for m in a.models.split(",")]
     report = {"date": datetime.date.today().isoformat(), "command": "make peers-profile",
               "xnnpack_1x1": xnnpack_gemm_probe(a.reps), "models": models}
-    with open(a.out + ".json", "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    md = render(report)
-    with open(a.out + ".md", "w") as f:
-        f.write(md)
-    sys.stdout.write(md)
+    runtimes.write_report(a.out, report, render)
 
 
 if __name__ == "__main__":

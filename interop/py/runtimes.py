@@ -8,6 +8,7 @@ call). The TFLite files take int8 NHWC pixels; the exact ONNX file float
 NCHW pixels, the fast one uint8 NHWC pixels (docs/interop.md).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,19 @@ def interop(*args):
     if r.returncode != 0:
         raise RuntimeError(f"interop {' '.join(args)} failed:\n{r.stderr}")
     return r.stdout
+
+
+def write_report(out, report, render):
+    """Writes `report` to `<out>.json` and its markdown, `render(report)`, to
+    `<out>.md` (creating `out`'s folder), and prints the markdown."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    md = render(report)
+    with open(out + ".md", "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
 
 
 FLAVOURS = ("exact", "fast")
