@@ -27,6 +27,18 @@ pub use marked::Marked;
 pub use policy_core;
 pub use policy_core::{BlobError, Policy, NUM_ACTIONS};
 
+/// A host binary's exit: success, or `error: <message>` on stderr and failure.
+#[cfg(feature = "std")]
+pub fn exit_code(result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Anything that maps a frame stack to integer Q-values (the policy; fakes in tests).
 pub trait QFunction {
     /// Integer Q-values, action 0 = Idle, 1 = Flap.

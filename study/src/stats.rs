@@ -54,12 +54,7 @@ pub fn median(v: &[f64]) -> f64 {
     }
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
+    flappy::scores::median(&s)
 }
 
 /// The interquartile mean: the mean of the values left after dropping

@@ -114,12 +114,7 @@ fn record(policy: &mut Policy, seed: u64, n: usize) -> Result<Vec<FrameStack>, S
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    flappy::scores::median(v)
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -314,11 +309,5 @@ fn write_results(
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    firmware_sim::exit_code(run(Args::parse()))
 }
