@@ -39,7 +39,7 @@
 //! [`check`] recomputes every word from the blob's weights, so an attached
 //! table can never change what the policy computes.
 
-use crate::kernels::{init_bias, ConvGeom, Gather, Requant};
+use crate::kernels::{init_bias, pooled_rows, ConvGeom, Gather, Requant};
 use crate::SIMD_HOST;
 use flappy::obs::ROW_BYTES;
 use flappy::{Frame, FRAME_SIDE};
@@ -249,7 +249,7 @@ pub fn conv1_table(
     out: &mut [u8],
 ) {
     let oc_n = g.out_c;
-    let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
+    let pw = g.out_w() / pool;
     // Kernel side 4 or 8 (`rows`): the window code is compiled for each.
     let four = g.k == 4;
     // Words of a window: its in_c * k kernel rows, four a word.
@@ -258,48 +258,31 @@ pub fn conv1_table(
     // pooled row's running max.
     let bias = &mut s.acc[..oc_n];
     init_bias(bias, biases);
-    let nonneg = SIMD_HOST && crate::kernels::nonneg_multipliers(&rq);
     let (sums, _) = s.gather.words();
-    for py in 0..ph {
-        let prow = &mut s.pool_row[..pw * oc_n];
-        prow.fill(i32::MIN);
-        for dy in 0..pool {
-            let oy = py * pool + dy;
-            let y0 = (oy * g.stride) as isize - g.pad as isize;
-            if four {
-                fill_windows::<4>(frames, g, y0, pw * pool, s.windows);
-            } else {
-                fill_windows::<8>(frames, g, y0, pw * pool, s.windows);
-            }
-            // Output column ox = px * pool + dx (no division: the Cortex-M0
-            // has none in hardware).
-            let mut wins = s.windows.chunks_exact(wpw).take(pw * pool);
-            for dst in prow.chunks_exact_mut(oc_n) {
-                for win in wins.by_ref().take(pool) {
-                    match (four, oc_n / 2) {
-                        (true, 4) => position::<4, 4>(win, table, bias, dst),
-                        (true, 8) => position::<4, 8>(win, table, bias, dst),
-                        (true, 16) => position::<4, 16>(win, table, bias, dst),
-                        (false, 4) => position::<8, 4>(win, table, bias, dst),
-                        (false, 8) => position::<8, 8>(win, table, bias, dst),
-                        (false, 16) => position::<8, 16>(win, table, bias, dst),
-                        (true, _) => {
-                            position_any::<4>(win, table, &mut sums[..oc_n / 2], bias, dst)
-                        }
-                        _ => position_any::<8>(win, table, &mut sums[..oc_n / 2], bias, dst),
-                    }
+    pooled_rows(g, pool, &rq, s.pool_row, out, move |y0, prow| {
+        if four {
+            fill_windows::<4>(frames, g, y0, pw * pool, s.windows);
+        } else {
+            fill_windows::<8>(frames, g, y0, pw * pool, s.windows);
+        }
+        // Output column ox = px * pool + dx (no division: the Cortex-M0
+        // has none in hardware).
+        let mut wins = s.windows.chunks_exact(wpw).take(pw * pool);
+        for dst in prow.chunks_exact_mut(oc_n) {
+            for win in wins.by_ref().take(pool) {
+                match (four, oc_n / 2) {
+                    (true, 4) => position::<4, 4>(win, table, bias, dst),
+                    (true, 8) => position::<4, 8>(win, table, bias, dst),
+                    (true, 16) => position::<4, 16>(win, table, bias, dst),
+                    (false, 4) => position::<8, 4>(win, table, bias, dst),
+                    (false, 8) => position::<8, 8>(win, table, bias, dst),
+                    (false, 16) => position::<8, 16>(win, table, bias, dst),
+                    (true, _) => position_any::<4>(win, table, &mut sums[..oc_n / 2], bias, dst),
+                    _ => position_any::<8>(win, table, &mut sums[..oc_n / 2], bias, dst),
                 }
             }
         }
-        let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
-        for (acc, q) in prow.chunks_exact(oc_n).zip(orow.chunks_exact_mut(oc_n)) {
-            if SIMD_HOST && nonneg {
-                crate::kernels::requant_nonneg(&rq, acc, q);
-            } else {
-                rq.apply(acc, q);
-            }
-        }
-    }
+    });
 }
 
 /// The windows of one output row whose kernel rows start at input row `y0`:

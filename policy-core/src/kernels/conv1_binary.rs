@@ -4,7 +4,8 @@
 
 use super::gather::{Gather, GATHER_CAP};
 use super::mac::{add_gathered, add_i8};
-use super::{init_bias, ConvGeom, Requant};
+use super::{init_bias, nonneg_multipliers, requant_nonneg, ConvGeom, Requant};
+use crate::SIMD_HOST;
 use flappy::obs::ROW_BYTES;
 use flappy::Frame;
 
@@ -73,42 +74,69 @@ pub fn conv1_binary(
     out: &mut [u8],
 ) {
     let (k, oc_n) = (g.k, g.out_c);
-    let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
+    let pw = g.out_w() / pool;
     let full: u32 = if k >= 32 { u32::MAX } else { (1u32 << k) - 1 };
     let acc = &mut s.acc[..oc_n];
+    pooled_rows(g, pool, &rq, s.pool_row, out, move |y0, prow| {
+        for (c, frame) in frames.iter().enumerate().take(g.in_c) {
+            for ky in 0..k {
+                s.rows[c * k + ky] = padded_row(frame, y0 + ky as isize, g.pad);
+            }
+        }
+        for ox in 0..pw * pool {
+            let dst = &mut prow[(ox / pool) * oc_n..][..oc_n];
+            let x0 = ox * g.stride;
+            conv1_position(
+                acc,
+                oc_n,
+                &s.rows[..],
+                x0,
+                k,
+                g.in_c,
+                full,
+                weights,
+                biases,
+                s.rowsum,
+                s.gather,
+            );
+            max_into(dst, acc);
+        }
+    });
+}
+
+/// The pooled-row loop of the first layer's fused kernels ([`conv1_binary`]
+/// and `crate::conv1_table`): per pooled output row, the running maxima
+/// (`pooled_w * out_c` of `pool_row`) start at `i32::MIN`; `conv_row(y0,
+/// maxima)` folds in each of the `pool` conv rows, `y0` being the input row
+/// its kernel rows start at (padding included); then the maxima are
+/// requantized with ReLU into the row of `out` (branch-free on SIMD hosts
+/// when every multiplier is non-negative, the same bytes).
+#[inline(always)]
+pub(crate) fn pooled_rows(
+    g: &ConvGeom,
+    pool: usize,
+    rq: &Requant,
+    pool_row: &mut [i32],
+    out: &mut [u8],
+    mut conv_row: impl FnMut(isize, &mut [i32]),
+) {
+    let oc_n = g.out_c;
+    let (ph, pw) = (g.out_h() / pool, g.out_w() / pool);
+    let nonneg = SIMD_HOST && nonneg_multipliers(rq);
     for py in 0..ph {
-        let prow = &mut s.pool_row[..pw * oc_n];
+        let prow = &mut pool_row[..pw * oc_n];
         prow.fill(i32::MIN);
         for dy in 0..pool {
             let oy = py * pool + dy;
-            let y0 = (oy * g.stride) as isize - g.pad as isize;
-            for (c, frame) in frames.iter().enumerate().take(g.in_c) {
-                for ky in 0..k {
-                    s.rows[c * k + ky] = padded_row(frame, y0 + ky as isize, g.pad);
-                }
-            }
-            for ox in 0..pw * pool {
-                let dst = &mut prow[(ox / pool) * oc_n..][..oc_n];
-                let x0 = ox * g.stride;
-                conv1_position(
-                    acc,
-                    oc_n,
-                    &s.rows[..],
-                    x0,
-                    k,
-                    g.in_c,
-                    full,
-                    weights,
-                    biases,
-                    s.rowsum,
-                    s.gather,
-                );
-                max_into(dst, acc);
-            }
+            conv_row((oy * g.stride) as isize - g.pad as isize, prow);
         }
         let orow = &mut out[py * pw * oc_n..][..pw * oc_n];
-        for px in 0..pw {
-            rq.apply(&prow[px * oc_n..][..oc_n], &mut orow[px * oc_n..][..oc_n]);
+        for (acc, q) in prow.chunks_exact(oc_n).zip(orow.chunks_exact_mut(oc_n)) {
+            if nonneg {
+                requant_nonneg(rq, acc, q);
+            } else {
+                rq.apply(acc, q);
+            }
         }
     }
 }

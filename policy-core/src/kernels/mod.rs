@@ -37,6 +37,7 @@ mod packed;
 #[allow(unsafe_code)]
 mod simd;
 
+pub(crate) use conv1_binary::pooled_rows;
 pub use conv1_binary::{conv1_binary, conv1_row_sums, Conv1Scratch};
 pub use conv_u8::{conv_u8, ConvScratch};
 pub use dense::{dense_acc, dense_u8};
