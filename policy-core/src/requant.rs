@@ -143,6 +143,16 @@ pub fn multiplier_value(m0: i32, shift: u8) -> f64 {
 mod tests {
     use super::*;
 
+    /// A deterministic xorshift64 stream (shifts 13, 7, 17) from `s`.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
     /// Exact reference: `n / 2^e` rounded half up (toward +inf), in i128.
     fn round_half_up_pow2(n: i128, e: u32) -> i128 {
         (n + (1i128 << (e - 1))).div_euclid(1i128 << e)
@@ -243,11 +253,9 @@ mod tests {
                 assert_eq!(mul_wide_16(a, b), a as i64 * b as i64, "{a} * {b}");
             }
         }
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         for _ in 0..200_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = next();
             let (a, b) = (s as i32, (s >> 32) as i32);
             assert_eq!(mul_wide_16(a, b), a as i64 * b as i64, "{a} * {b}");
             assert_eq!(mul_wide(a, b), a as i64 * b as i64);
@@ -268,13 +276,7 @@ mod tests {
                 }
             }
         }
-        let mut s = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut next = xorshift(0x1234_5678_9ABC_DEF1);
         for _ in 0..500_000 {
             let r = next();
             // Accumulators of every magnitude, multipliers mostly in the
@@ -335,13 +337,7 @@ mod tests {
     #[test]
     fn random_inputs_match_reference() {
         // xorshift, deterministic
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..200_000 {
             let r = next();
             let acc = r as i32 >> (r >> 59);

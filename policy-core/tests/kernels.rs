@@ -53,6 +53,29 @@ fn rand_kernel(rng: &mut Rng, max_k: u64, max_stride: u64) -> (usize, usize, usi
     (k, pad, stride)
 }
 
+/// A conv with kernel `(k, pad, stride)` from `in_c` to `out_c` channels
+/// over a random input of `k + 0..spread` rows by `k + 0..spread` columns.
+fn rand_geom(
+    rng: &mut Rng,
+    (k, pad, stride): (usize, usize, usize),
+    (in_c, out_c): (usize, usize),
+    spread: u64,
+) -> ConvGeom {
+    let (in_h, in_w) = (
+        k + rng.below(spread) as usize,
+        k + rng.below(spread) as usize,
+    );
+    ConvGeom {
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        k,
+        stride,
+        pad,
+    }
+}
+
 /// `n` random int8 weights in -127..=127.
 fn rand_weights(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| rng.i8_in(127) as u8).collect()
@@ -208,18 +231,10 @@ fn conv1_binary_matches_naive_for_many_geometries() {
 fn conv_u8_matches_naive_for_many_geometries() {
     let mut rng = Rng(99);
     for case in 0..40 {
-        let (k, pad, stride) = rand_kernel(&mut rng, 5, 3);
+        let kernel = rand_kernel(&mut rng, 5, 3);
         let (in_c, out_c) = (1 + rng.below(40) as usize, 1 + rng.below(70) as usize);
-        let (in_h, in_w) = (k + rng.below(10) as usize, k + rng.below(10) as usize);
-        let g = ConvGeom {
-            in_c,
-            in_h,
-            in_w,
-            out_c,
-            k,
-            stride,
-            pad,
-        };
+        let g = rand_geom(&mut rng, kernel, (in_c, out_c), 10);
+        let (k, in_h, in_w) = (g.k, g.in_h, g.in_w);
         let sparsity = rng.below(100);
         let input = sparse_input(&mut rng, in_h * in_w * in_c, 100, sparsity);
         let w = rand_weights(&mut rng, k * k * in_c * out_c);
@@ -265,16 +280,8 @@ fn conv_packed_matches_conv_u8() {
             2 => 16,
             _ => 1 + rng.below(70) as usize,
         };
-        let (in_h, in_w) = (k + rng.below(9) as usize, k + rng.below(9) as usize);
-        let g = ConvGeom {
-            in_c,
-            in_h,
-            in_w,
-            out_c,
-            k,
-            stride,
-            pad,
-        };
+        let g = rand_geom(&mut rng, (k, pad, stride), (in_c, out_c), 9);
+        let (in_h, in_w) = (g.in_h, g.in_w);
         let n = kernels::packed_len(&g).unwrap();
         let zeros = rng.below(100);
         let input = sparse_input(&mut rng, in_h * in_w * in_c, 100, zeros);
