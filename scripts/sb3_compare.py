@@ -24,21 +24,26 @@ def load(path: Path) -> dict:
         sys.exit(f"error: {path}: {e}")
 
 
+def row(who: str, seed, steps, updates, minutes, to_cap, test, curve: list[dict]) -> dict:
+    """One run's row; `curve` is its periodic validation evaluations
+    (`minutes`, `median`)."""
+    return {
+        "who": who,
+        "seed": seed,
+        "steps": steps,
+        "updates": updates,
+        "minutes": minutes,
+        "to_cap": to_cap,
+        "best_val": max((p["median"] for p in curve), default=float("nan")),
+        "test": test,
+        "curve": [(p["minutes"], p["median"]) for p in curve],
+    }
+
+
 def trainer_rows(study: dict) -> list[dict]:
-    rows = []
-    for r in study["runs"]:
-        rows.append({
-            "who": "this project (`make train`)",
-            "seed": r["seed"],
-            "steps": r["steps"],
-            "updates": r["updates"],
-            "minutes": r["minutes"],
-            "to_cap": r["minutes_to_cap"],
-            "best_val": max((p["median"] for p in r["curve"]), default=float("nan")),
-            "test": r["float"],
-            "curve": [(p["minutes"], p["median"]) for p in r["curve"]],
-        })
-    return rows
+    return [row("this project (`make train`)", r["seed"], r["steps"], r["updates"],
+                r["minutes"], r["minutes_to_cap"], r["float"], r["curve"])
+            for r in study["runs"]]
 
 
 def sb3_rows(files: list[Path]) -> list[dict]:
@@ -46,17 +51,9 @@ def sb3_rows(files: list[Path]) -> list[dict]:
     for f in files:
         j = load(f)
         t = j["training"]
-        rows.append({
-            "who": "Stable-Baselines3 DQN (rl-zoo3 Atari)",
-            "seed": j["settings"]["seed"],
-            "steps": t["env_steps"],
-            "updates": t["updates"],
-            "minutes": t["budget_minutes"],
-            "to_cap": j["minutes_to_validation_median_cap"],
-            "best_val": max((p["median"] for p in j["curve"]), default=float("nan")),
-            "test": j["final_test"],
-            "curve": [(p["minutes"], p["median"]) for p in j["curve"]],
-        })
+        rows.append(row("Stable-Baselines3 DQN (rl-zoo3 Atari)", j["settings"]["seed"],
+                        t["env_steps"], t["updates"], t["budget_minutes"],
+                        j["minutes_to_validation_median_cap"], j["final_test"], j["curve"]))
     return rows
 
 
