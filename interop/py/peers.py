@@ -33,7 +33,7 @@ import numpy as np
 import runtimes
 
 POLICY_CORE = "policy-core (conv1 nibble table)"
-NATIVE_PREFIX = "policy-core, -C target-cpu=native,"
+NATIVE_PREFIX = "policy-core -C target-cpu=native"
 TRACT = "tract"
 # The CPU flags that decide which kernels the runtimes pick.
 SIMD_FLAGS = ["sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
@@ -278,7 +278,7 @@ def render(report):
         + (", policy-core/interop with uncommitted changes" if src["uncommitted_changes"] else "")
         + f"). Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; SIMD: "
         + " ".join(m["simd_flags"]) + f". policy-core's Rust flags: {m['rustflags']}"
-        + ("; the rows \"policy-core, -C target-cpu=native\" are the same code built for this "
+        + ("; the rows \"policy-core -C target-cpu=native\" are the same code built for this "
            "CPU (`make peers` builds both)" if any(NATIVE_PREFIX in r["runtime"]
                                                   for mod in report["models"] for r in mod["rows"])
            else "") + ".",
