@@ -72,7 +72,8 @@ pub fn blocks(readme: &str) -> Result<Vec<Block>> {
 
 /// The text a block `<!-- include SPEC -->` must hold: the file's text
 /// (SPEC is `PATH` or `PATH demote=N`), trailing whitespace trimmed, its
-/// headings demoted by N levels.
+/// headings demoted by N levels, its relative links rebased to the README
+/// (the repository root).
 pub fn expected(root: &Path, spec: &str) -> Result<String> {
     let mut parts = spec.split_whitespace();
     let path = parts.next().unwrap_or_default();
@@ -97,10 +98,37 @@ pub fn expected(root: &Path, spec: &str) -> Result<String> {
         if !fenced && demote > 0 && line.starts_with('#') {
             out.push_str(&"#".repeat(demote));
         }
-        out.push_str(line);
+        let folder = Path::new(path).parent().and_then(Path::to_str);
+        match folder {
+            Some(dir) if !fenced && !dir.is_empty() => out.push_str(&rebase_links(line, dir)),
+            _ => out.push_str(line),
+        }
         out.push('\n');
     }
     Ok(out.trim_end().to_string())
+}
+
+/// `line` with every relative Markdown link or image target (`](x.png)`)
+/// prefixed by `dir/`, the included file's folder, so that it still points
+/// at its file from the README. Absolute paths, URLs and anchors are kept.
+fn rebase_links(line: &str, dir: &str) -> String {
+    let mut out = String::with_capacity(line.len() + dir.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("](") {
+        let (head, tail) = rest.split_at(i + 2);
+        out.push_str(head);
+        let keep = tail.starts_with('/') || tail.starts_with('#') || {
+            let target = tail.split(')').next().unwrap_or_default();
+            target.contains("://") || target.is_empty()
+        };
+        if !keep {
+            out.push_str(dir);
+            out.push('/');
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `readme` with every include block's text replaced by its file's.
@@ -147,6 +175,19 @@ pub fn stale(readme: &str, root: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_links_point_at_their_files_from_the_readme() {
+        assert_eq!(
+            rebase_links("![Q errors](q.png) and [doc](/docs/a.md)", "results"),
+            "![Q errors](results/q.png) and [doc](/docs/a.md)"
+        );
+        assert_eq!(
+            rebase_links("[x](https://a.b/c) [y](#top) [z](sub/z.md)", "results"),
+            "[x](https://a.b/c) [y](#top) [z](results/sub/z.md)"
+        );
+        assert_eq!(rebase_links("no link (here)", "results"), "no link (here)");
+    }
 
     #[test]
     fn blocks_are_found_synced_and_checked() {
