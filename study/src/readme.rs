@@ -91,6 +91,8 @@ pub fn expected(root: &Path, spec: &str) -> Result<String> {
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
     let mut out = String::with_capacity(text.len());
     let mut fenced = false;
+    // The included file's folder, which its relative links start from.
+    let folder = Path::new(path).parent().and_then(Path::to_str);
     for line in text.trim_end().lines() {
         if line.starts_with("```") {
             fenced = !fenced;
@@ -98,7 +100,6 @@ pub fn expected(root: &Path, spec: &str) -> Result<String> {
         if !fenced && demote > 0 && line.starts_with('#') {
             out.push_str(&"#".repeat(demote));
         }
-        let folder = Path::new(path).parent().and_then(Path::to_str);
         match folder {
             Some(dir) if !fenced && !dir.is_empty() => out.push_str(&rebase_links(line, dir)),
             _ => out.push_str(line),
