@@ -328,9 +328,46 @@ pub fn t95_one_sided(df: usize) -> f64 {
     }
 }
 
+/// One policy's game in [`closed_loop`]: the game, its frame stack, and its
+/// final score once it has crashed or reached the cap.
+struct Lane {
+    game: Game,
+    stack: FrameStack,
+    frame: flappy::Frame,
+    done: Option<u32>,
+}
+
+impl Lane {
+    fn new(seed: u64) -> Lane {
+        let game = Game::new(seed);
+        let stack = FrameStack::new(&game.frame());
+        Lane {
+            game,
+            stack,
+            frame: flappy::Frame::empty(),
+            done: None,
+        }
+    }
+
+    /// One step with `action`; ends the lane on a crash or at `max_score`.
+    fn advance(&mut self, action: Action, max_score: u32) -> Result<()> {
+        let s = self.game.step(action).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.game.observe(&mut self.frame);
+        self.stack.push(&self.frame);
+        if let Some(f) = s.final_score {
+            self.done = Some(f);
+        } else if self.game.score() >= max_score {
+            self.done = Some(self.game.score());
+        }
+        Ok(())
+    }
+}
+
 /// Plays `episodes` games (seeds `seed + i`) with the float and the integer
-/// policy, each episode until a crash or `max_score`. The two are run in
-/// lockstep while their actions agree, so the first divergence is exact.
+/// policy, each episode until a crash or `max_score`. All games advance
+/// together, one frame at a time, so the float network decides for every
+/// running game in one batch; an episode's two games stay in lockstep while
+/// their actions agree, so its first divergence is exact.
 pub fn closed_loop(
     net: &QNetwork,
     policy: &mut Policy,
@@ -338,51 +375,46 @@ pub fn closed_loop(
     seed: u64,
     max_score: u32,
 ) -> Result<ClosedLoop> {
-    let mut float_scores = Vec::new();
-    let mut int_scores = Vec::new();
-    let mut first_divergence = None;
-    for e in 0..episodes {
-        let game_seed = seed + e as u64;
-        let mut games = [Game::new(game_seed), Game::new(game_seed)];
-        let mut stacks = games.clone().map(|g| FrameStack::new(&g.frame()));
-        let mut frames = [flappy::Frame::empty(); 2];
-        let mut done = [None::<u32>; 2];
-        let mut step = 0u64;
-        while done.iter().any(|d| d.is_none()) {
-            let fa = if done[0].is_none() {
-                Some(u8::from(net.act(&[&stacks[0]]).0[0] == 1))
-            } else {
-                None
-            };
-            let ia = if done[1].is_none() {
-                Some(policy.act(&stacks[1]) as u8)
-            } else {
-                None
-            };
-            if first_divergence.is_none() {
-                if let (Some(a), Some(b)) = (fa, ia) {
-                    if a != b {
-                        first_divergence = Some((e, step));
-                    }
-                }
-            }
-            for (k, a) in [fa, ia].into_iter().enumerate() {
-                let Some(a) = a else { continue };
-                let act = if a == 1 { Action::Flap } else { Action::Idle };
-                let s = games[k].step(act).map_err(|e| anyhow::anyhow!("{e}"))?;
-                games[k].observe(&mut frames[k]);
-                stacks[k].push(&frames[k]);
-                if let Some(f) = s.final_score {
-                    done[k] = Some(f);
-                } else if games[k].score() >= max_score {
-                    done[k] = Some(games[k].score());
-                }
-            }
-            step += 1;
+    let mut float: Vec<Lane> = (0..episodes).map(|e| Lane::new(seed + e as u64)).collect();
+    let mut int: Vec<Lane> = (0..episodes).map(|e| Lane::new(seed + e as u64)).collect();
+    // Per episode: the first step where both games ran and chose differently.
+    let mut divergence: Vec<Option<u64>> = vec![None; episodes];
+    let mut float_action: Vec<Option<Action>> = vec![None; episodes];
+    let mut step = 0u64;
+    loop {
+        let live_float: Vec<usize> = (0..episodes).filter(|&e| float[e].done.is_none()).collect();
+        let live_int: Vec<usize> = (0..episodes).filter(|&e| int[e].done.is_none()).collect();
+        if live_float.is_empty() && live_int.is_empty() {
+            break;
         }
-        float_scores.push(done[0].unwrap_or(0));
-        int_scores.push(done[1].unwrap_or(0));
+        float_action.fill(None);
+        if !live_float.is_empty() {
+            let stacks: Vec<&FrameStack> = live_float.iter().map(|&e| &float[e].stack).collect();
+            let (acts, _) = net.act(&stacks);
+            for (&e, &a) in live_float.iter().zip(&acts) {
+                float_action[e] = Some(if a == 1 { Action::Flap } else { Action::Idle });
+            }
+        }
+        for &e in &live_int {
+            let a = policy.act(&int[e].stack);
+            if divergence[e].is_none() && float_action[e].is_some_and(|f| f != a) {
+                divergence[e] = Some(step);
+            }
+            int[e].advance(a, max_score)?;
+        }
+        for &e in &live_float {
+            if let Some(a) = float_action[e] {
+                float[e].advance(a, max_score)?;
+            }
+        }
+        step += 1;
     }
+    let first_divergence = divergence
+        .iter()
+        .enumerate()
+        .find_map(|(e, d)| d.map(|s| (e, s)));
+    let float_scores: Vec<u32> = float.iter().map(|l| l.done.unwrap_or(0)).collect();
+    let int_scores: Vec<u32> = int.iter().map(|l| l.done.unwrap_or(0)).collect();
     let mean = flappy::scores::mean;
     Ok(ClosedLoop {
         episodes,
