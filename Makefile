@@ -278,11 +278,12 @@ fuzz-blob-32: i686-tools
 	$(I686_CARGO) build -Zbuild-std --locked --release -q --target $(I686_TARGET) -p policy-core --example fuzz_blob
 	scripts/quiet scripts/record --text fuzz-blob-32bit -- target/i686/$(I686_TARGET)/release/examples/fuzz_blob 1000000
 
-# Stable-Baselines3's DQN (rl-zoo3's Atari settings) on the same game, CPU
-# and 55-minute pausable budget as `make train`, evaluated on the same
+# Stable-Baselines3's DQN (rl-zoo3's Atari settings) on the same game and
+# CPU as `make train`, 55 minutes of a pausable clock, evaluated on the same
 # validation and test games: results/sb3-seed$(SB3_SEED).json (see
-# scripts/sb3.py for every setting). Run it alone (its clock pauses for
-# scripts/quiet holds). ARGS go to scripts/sb3.py.
+# scripts/sb3.py for every setting; docs/python.md for how the committed
+# runs shared the CPU). Its clock pauses for scripts/quiet holds. ARGS go to
+# scripts/sb3.py; scripts/sb3_compare.py then writes results/sb3-vs-trainer.*
 SB3_SEED ?= 1
 sb3: python
 	$(VENV)/bin/python scripts/sb3.py --seed $(SB3_SEED) $(ARGS)
