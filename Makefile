@@ -16,7 +16,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench sb3 rllib-smoke interop-tools interop-test peers peers-profile bench-host
+.PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench long-games sb3 rllib-smoke interop-tools interop-test peers peers-profile bench-host
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
@@ -27,6 +27,7 @@ help:
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
+	@echo "make long-games  the shipped network on 20 test seeds capped at 10 000 pipes, float and int8 (results/long-games-*.md)"
 	@echo "make peers   policy-core's latency beside LiteRT, ONNX Runtime, OpenVINO, tract and TFLite Micro on recorded frames (results/peers.md)"
 
 setup: torch mcu-tools
@@ -277,6 +278,17 @@ test-32: i686-tools
 fuzz-blob-32: i686-tools
 	$(I686_CARGO) build -Zbuild-std --locked --release -q --target $(I686_TARGET) -p policy-core --example fuzz_blob
 	scripts/quiet scripts/record --text fuzz-blob-32bit -- target/i686/$(I686_TARGET)/release/examples/fuzz_blob 1000000
+
+# "Plays for good": the shipped network on 20 test seeds capped at 10 000
+# pipes, as float (trainer eval) and as int8 in the firmware loop
+# (results/long-games-float.md, results/long-games-int8.md; about 15 min).
+LONG_MODEL ?= models/reference
+long-games: setup
+	cargo build --release -p trainer -p firmware-sim
+	scripts/quiet scripts/record --text long-games-float -- target/release/trainer eval \
+	  --checkpoint $(LONG_MODEL)/model.safetensors --seed test --episodes 20 --max-score 10000
+	scripts/quiet scripts/record --text long-games-int8 -- target/release/firmware-sim \
+	  --blob $(LONG_MODEL)/policy.bin --seed test --episodes 20 --max-score 10000
 
 # Stable-Baselines3's DQN (rl-zoo3's Atari settings) on the same game and
 # CPU as `make train`, 55 minutes of a pausable clock, evaluated on the same
