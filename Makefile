@@ -20,7 +20,7 @@ export PATH := $(VENV)/bin:$(PATH)
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
-	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (~5 h; continues when rerun)"
+	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (about 8 h on 2 idle cores; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 	@echo "make tiny    distil the reference into the micro:bit's \`tiny\` network (models/tiny/, ~25 min on one core)"
