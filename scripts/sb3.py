@@ -130,7 +130,9 @@ def make_callback(args, clock: Clock, curve: list, stats: dict):
                 print(f"[{minutes:6.1f} min] step {n}: validation mean {r['mean']:.1f} "
                       f"median {r['median']:.1f} (eps {r['epsilon']:.3f})", flush=True)
             if time.monotonic() >= self.next_log:
-                self.next_log += 60
+                # From now, not += 60: after a long pause that would print a
+                # line per step until the schedule caught up.
+                self.next_log = time.monotonic() + 60
                 print(f"[{minutes:6.1f} min] step {n}, eps {self.model.exploration_rate:.3f}, "
                       f"{n / max(clock.elapsed(), 1e-9):.0f} steps/s", flush=True)
             stats["steps"] = n
