@@ -148,7 +148,7 @@ def main() -> None:
         "",
         table(rows, cap, budget),
         "",
-        "![time to score: this project vs SB3](results/sb3-vs-trainer.png)",
+        "![time to score: this project vs SB3](sb3-vs-trainer.png)",
     ]
     (RESULTS / "sb3-vs-trainer.md").write_text("\n".join(md) + "\n")
     plot(rows, cap, budget, RESULTS / "sb3-vs-trainer.png")
