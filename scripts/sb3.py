@@ -75,6 +75,15 @@ class Scale255(gym.ObservationWrapper):
         return obs * np.uint8(255)
 
 
+def greedy_q(model, obs: np.ndarray) -> torch.Tensor:
+    """SB3's Q-values for a batch of the env's 0/1 observations, given to the
+    network as in training: scaled to 0/255 (``Scale255``); the policy divides
+    by 255 itself (``preprocess_obs``), so 0/1 floats would reach it as
+    0..1/255."""
+    x, _ = model.policy.obs_to_tensor(obs * np.uint8(255))
+    return model.policy.q_net(x)
+
+
 def greedy_scores(model, seeds: list[int], cap: int, clock: Clock | None = None) -> list[int]:
     """Plays one greedy game on each seed together (capped at ``cap``
     pipes) and returns the scores; holds for the pause protocol if given a clock."""
@@ -82,13 +91,11 @@ def greedy_scores(model, seeds: list[int], cap: int, clock: Clock | None = None)
     obs, _ = env.reset(seed=list(seeds))
     done = np.zeros(len(seeds), bool)
     scores = np.zeros(len(seeds), np.int64)
-    q_net = model.policy.q_net
     with torch.no_grad():
         while not done.all():
             if clock is not None:
                 clock.hold_if_asked()
-            x = torch.as_tensor(obs, dtype=torch.float32)  # 0/1 cells, as SB3 sees them after /255
-            actions = q_net(x).argmax(dim=1).numpy()
+            actions = greedy_q(model, obs).argmax(dim=1).numpy()
             obs, _, term, trunc, info = env.step(actions)
             ended = (term | trunc) & ~done
             scores[ended] = info["score"][ended]
