@@ -112,10 +112,12 @@ def plot(rows: list[dict], cap: int, budget: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
-    for r in rows:
+    styles = ["-", "--", ":", "-.", (0, (5, 1))]
+    for i, r in enumerate(rows):
         ours = r["who"].startswith("this")
         xs, ys = zip(*r["curve"]) if r["curve"] else ((), ())
         ax.plot(xs, ys, color="tab:blue" if ours else "tab:red", alpha=0.8, lw=1.5 if ours else 2,
+                ls=styles[i % len(styles)], marker="o", ms=3,
                 label=f"{'this project' if ours else 'SB3 DQN'}, seed {r['seed']}")
     ax.axhline(cap, color="black", ls="--", lw=0.8)
     ax.axvline(budget, color="tab:red", ls=":", lw=0.8)
