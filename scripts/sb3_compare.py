@@ -34,7 +34,7 @@ def row(who: str, seed, steps, updates, minutes, to_cap, test, curve: list[dict]
         "updates": updates,
         "minutes": minutes,
         "to_cap": to_cap,
-        "best_val": max((p["median"] for p in curve), default=float("nan")),
+        "ours": who.startswith("this"),
         "steps_per_min": steps / minutes if minutes else float("nan"),
         "test": test,
         "curve": [(p["minutes"], p["median"]) for p in curve],
@@ -78,11 +78,11 @@ def table(rows: list[dict], cap: int, budget: float) -> str:
         t = r["test"]
         out.append(
             f"| {r['who']} | {r['seed']} | {r['steps']:,} | {r['updates']:,} | {r['minutes']:.1f} | "
-            f"{r['steps_per_min']:,.0f} | {best_within(r, budget):.1f} | {r['best_val']:.1f} | "
+            f"{r['steps_per_min']:,.0f} | {best_within(r, budget):.1f} | {best_within(r, float('inf')):.1f} | "
             f"{fmt_min(r['to_cap'])} | {t['mean']:.1f} | {t['median']:.1f} | {t['at_cap']}/{len(t['scores'])} |"
         )
-    ours = [r["to_cap"] for r in rows if r["who"].startswith("this")]
-    theirs = [r["to_cap"] for r in rows if not r["who"].startswith("this")]
+    ours = [r["to_cap"] for r in rows if r["ours"]]
+    theirs = [r["to_cap"] for r in rows if not r["ours"]]
     reached = [m for m in ours if m is not None]
     out.append("")
     if not reached:
@@ -114,7 +114,7 @@ def plot(rows: list[dict], cap: int, budget: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     styles = ["-", "--", ":", "-.", (0, (5, 1))]
     for i, r in enumerate(rows):
-        ours = r["who"].startswith("this")
+        ours = r["ours"]
         xs, ys = zip(*r["curve"]) if r["curve"] else ((), ())
         ax.plot(xs, ys, color="tab:blue" if ours else "tab:red", alpha=0.8, lw=1.5 if ours else 2,
                 ls=styles[i % len(styles)], marker="o", ms=3,
@@ -137,7 +137,7 @@ def main() -> None:
     rows = trainer_rows(study) + sb3_rows(files)
     cap = study["cap"]
     # SB3's budget: the trainer's runs are step-budgeted and run longer.
-    budget = max(r["minutes"] for r in rows if not r["who"].startswith("this"))
+    budget = max(r["minutes"] for r in rows if not r["ours"])
     md = [
         "<!-- written by scripts/sb3_compare.py from results/study-default.json and results/sb3-seed*.json -->",
         f"Both learners on the same game (4x80x80 frame stacks, the game's rewards) and the same 2-core CPU "
