@@ -123,7 +123,8 @@ study: setup
 	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds
-# (results/study-tiny.*).
+# (results/study-tiny.*). The committed one ran with ARGS="--teacher
+# runs/study-default/seed-1": the study's seed 1, the next models/reference.
 TINY_SEEDS ?= 1,2,3
 tiny-study: setup
 	cargo build --release -p study
