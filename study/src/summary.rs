@@ -107,12 +107,17 @@ impl Study {
         serde_json::from_str(&text).with_context(|| format!("{} is not a study", path.display()))
     }
 
+    /// The study as the JSON `save` writes.
+    pub fn json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
     /// Writes the JSON, the Markdown and (with at least one run) the plot.
     pub fn save(&self, out_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(out_dir)
             .with_context(|| format!("creating {}", out_dir.display()))?;
         let (json, md, png) = Self::paths(out_dir, &self.name);
-        trainer::atomic::write_atomic(&json, serde_json::to_string_pretty(self)?.as_bytes())?;
+        trainer::atomic::write_atomic(&json, self.json()?.as_bytes())?;
         trainer::atomic::write_atomic(&md, self.markdown().as_bytes())?;
         if !self.runs.is_empty() {
             trainer::atomic::write_atomic_with(&png, |tmp| self.plot(tmp))?;

@@ -16,7 +16,7 @@ fn committed_studies_rewrite_to_the_same_bytes() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let study = study::summary::Study::load(&path).unwrap();
-        let again = serde_json::to_string_pretty(&study).unwrap();
+        let again = study.json().unwrap();
         assert!(again == text, "{name} changes when read and written again");
         checked += 1;
     }
