@@ -231,7 +231,7 @@ def machine():
         pass
     return {"cpu": name, "cores": os.cpu_count(), "simd_flags": [f for f in SIMD_FLAGS if f in flags],
             "kernel": platform.release(),
-            "rustflags": os.environ.get("RUSTFLAGS", "") or "none (x86-64 baseline, runtime dispatch only)"}
+            "rustflags": os.environ.get("RUSTFLAGS", "") or "none (the x86-64 baseline, SSE2: policy-core picks no kernels at run time)"}
 
 
 def cpu_busy_s():
