@@ -285,14 +285,20 @@ fuzz-blob-32: i686-tools
 
 # "Plays for good": the shipped network on 20 test seeds capped at 10 000
 # pipes, as float (trainer eval) and as int8 in the firmware loop
-# (results/long-games-float.md, results/long-games-int8.md; about 15 min).
-LONG_MODEL ?= models/reference
+# (results/long-games-float.md, results/long-games-int8.md; about 5 min).
+# The same for another model, number of games or cap, e.g. models/tiny's
+# test games: make long-games LONG_MODEL=models/tiny LONG_EPISODES=100
+# LONG_CAP=1000 LONG_NAME=tiny-test (results/tiny-test-{float,int8}.md).
+LONG_MODEL    ?= models/reference
+LONG_EPISODES ?= 20
+LONG_CAP      ?= 10000
+LONG_NAME     ?= long-games
 long-games: setup
 	cargo build --release -p trainer -p firmware-sim
-	scripts/quiet scripts/record --text long-games-float -- target/release/trainer eval \
-	  --checkpoint $(LONG_MODEL)/model.safetensors --seed test --episodes 20 --max-score 10000
-	scripts/quiet scripts/record --text long-games-int8 -- target/release/firmware-sim \
-	  --blob $(LONG_MODEL)/policy.bin --seed test --episodes 20 --max-score 10000
+	scripts/quiet scripts/record --text $(LONG_NAME)-float -- target/release/trainer eval \
+	  --checkpoint $(LONG_MODEL)/model.safetensors --seed test --episodes $(LONG_EPISODES) --max-score $(LONG_CAP)
+	scripts/quiet scripts/record --text $(LONG_NAME)-int8 -- target/release/firmware-sim \
+	  --blob $(LONG_MODEL)/policy.bin --seed test --episodes $(LONG_EPISODES) --max-score $(LONG_CAP)
 
 # Stable-Baselines3's DQN (rl-zoo3's Atari settings) on the same game and
 # CPU as `make train`, 55 minutes of a pausable clock, evaluated on the same

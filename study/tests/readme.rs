@@ -1,4 +1,5 @@
-//! Every README figure equals the results file it includes (study::readme).
+//! Every README figure equals the results file it includes (study::readme):
+//! the repository's README and each model folder's.
 
 use std::path::Path;
 
@@ -15,5 +16,26 @@ fn readme_figures_equal_their_files() {
     assert!(
         stale.is_empty(),
         "README blocks differ from their files (run `target/release/study readme`): {stale:?}"
+    );
+}
+
+#[test]
+fn model_readme_figures_equal_their_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for model in ["models/reference", "models/tiny"] {
+        let dir = root.join(model);
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        // Paths in a model's README are relative to its folder.
+        let stale = study::readme::stale(&readme, &dir).unwrap();
+        assert!(
+            stale.is_empty(),
+            "{model}/README.md blocks differ from their files \
+             (run `target/release/study readme --path {model}/README.md`): {stale:?}"
+        );
+    }
+    let tiny = std::fs::read_to_string(root.join("models/tiny/README.md")).unwrap();
+    assert!(
+        !study::readme::blocks(&tiny).unwrap().is_empty(),
+        "models/tiny/README.md includes its test-game figures from results files"
     );
 }
