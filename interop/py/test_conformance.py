@@ -4,7 +4,8 @@ The exact flavour: LiteRT's reference kernels and TFLite Micro's interpreter
 must give the very integers policy-core computes, at every stage, on every
 recorded frame of models/reference (compact) and models/tiny (after the
 zero-point mapping: int8 q - (-128) = policy-core's u8; the int16 outputs
-are its int32 Q-values). The fast flavour keeps the integers but not every
+are its int32 Q-values less the file's constant `q_offset`, 0 while they
+fit int16: interop/src/q_offset.rs). The fast flavour keeps the integers but not every
 operator: its conv stages (the first one through SPACE_TO_DEPTH) must still
 be bit-identical under both. LiteRT with XNNPACK or its built-in kernels and
 ONNX Runtime requantize differently (in float) and must agree on the action
@@ -60,6 +61,8 @@ def check_bit_identical(model, runner, maps_only=False):
             got = runner.tensor(s["tflite_tensor"]).astype(np.int64).reshape(want[i].shape)
             if not s["last"]:
                 got = got + 128  # int8 zero point -128 <-> u8 zero point 0
+            else:
+                got = got + s["q_offset"]  # the int16 outputs are the Q-values less it
             n = int(np.count_nonzero(got != want[i]))
             if n:
                 bad.setdefault(s["tflite_tensor"], []).append((i, n))

@@ -24,6 +24,7 @@ pub mod npy;
 pub mod onnx;
 mod pb;
 pub mod plan;
+pub mod q_offset;
 pub mod tflite;
 pub mod trace;
 #[cfg(feature = "tract")]
@@ -96,7 +97,11 @@ impl std::str::FromStr for Flavour {
 pub fn lower_blob(blob: &[u8]) -> Result<plan::Plan> {
     let (model, stages) =
         policy_core::Model::from_bytes(blob).context("not a valid policy blob")?;
-    plan::lower(&model, &stages)
+    let mut plan = plan::lower(&model, &stages)?;
+    let fit = q_offset::q_fit(blob)?;
+    plan.q_offset = fit.offset;
+    plan.q_fit = Some(fit);
+    Ok(plan)
 }
 
 /// The blob written in `format` and `flavour`.
@@ -152,9 +157,25 @@ pub fn mapping_report(plan: &plan::Plan) -> String {
     for (i, st) in plan.stages.iter().enumerate() {
         if st.last {
             s += &format!(
-                "stage {i} (layer {}): output layer, multiplier 1 (its int16 outputs are the int32 Q-values while |Q| < 32768)\n",
-                st.layer
+                "stage {i} (layer {}): output layer, multiplier 1 (the exact flavour's int16 outputs are the int32 Q-values less {})\n",
+                st.layer, plan.q_offset
             );
+            if let Some(f) = plan.q_fit {
+                s += &format!(
+                    "  Q-values in the policy's own play: {}..={}{}\n",
+                    f.lo,
+                    f.hi,
+                    if f.fits() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; WARNING: wider than the int16 output holds (+-{} less the offset): \
+                             the exact flavour saturates there, the fast flavour does not",
+                            q_offset::LIMIT
+                        )
+                    }
+                );
+            }
             continue;
         }
         let eq = st.channels.iter().filter(|c| c.equivalent).count();

@@ -81,6 +81,12 @@ impl PlanStage {
 pub struct Plan {
     /// The stages, input to output.
     pub stages: Vec<PlanStage>,
+    /// The exact flavour's int16 outputs are the Q-values less this
+    /// constant ([`crate::q_offset`]; 0 when they fit as they are).
+    pub q_offset: i32,
+    /// The policy's Q range in play, against the int16 output (None until
+    /// measured: [`crate::lower_blob`] measures it).
+    pub q_fit: Option<crate::q_offset::QFit>,
 }
 
 /// Lowers a validated blob (`Model::from_bytes`).
@@ -97,7 +103,11 @@ pub fn lower(model: &Model, stages: &[Stage]) -> Result<Plan> {
         s_in = stage.out_scale;
         out.push(stage);
     }
-    Ok(Plan { stages: out })
+    Ok(Plan {
+        stages: out,
+        q_offset: 0,
+        q_fit: None,
+    })
 }
 
 fn lower_stage(layer: &Layer, st: &Stage, si: usize, s_in: f32) -> Result<PlanStage> {

@@ -257,7 +257,7 @@ pub fn graph(plan: &Plan, flavour: Flavour) -> Result<TfGraph> {
             (Kind::Conv { .. }, _, _) => conv_stage(&mut g, &p, st, x, flavour)?,
             (Kind::Dense, false, Flavour::Exact) => dense_as_conv(&mut g, &p, st, x),
             (Kind::Dense, false, Flavour::Fast) => dense_fc(&mut g, &p, st, x),
-            (Kind::Dense, true, Flavour::Exact) => output_int16(&mut g, &p, st, x),
+            (Kind::Dense, true, Flavour::Exact) => output_int16(&mut g, &p, st, x, plan.q_offset),
             (Kind::Dense, true, Flavour::Fast) => output_float(&mut g, &p, st, x),
         };
     }
@@ -283,7 +283,15 @@ fn tflite_padding(input: usize, out: usize, k: usize, stride: usize, pad: usize)
 }
 
 /// The per-channel weights and bias tensors of a stage.
-fn params(g: &mut TfGraph, p: &str, st: &PlanStage, w_shape: Vec<i32>, bias_ty: i8) -> (i32, i32) {
+/// An int64 bias (the output layer's) is lowered by `q_offset` (exact in i64).
+fn params(
+    g: &mut TfGraph,
+    p: &str,
+    st: &PlanStage,
+    w_shape: Vec<i32>,
+    bias_ty: i8,
+    q_offset: i32,
+) -> (i32, i32) {
     let n = st.out_c();
     let w = g.constant(
         format!("{p}/weights"),
@@ -299,9 +307,10 @@ fn params(g: &mut TfGraph, p: &str, st: &PlanStage, w_shape: Vec<i32>, bias_ty: 
     let data = if bias_ty == INT64 {
         st.biases
             .iter()
-            .flat_map(|&v| (v as i64).to_le_bytes())
+            .flat_map(|&v| (v as i64 - q_offset as i64).to_le_bytes())
             .collect()
     } else {
+        debug_assert_eq!(q_offset, 0, "only the int64 output biases are shifted");
         st.biases.iter().flat_map(|v| v.to_le_bytes()).collect()
     };
     let b = g.constant(
@@ -373,7 +382,7 @@ fn conv_stage(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, fl: Flavour) -> 
         (None, Some(pd)) => (x, k, stride, pd, c_in),
         (None, None) => (explicit_pad(g, p, st, x, pad), k, stride, VALID, c_in),
     };
-    let (w, b) = params(g, p, st, vec![dim(n), dim(kw), dim(kw), dim(cw)], INT32);
+    let (w, b) = params(g, p, st, vec![dim(n), dim(kw), dim(kw), dim(cw)], INT32, 0);
     let q_out = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
     let (h, wd) = (dim(st.pre_pool.h), dim(st.pre_pool.w));
     let conv_name = if st.pool > 1 {
@@ -400,7 +409,7 @@ fn conv_stage(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, fl: Flavour) -> 
 fn dense_as_conv(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
     let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
     let x = g.reshaped(p, x, vec![1, 1, 1, inp]);
-    let (w, b) = params(g, p, st, vec![n, 1, 1, inp], INT32);
+    let (w, b) = params(g, p, st, vec![n, 1, 1, inp], INT32, 0);
     let q = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
     let y = g.activation(p.to_string(), vec![1, 1, 1, n], INT8, q);
     let conv = Options::Conv {
@@ -416,7 +425,7 @@ fn dense_as_conv(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
 fn dense_fc(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
     let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
     let x = g.reshaped(p, x, vec![1, inp]);
-    let (w, b) = params(g, p, st, vec![n, inp], INT32);
+    let (w, b) = params(g, p, st, vec![n, inp], INT32, 0);
     let q = Quant::tensor(st.out_scale, plan::ACT_ZERO_POINT);
     let y = g.activation(p.to_string(), vec![1, n], INT8, q);
     g.op(
@@ -430,13 +439,14 @@ fn dense_fc(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
 
 /// The output layer as `QUANTIZE` (int8 to int16, scale kept: the u8
 /// values) and a 16x8 `FULLY_CONNECTED` (int16 in, int64 bias) whose
-/// multiplier is exactly 1, so its int16 outputs are the int32 Q-values.
-fn output_int16(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32) -> i32 {
+/// multiplier is exactly 1, so its int16 outputs are the int32 Q-values
+/// less `q_offset` (subtracted from the biases; [`crate::q_offset`]).
+fn output_int16(g: &mut TfGraph, p: &str, st: &PlanStage, x: i32, q_offset: i32) -> i32 {
     let (inp, n) = (dim(st.input.len()), dim(st.out_c()));
     let q_wide = Quant::tensor(st.in_scale, 0);
     let wide = g.activation(format!("{p}/int16"), g.shape_of(x), INT16, q_wide);
     g.op(QUANTIZE, vec![x], wide, Options::None);
-    let (w, b) = params(g, p, st, vec![n, inp], INT64);
+    let (w, b) = params(g, p, st, vec![n, inp], INT64, q_offset);
     let q = Quant::tensor(st.out_scale, 0);
     let y = g.activation("q_values".into(), vec![1, n], INT16, q);
     let fc = Options::Fc { relu: false };

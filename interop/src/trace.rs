@@ -65,6 +65,7 @@ pub fn dump(blob: &[u8], stacks: &[FrameStack], limit: usize, dir: &Path) -> Res
         &[n, FRAME_SIDE, FRAME_SIDE, STACK_LEN],
         &input,
     )?;
+    let q_offset = crate::q_offset::q_fit(blob)?.offset;
     let mut meta = Vec::new();
     for (k, (values, &(c, h, w))) in per_stage.iter().zip(&shapes).enumerate() {
         let last = k + 1 == n_stages;
@@ -84,6 +85,8 @@ pub fn dump(blob: &[u8], stacks: &[FrameStack], limit: usize, dir: &Path) -> Res
             "tflite_tensor": name,
             "shape": shape[1..],
             "last": last,
+            // The exact TFLite file's int16 outputs are these less q_offset.
+            "q_offset": if last { q_offset } else { 0 },
         }));
     }
     let meta = serde_json::json!({ "stacks": n, "stages": meta });
