@@ -88,8 +88,9 @@ struct TrainStudy {
 struct DistilStudy {
     #[command(flatten)]
     common: Common,
-    /// The teacher (a run folder, or models/reference).
-    #[arg(long, default_value = "models/reference")]
+    /// The teacher (a run folder, a checkpoint folder or weights; the
+    /// default is `make tiny`'s).
+    #[arg(long, default_value = "models/teacher")]
     teacher: PathBuf,
     /// Other gradient updates per run (0: the default); for trying the
     /// study itself, not for results.
@@ -158,6 +159,22 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         threads: c.threads.max(1),
     };
     plan.validate()?;
+    plan.claim_folder()?;
+    // The results of another plan under this name are not written over.
+    let (json, _, _) = Study::paths(&c.out, &plan.name);
+    if json.is_file() {
+        let before = Study::load(&json)?;
+        anyhow::ensure!(
+            before.kind == plan.kind
+                && before.test_games == plan.test_games
+                && before.cap == plan.cap,
+            "{} holds a study of another plan ({:?}, {} test games, cap {}); use another --name",
+            json.display(),
+            before.kind,
+            before.test_games,
+            before.cap
+        );
+    }
     let stop = trainer::cli::stop_on_ctrl_c(
         "saving a checkpoint and stopping; the same command continues",
     )?;

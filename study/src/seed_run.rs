@@ -96,6 +96,55 @@ impl StudyPlan {
         );
         Ok(())
     }
+
+    /// The file in the study's folder that names what its seeds run.
+    pub fn plan_file(&self) -> PathBuf {
+        self.runs_dir
+            .join(format!("study-{}", self.name))
+            .join(PLAN_FILE)
+    }
+
+    /// Makes sure the study's folder holds runs of this plan: writes what
+    /// its seeds run (the kind, teacher included, the test games, the cap)
+    /// on the first call, and refuses a plan that differs from the one
+    /// written, so that a study never mixes runs of two recipes or two
+    /// teachers under one name.
+    pub fn claim_folder(&self) -> Result<()> {
+        let path = self.plan_file();
+        let mine = PlanRecord {
+            kind: self.kind.clone(),
+            test_games: self.test_games,
+            cap: self.cap,
+        };
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let theirs: PlanRecord = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a study plan", path.display()))?;
+            anyhow::ensure!(
+                theirs == mine,
+                "{} holds runs of another plan ({theirs:?}); this study asks for {mine:?}: \
+                 use another --name",
+                path.display()
+            );
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let text = serde_json::to_string_pretty(&mine)?;
+        trainer::atomic::write_atomic(&path, text.as_bytes())
+    }
+}
+
+/// The file in `<runs>/study-<name>/` that names what the study's seeds run.
+pub const PLAN_FILE: &str = "study-plan.json";
+
+/// What a study folder's runs were made with ([`StudyPlan::claim_folder`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PlanRecord {
+    kind: Kind,
+    test_games: usize,
+    cap: u32,
 }
 
 /// A score list with its summary.
