@@ -23,7 +23,7 @@ help:
 	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (about 8 h on 2 idle cores; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
-	@echo "make tiny    distil the reference into the micro:bit's \`tiny\` network (models/tiny/, ~25 min on one core)"
+	@echo "make tiny    distil models/teacher into the micro:bit's \`tiny\` network (models/tiny/, ~45 min on one core)"
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"
@@ -59,14 +59,17 @@ reference: setup
 	cp $(REF_RUN)/best.safetensors $(REF)/model.safetensors
 	cp $(REF_RUN)/{config.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(REF)/
 
-# The committed micro:bit model (models/tiny/): the reference distilled into
-# the `tiny` network (`trainer distil`, its defaults: 100 000 updates, the
-# same amount of learning on a busy machine), then its files copied over.
+# The committed micro:bit model (models/tiny/): the teacher (models/teacher,
+# the run hd1 that was the reference until 2026-12-06; chosen on validation
+# games, docs/learning.md) distilled into the `tiny` network (`trainer
+# distil`, its defaults: 100 000 updates, the same amount of learning on a
+# busy machine), then its files copied over.
+TEACHER := models/teacher
 TINY := models/tiny
 tiny: setup
 	cargo build --release -p trainer
 	rm -rf runs/tiny
-	target/release/trainer distil --teacher $(REF) --name tiny --seed 1 --threads 1 $(ARGS)
+	target/release/trainer distil --teacher $(TEACHER) --name tiny --seed 1 --threads 1 $(ARGS)
 	mkdir -p $(TINY)
 	cp runs/tiny/best.safetensors $(TINY)/model.safetensors
 	cp runs/tiny/{distil.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(TINY)/
@@ -125,13 +128,17 @@ study: setup
 	cargo build --release -p study
 	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
 
-# The micro:bit policy's study: `make tiny`'s distillation with 3 seeds
-# (results/study-tiny.*). The committed one ran with ARGS="--teacher
-# runs/study-default/seed-1": the study's seed 1, the next models/reference.
+# The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
+# one thread each, one after another (results/study-tiny-hd1.*; about 45
+# minutes a seed on one core). results/study-tiny.* is the same recipe
+# with the study's seed 1 as teacher (`target/release/study distil
+# --teacher runs/study-default/seed-1 --seeds 1,2,3 --threads 1`, name
+# `tiny`), stopped after 2 seeds when validation games chose the other
+# teacher (scripts/tiny-teachers).
 TINY_SEEDS ?= 1,2,3
 tiny-study: setup
 	cargo build --release -p study
-	target/release/study distil --seeds $(TINY_SEEDS) $(ARGS)
+	target/release/study distil --teacher $(TEACHER) --name tiny-hd1 --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.

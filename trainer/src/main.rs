@@ -128,8 +128,9 @@ struct TrainArgs {
 struct DistilArgs {
     /// The teacher: a run folder (its best.safetensors: the network the run
     /// ships), a checkpoint folder (its policy average ema.safetensors, else
-    /// the online model.safetensors) or a .safetensors weights file.
-    #[arg(long, default_value = "models/reference")]
+    /// the online model.safetensors) or a .safetensors weights file. The
+    /// default is the micro:bit policy's teacher (models/teacher/README.md).
+    #[arg(long, default_value = "models/teacher")]
     teacher: PathBuf,
     /// Run name: files go to <runs-dir>/<name>/ (default: a timestamp).
     #[arg(long)]

@@ -1,5 +1,5 @@
 //! `trainer distil` end to end: a fresh `tiny` student learns the committed
-//! reference teacher (models/reference), the last half of its updates
+//! teacher of `make tiny` (models/teacher), the last half of its updates
 //! through the int8 grid, and passes pipes after a couple of thousand
 //! updates; the run ends with the same report, recording and blob as a
 //! training run.
@@ -18,8 +18,8 @@ fn trainer(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn a_tiny_student_learns_the_reference_teacher() {
-    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/reference");
+fn a_tiny_student_learns_the_committed_teacher() {
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
     let runs = std::env::temp_dir().join(format!("trainer-distil-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&runs);
     let s = |p: &Path| p.to_str().unwrap().to_string();
