@@ -45,7 +45,7 @@ fn reference_model_meets_the_parity_bars() {
     meets_the_parity_bars(&reference());
 }
 
-/// The micro:bit's `tiny` model, distilled from the reference, meets every
+/// The micro:bit's `tiny` model, distilled from models/teacher, meets every
 /// bar but one: its Q-values are near-ties (float margin below
 /// [`parity::TIE_FRAC`] of the range) on about 3 % of the recorded frames,
 /// and the int8 export picks the other action on a third of those, so its
