@@ -26,6 +26,15 @@ pub fn stop_on_ctrl_c(what: &'static str) -> Result<Arc<AtomicBool>> {
 /// with its causes and exits with status 1.
 pub fn main_with(run: impl FnOnce() -> Result<()>) {
     crate::alloc::keep_freed_memory();
+    // Output piped into a reader that stops early (`trainer eval | head -1`)
+    // ends the process quietly, as for other command-line tools, instead of
+    // a panic on the failed write (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal, before any thread
+    // starts; SIG_DFL is always a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);

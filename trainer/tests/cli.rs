@@ -733,3 +733,29 @@ fn every_subcommand_refuses_bad_inputs_cleanly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Output piped into a reader that has gone (`trainer eval | head -1`) ends
+/// the process without a panic message.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tiny/model.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "eval",
+            "--checkpoint",
+            s(&tiny),
+            "--episodes",
+            "2",
+            "--max-score",
+            "3",
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running trainer");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waiting for trainer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
