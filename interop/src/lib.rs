@@ -98,9 +98,7 @@ pub fn lower_blob(blob: &[u8]) -> Result<plan::Plan> {
     let (model, stages) =
         policy_core::Model::from_bytes(blob).context("not a valid policy blob")?;
     let mut plan = plan::lower(&model, &stages)?;
-    let fit = q_offset::q_fit(blob)?;
-    plan.q_offset = fit.offset;
-    plan.q_fit = Some(fit);
+    plan.q_fit = Some(q_offset::q_fit(blob)?);
     Ok(plan)
 }
 
@@ -158,7 +156,8 @@ pub fn mapping_report(plan: &plan::Plan) -> String {
         if st.last {
             s += &format!(
                 "stage {i} (layer {}): output layer, multiplier 1 (the exact flavour's int16 outputs are the int32 Q-values less {})\n",
-                st.layer, plan.q_offset
+                st.layer,
+                plan.q_offset()
             );
             if let Some(f) = plan.q_fit {
                 s += &format!(

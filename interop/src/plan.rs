@@ -81,12 +81,18 @@ impl PlanStage {
 pub struct Plan {
     /// The stages, input to output.
     pub stages: Vec<PlanStage>,
-    /// The exact flavour's int16 outputs are the Q-values less this
-    /// constant ([`crate::q_offset`]; 0 when they fit as they are).
-    pub q_offset: i32,
     /// The policy's Q range in play, against the int16 output (None until
     /// measured: [`crate::lower_blob`] measures it).
     pub q_fit: Option<crate::q_offset::QFit>,
+}
+
+impl Plan {
+    /// The exact flavour's int16 outputs are the Q-values less this
+    /// constant ([`crate::q_offset`]; 0 when they fit as they are, or
+    /// before the range is measured).
+    pub fn q_offset(&self) -> i32 {
+        self.q_fit.map_or(0, |f| f.offset)
+    }
 }
 
 /// Lowers a validated blob (`Model::from_bytes`).
@@ -105,7 +111,6 @@ pub fn lower(model: &Model, stages: &[Stage]) -> Result<Plan> {
     }
     Ok(Plan {
         stages: out,
-        q_offset: 0,
         q_fit: None,
     })
 }

@@ -257,7 +257,7 @@ pub fn graph(plan: &Plan, flavour: Flavour) -> Result<TfGraph> {
             (Kind::Conv { .. }, _, _) => conv_stage(&mut g, &p, st, x, flavour)?,
             (Kind::Dense, false, Flavour::Exact) => dense_as_conv(&mut g, &p, st, x),
             (Kind::Dense, false, Flavour::Fast) => dense_fc(&mut g, &p, st, x),
-            (Kind::Dense, true, Flavour::Exact) => output_int16(&mut g, &p, st, x, plan.q_offset),
+            (Kind::Dense, true, Flavour::Exact) => output_int16(&mut g, &p, st, x, plan.q_offset()),
             (Kind::Dense, true, Flavour::Fast) => output_float(&mut g, &p, st, x),
         };
     }

@@ -163,17 +163,8 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
     // The results of another plan under this name are not written over.
     let (json, _, _) = Study::paths(&c.out, &plan.name);
     if json.is_file() {
-        let before = Study::load(&json)?;
-        anyhow::ensure!(
-            before.kind == plan.kind
-                && before.test_games == plan.test_games
-                && before.cap == plan.cap,
-            "{} holds a study of another plan ({:?}, {} test games, cap {}); use another --name",
-            json.display(),
-            before.kind,
-            before.test_games,
-            before.cap
-        );
+        plan.record()
+            .same_as(&Study::load(&json)?.record(), &json)?;
     }
     let stop = trainer::cli::stop_on_ctrl_c(
         "saving a checkpoint and stopping; the same command continues",

@@ -97,6 +97,15 @@ impl StudyPlan {
         Ok(())
     }
 
+    /// What the plan's runs are made with.
+    pub fn record(&self) -> PlanRecord {
+        PlanRecord {
+            kind: self.kind.clone(),
+            test_games: self.test_games,
+            cap: self.cap,
+        }
+    }
+
     /// The file in the study's folder that names what its seeds run.
     pub fn plan_file(&self) -> PathBuf {
         self.runs_dir
@@ -111,23 +120,9 @@ impl StudyPlan {
     /// teachers under one name.
     pub fn claim_folder(&self) -> Result<()> {
         let path = self.plan_file();
-        let mine = PlanRecord {
-            kind: self.kind.clone(),
-            test_games: self.test_games,
-            cap: self.cap,
-        };
+        let mine = self.record();
         if path.is_file() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let theirs: PlanRecord = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a study plan", path.display()))?;
-            anyhow::ensure!(
-                theirs == mine,
-                "{} holds runs of another plan ({theirs:?}); this study asks for {mine:?}: \
-                 use another --name",
-                path.display()
-            );
-            return Ok(());
+            return mine.same_as(&read_json(&path, "a study plan")?, &path);
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -139,12 +134,36 @@ impl StudyPlan {
 /// The file in `<runs>/study-<name>/` that names what the study's seeds run.
 pub const PLAN_FILE: &str = "study-plan.json";
 
-/// What a study folder's runs were made with ([`StudyPlan::claim_folder`]).
+/// What a study's runs are made with: a study folder's `study-plan.json`
+/// ([`StudyPlan::claim_folder`]), and the settings a results file holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct PlanRecord {
-    kind: Kind,
-    test_games: usize,
-    cap: u32,
+pub struct PlanRecord {
+    /// What each seed runs, the teacher included.
+    pub kind: Kind,
+    /// Test games per run.
+    pub test_games: usize,
+    /// Score cap of a test game.
+    pub cap: u32,
+}
+
+impl PlanRecord {
+    /// Refuses `theirs`, read from `path`, when it is another plan.
+    pub fn same_as(&self, theirs: &PlanRecord, path: &Path) -> Result<()> {
+        anyhow::ensure!(
+            theirs == self,
+            "{} holds runs of another plan ({theirs:?}); this study asks for {self:?}: \
+             use another --name",
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+/// The JSON file at `path` (`what` names it in the error).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
 }
 
 /// A score list with its summary.
@@ -256,10 +275,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
     let dir = plan.seed_dir(s);
     let done = dir.join(SEED_FILE);
     if done.is_file() {
-        let text = std::fs::read_to_string(&done)
-            .with_context(|| format!("reading {}", done.display()))?;
-        let r: SeedResult = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a seed result", done.display()))?;
+        let r: SeedResult = read_json(&done, "a seed result")?;
         anyhow::ensure!(
             r.seed == s && r.float.scores.len() == plan.test_games,
             "{} holds seed {} with {} test games; this study asks for seed {s} with {}: \

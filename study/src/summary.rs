@@ -102,9 +102,16 @@ impl Study {
 
     /// Reads a study's JSON.
     pub fn load(path: &Path) -> Result<Study> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a study", path.display()))
+        crate::seed_run::read_json(path, "a study")
+    }
+
+    /// What the study's runs were made with.
+    pub fn record(&self) -> crate::seed_run::PlanRecord {
+        crate::seed_run::PlanRecord {
+            kind: self.kind.clone(),
+            test_games: self.test_games,
+            cap: self.cap,
+        }
     }
 
     /// The study as the JSON `save` writes.
