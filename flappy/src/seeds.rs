@@ -6,7 +6,8 @@
 //!   recordings.
 //! * **validation**: [`VALIDATION`] up to [`TEST`]: the periodic evaluations
 //!   during training ([`PERIODIC_EVAL`]), the end-of-run selection
-//!   ([`SELECTION`]), and every setting anyone chooses.
+//!   ([`SELECTION`]), the scores of recipe trials ([`TRIAL`]), and every
+//!   setting anyone chooses.
 //! * **test**: [`TEST`] up to `TEST + TEST_LEN`: final scores are reported
 //!   on these games and nothing is ever chosen on them.
 //!
@@ -28,6 +29,12 @@ pub const VALIDATION: u64 = 1 << 48;
 pub const PERIODIC_EVAL: u64 = VALIDATION;
 /// First game of the end-of-run selection between snapshots.
 pub const SELECTION: u64 = VALIDATION + 1_000_000;
+/// First game of the scores of a recipe trial (`study train --score-on
+/// validation`): validation games far from the periodic evaluations and
+/// the selection, on which recipes are compared and chosen.
+pub const TRIAL: u64 = VALIDATION + (1 << 40);
+// A trial's games never meet the selection's (a billion games apart).
+const _: () = assert!(TRIAL > SELECTION + 1_000_000_000 && TRIAL < TEST);
 /// First test seed. The seeds 0..20, which reported scores until
 /// 2026-12-05, are spent: settings were chosen on them. They are training
 /// seeds now.
@@ -113,6 +120,7 @@ mod tests {
         assert!(!range_in(TEST - 1, 2, SeedSet::Test));
         assert!(!range_in(u64::MAX, 2, SeedSet::Unassigned));
         assert!(range_in(SELECTION, 1000, SeedSet::Validation));
+        assert!(range_in(TRIAL, TEST_LEN, SeedSet::Validation));
     }
 
     #[test]

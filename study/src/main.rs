@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use study::{seed_run, Kind, Study, StudyPlan};
+use trainer::report::FinalGames;
 
 /// Trains (or distils) once per seed with the defaults, scores every run on
 /// the test seeds as float and as int8 in the firmware loop, and writes
@@ -18,6 +19,11 @@ use study::{seed_run, Kind, Study, StudyPlan};
 /// training run continues from its last checkpoint with the budget it had
 /// left. A compile beside a training run takes its budget: run it through
 /// `scripts/quiet`, which pauses the run's clock.
+///
+/// A recipe trial (`--score-on validation`, with `train --recipe FILE` for
+/// other settings) scores the runs on validation games instead
+/// (`flappy::seeds::TRIAL..`) and writes `results/trial-<name>.*`: the
+/// way to compare recipes without touching the test games.
 #[derive(Parser)]
 #[command(name = "study", version)]
 struct Cli {
@@ -37,11 +43,14 @@ enum Cmd {
         #[arg(long, default_value = "README.md")]
         path: PathBuf,
     },
-    /// Redraw `results/study-<name>.{md,png}` from its JSON.
+    /// Redraw `results/study-<name>.{md,png}` (or `trial-<name>`) from its JSON.
     Report {
         /// The study's name.
         #[arg(long, default_value = "default")]
         name: String,
+        /// `validation`: the recipe trial `results/trial-<name>.*`.
+        #[arg(long, value_enum, default_value_t = FinalGames::Test)]
+        score_on: FinalGames,
         /// Folder of the results.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -57,10 +66,16 @@ struct Common {
     /// Training seeds, one run each (below 2^24).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
     seeds: Vec<u64>,
-    /// Test games per run (seeds flappy::seeds::TEST + 0..N).
+    /// Scored games per run (seeds flappy::seeds::TEST + 0..N, or TRIAL + 0..N).
     #[arg(long, default_value_t = 100)]
     test_games: usize,
-    /// Score cap of a test game.
+    /// The games that score the runs: `test` (a study: a report, nothing is
+    /// chosen on it) or `validation` (a recipe trial: seeds
+    /// flappy::seeds::TRIAL.., to choose between recipes; runs in
+    /// <runs-dir>/trial-<name>/, results in <out>/trial-<name>.*).
+    #[arg(long, value_enum, default_value_t = FinalGames::Test)]
+    score_on: FinalGames,
+    /// Score cap of a scored game.
     #[arg(long, default_value_t = 1000)]
     cap: u32,
     /// Folder of the run folders.
@@ -82,6 +97,11 @@ struct TrainStudy {
     /// trying the study itself, not for results.
     #[arg(long, default_value_t = 0.0)]
     minutes: f64,
+    /// A recipe trial's settings: a TOML file of `trainer train` settings
+    /// as `config.toml` names them (e.g. `policy_ema = 3e-5`), the rest
+    /// default. Needs `--score-on validation` and a `--name`.
+    #[arg(long)]
+    recipe: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -106,8 +126,23 @@ fn run() -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match Cli::parse().cmd {
         Cmd::Train(a) => {
+            let recipe = match &a.recipe {
+                None => String::new(),
+                Some(path) => {
+                    anyhow::ensure!(
+                        a.common.score_on == FinalGames::Validation && a.common.name.is_some(),
+                        "a --recipe is a trial: give it a --name and --score-on validation \
+                         (a recipe is chosen on validation games, never on test games)"
+                    );
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    seed_run::recipe_of(&text)
+                        .with_context(|| format!("in the recipe {}", path.display()))?
+                }
+            };
             let kind = Kind::Train {
                 minutes: (a.minutes > 0.0).then_some(a.minutes),
+                recipe,
             };
             run_study(a.common, "default", kind, command)
         }
@@ -133,8 +168,12 @@ fn run() -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Report { name, out } => {
-            let (json, md, png) = Study::paths(&out, &name);
+        Cmd::Report {
+            name,
+            score_on,
+            out,
+        } => {
+            let (json, md, png) = Study::paths(&out, score_on, &name);
             let s = Study::load(&json)?;
             s.save(&out)?;
             println!(
@@ -154,6 +193,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         kind,
         seeds: c.seeds,
         test_games: c.test_games,
+        games: c.score_on,
         cap: c.cap,
         runs_dir: c.runs_dir,
         threads: c.threads.max(1),
@@ -161,7 +201,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
     plan.validate()?;
     plan.claim_folder()?;
     // The results of another plan under this name are not written over.
-    let (json, _, _) = Study::paths(&c.out, &plan.name);
+    let (json, _, _) = Study::paths(&c.out, plan.games, &plan.name);
     if json.is_file() {
         plan.record()
             .same_as(&Study::load(&json)?.record(), &json)?;
@@ -174,8 +214,9 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         command,
         kind: plan.kind.clone(),
         seeds: plan.seeds.clone(),
-        first_test_seed: flappy::seeds::TEST,
+        first_test_seed: plan.games.first_seed(),
         test_games: plan.test_games,
+        games: plan.games,
         cap: plan.cap,
         runs: Vec::new(),
         aggregate: None,
@@ -189,7 +230,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         study.runs.push(r);
         study.aggregate = Some(study::summary::Aggregate::of(&study.runs, plan.cap));
         study.save(&c.out)?;
-        let (json, _, _) = Study::paths(&c.out, &plan.name);
+        let (json, _, _) = Study::paths(&c.out, plan.games, &plan.name);
         eprintln!(
             "seed {s} done: {} of {} seeds in {}",
             study.runs.len(),

@@ -8,14 +8,13 @@
 //! keeps no checkpoint; it takes about 20 minutes).
 
 use anyhow::{Context, Result};
-use flappy::seeds;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use trainer::config::Config;
 use trainer::distil::{self, DistilConfig};
 use trainer::metrics::Metrics;
-use trainer::report::{self, FinishOptions, RunAbout};
+use trainer::report::{self, FinalGames, FinishOptions, RunAbout};
 use trainer::{checkpoint, train};
 
 /// The file in a seed's folder that says it is done.
@@ -25,10 +24,15 @@ pub const SEED_FILE: &str = "study-seed.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Kind {
     /// `trainer train` with its defaults and `--seed s` (what `make train`
-    /// runs), optionally with another time budget (tests).
+    /// runs), optionally with another time budget (tests) or, for a recipe
+    /// trial, other settings.
     Train {
         /// Minutes of training (None: the default budget).
         minutes: Option<f64>,
+        /// The settings that differ from the defaults, as TOML (empty: the
+        /// default recipe); see [`recipe_of`].
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        recipe: String,
     },
     /// `trainer distil` with its defaults, the teacher and `--seed s`
     /// (what `make tiny` runs), optionally with fewer updates (tests).
@@ -50,9 +54,12 @@ pub struct StudyPlan {
     pub kind: Kind,
     /// Training seeds, one run each.
     pub seeds: Vec<u64>,
-    /// Test games per run (seeds `flappy::seeds::TEST..`).
+    /// Scored games per run (seeds `games.first_seed()..`).
     pub test_games: usize,
-    /// Score cap of a test game.
+    /// Which games score the runs: test games (a study), or validation
+    /// games (a recipe trial).
+    pub games: FinalGames,
+    /// Score cap of a scored game.
     pub cap: u32,
     /// Folder of the run folders.
     pub runs_dir: PathBuf,
@@ -63,21 +70,21 @@ pub struct StudyPlan {
 impl StudyPlan {
     /// The folder of seed `s`'s run.
     pub fn seed_dir(&self, s: u64) -> PathBuf {
+        self.folder().join(format!("seed-{s}"))
+    }
+
+    /// The study's folder: `<runs>/study-<name>/`, or `<runs>/trial-<name>/`
+    /// for a recipe trial.
+    pub fn folder(&self) -> PathBuf {
         self.runs_dir
-            .join(format!("study-{}", self.name))
-            .join(format!("seed-{s}"))
+            .join(format!("{}-{}", stem(self.games), self.name))
     }
 
     /// Refuses a plan that cannot run or would report off the test seeds.
     pub fn validate(&self) -> Result<()> {
         anyhow::ensure!(!self.seeds.is_empty(), "a study needs at least one seed");
         anyhow::ensure!(self.cap >= 1, "the score cap must be at least 1");
-        anyhow::ensure!(
-            self.test_games >= 1
-                && seeds::range_in(seeds::TEST, self.test_games as u64, seeds::SeedSet::Test),
-            "test games must be in 1..={}",
-            seeds::TEST_LEN
-        );
+        self.games.check(self.test_games)?;
         let mut sorted = self.seeds.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -102,15 +109,14 @@ impl StudyPlan {
         PlanRecord {
             kind: self.kind.clone(),
             test_games: self.test_games,
+            games: self.games,
             cap: self.cap,
         }
     }
 
     /// The file in the study's folder that names what its seeds run.
     pub fn plan_file(&self) -> PathBuf {
-        self.runs_dir
-            .join(format!("study-{}", self.name))
-            .join(PLAN_FILE)
+        self.folder().join(PLAN_FILE)
     }
 
     /// Makes sure the study's folder holds runs of this plan: writes what
@@ -140,10 +146,51 @@ pub const PLAN_FILE: &str = "study-plan.json";
 pub struct PlanRecord {
     /// What each seed runs, the teacher included.
     pub kind: Kind,
-    /// Test games per run.
+    /// Scored games per run.
     pub test_games: usize,
-    /// Score cap of a test game.
+    /// Which games (test, unless a recipe trial).
+    #[serde(default, skip_serializing_if = "FinalGames::is_test")]
+    pub games: FinalGames,
+    /// Score cap of a scored game.
     pub cap: u32,
+}
+
+/// How a study's files begin: `study` (scored on test games) or `trial`
+/// (a recipe trial, scored on validation games).
+pub fn stem(games: FinalGames) -> &'static str {
+    match games {
+        FinalGames::Test => "study",
+        FinalGames::Validation => "trial",
+    }
+}
+
+/// A recipe file's settings that differ from the defaults, as canonical
+/// TOML (keys sorted; empty when it changes nothing). The file holds
+/// `trainer train` settings as `config.toml` names them; unknown keys,
+/// values out of range and `seed` (the study sets it) are refused.
+///
+/// ```
+/// let r = study::seed_run::recipe_of("policy_ema = 3e-5\ngamma = 0.99\n").unwrap();
+/// assert_eq!(r, "policy_ema = 0.00003\n");
+/// assert!(study::seed_run::recipe_of("seed = 3").is_err());
+/// assert!(study::seed_run::recipe_of("no_such_setting = 1").is_err());
+/// ```
+pub fn recipe_of(text: &str) -> Result<String> {
+    let table: toml::Table = toml::from_str(text).context("a recipe is TOML")?;
+    anyhow::ensure!(
+        !table.contains_key("seed"),
+        "a recipe does not set `seed`: the study gives each run its seed"
+    );
+    let cfg = Config::from_toml(text)?;
+    let (mine, base) = (
+        toml::Table::try_from(&cfg)?,
+        toml::Table::try_from(Config::default())?,
+    );
+    let changed: toml::Table = mine
+        .into_iter()
+        .filter(|(k, v)| base.get(k) != Some(v))
+        .collect();
+    Ok(toml::to_string(&changed)?)
 }
 
 impl PlanRecord {
@@ -177,7 +224,7 @@ pub struct Scores {
     pub median: f64,
     /// Games that reached the cap.
     pub at_cap: usize,
-    /// Game `TEST + i`'s score at `i`.
+    /// Game `first + i`'s score at `i` (`first`: the study's first scored game).
     pub scores: Vec<u32>,
 }
 
@@ -290,18 +337,19 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
     }
     let finish = FinishOptions {
         episodes: plan.test_games,
+        games: plan.games,
         cap: plan.cap,
         ..FinishOptions::default()
     };
     let (float, steps, updates, minutes, selection) = match &plan.kind {
-        Kind::Train { minutes } => {
+        Kind::Train { minutes, recipe } => {
             let resume = checkpoint::resolve(&dir).is_ok();
             let mut cfg = if resume {
                 checkpoint::load_config(&dir)?
             } else {
                 Config {
                     seed: s,
-                    ..Config::default()
+                    ..Config::from_toml(recipe)?
                 }
             };
             if let Some(m) = minutes {
@@ -394,10 +442,11 @@ fn score_run(
     let blob =
         std::fs::read(&blob_path).with_context(|| format!("reading {}", blob_path.display()))?;
     eprintln!(
-        "seed {s}: int8 blob in the firmware loop on {} test games",
-        plan.test_games
+        "seed {s}: int8 blob in the firmware loop on {}",
+        plan.games.describe(plan.test_games)
     );
-    let int8 = crate::int8::scores(&blob, seeds::TEST, plan.test_games, plan.cap, plan.threads)?;
+    let first = plan.games.first_seed();
+    let int8 = crate::int8::scores(&blob, first, plan.test_games, plan.cap, plan.threads)?;
     let float = Scores::of(float_scores, plan.cap);
     let int8 = Scores::of(int8, plan.cap);
     let paired = parity::Paired::of(&float.scores, &int8.scores);

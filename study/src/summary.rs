@@ -3,12 +3,13 @@
 //! curve and their spread). The Markdown and the plot are drawn from the
 //! JSON alone (`study report` redraws them).
 
-use crate::seed_run::{Kind, SeedResult};
+use crate::seed_run::{stem, Kind, SeedResult};
 use crate::stats::{self, bootstrap, iqm, mean, Interval, BOOTSTRAP_REPS};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use trainer::report::FinalGames;
 
 /// Across-seed figures, each with its 95 % bootstrap interval over runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,11 +73,14 @@ pub struct Study {
     pub kind: Kind,
     /// The seeds asked for, in order.
     pub seeds: Vec<u64>,
-    /// First test seed (`flappy::seeds::TEST`).
+    /// First scored game (`flappy::seeds::TEST`, or `TRIAL` for a trial).
     pub first_test_seed: u64,
-    /// Test games per run.
+    /// Scored games per run.
     pub test_games: usize,
-    /// Score cap of a test game.
+    /// Which games: test games (a study) or validation games (a recipe trial).
+    #[serde(default, skip_serializing_if = "FinalGames::is_test")]
+    pub games: FinalGames,
+    /// Score cap of a scored game.
     pub cap: u32,
     /// The finished seeds' results, in the order of `seeds`.
     pub runs: Vec<SeedResult>,
@@ -90,9 +94,10 @@ pub struct Study {
 pub const METHOD: &str = "95 % percentile bootstrap over runs, 10 000 resamples (rliable's stratified bootstrap with one task), implemented in study/src/stats.rs; IQM = mean of the runs left after dropping floor(n/4) from each end (scipy trim_mean 0.25)";
 
 impl Study {
-    /// The study's files in `out_dir`: `(json, md, png)`.
-    pub fn paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let base = out_dir.join(format!("study-{name}"));
+    /// The study's files in `out_dir`: `(json, md, png)`, named
+    /// `study-<name>.*`, or `trial-<name>.*` for a recipe trial.
+    pub fn paths(out_dir: &Path, games: FinalGames, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let base = out_dir.join(format!("{}-{name}", stem(games)));
         (
             base.with_extension("json"),
             base.with_extension("md"),
@@ -110,6 +115,7 @@ impl Study {
         crate::seed_run::PlanRecord {
             kind: self.kind.clone(),
             test_games: self.test_games,
+            games: self.games,
             cap: self.cap,
         }
     }
@@ -123,7 +129,7 @@ impl Study {
     pub fn save(&self, out_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(out_dir)
             .with_context(|| format!("creating {}", out_dir.display()))?;
-        let (json, md, png) = Self::paths(out_dir, &self.name);
+        let (json, md, png) = Self::paths(out_dir, self.games, &self.name);
         trainer::atomic::write_atomic(&json, self.json()?.as_bytes())?;
         trainer::atomic::write_atomic(&md, self.markdown().as_bytes())?;
         if !self.runs.is_empty() {
@@ -135,11 +141,24 @@ impl Study {
     /// What the runs were, in words.
     fn what(&self) -> String {
         match &self.kind {
-            Kind::Train { minutes: None } => {
-                "`trainer train --seed S` with every default (what `make train` runs)".into()
-            }
-            Kind::Train { minutes: Some(m) } => {
-                format!("`trainer train --seed S --minutes {m}`, other settings default")
+            Kind::Train { minutes, recipe } => {
+                let minutes = minutes
+                    .map(|m| format!(" --minutes {m}"))
+                    .unwrap_or_default();
+                let changes: Vec<&str> = recipe.lines().filter(|l| !l.is_empty()).collect();
+                match (minutes.is_empty(), changes.is_empty()) {
+                    (true, true) => {
+                        "`trainer train --seed S` with every default (what `make train` runs)"
+                            .into()
+                    }
+                    (_, true) => {
+                        format!("`trainer train --seed S{minutes}`, other settings default")
+                    }
+                    (_, false) => format!(
+                        "`trainer train --seed S{minutes}` with `{}`, other settings default",
+                        changes.join("`, `")
+                    ),
+                }
             }
             Kind::Distil {
                 teacher,
@@ -158,19 +177,22 @@ impl Study {
     pub fn markdown(&self) -> String {
         let cap = self.cap;
         let mut md = String::new();
-        let _ = writeln!(md, "# Study `{}`\n", self.name);
+        let title = match self.games {
+            FinalGames::Test => "Study",
+            FinalGames::Validation => "Recipe trial",
+        };
+        let _ = writeln!(md, "# {title} `{}`\n", self.name);
         let _ = writeln!(
             md,
-            "Each seed: {}. Scored on {} test games (seeds `flappy::seeds::TEST` + 0..{}, never used to choose anything), capped at {cap} pipes: the shipped float network, and its int8 blob in the firmware loop (`firmware_sim::run_episodes`). Command: `{}`.\n",
+            "Each seed: {}. Scored on {}, capped at {cap} pipes: the shipped float network, and its int8 blob in the firmware loop (`firmware_sim::run_episodes`). Command: `{}`.\n",
             self.what(),
-            self.test_games,
-            self.test_games,
+            self.games.describe(self.test_games),
             self.command
         );
         let _ = writeln!(md, "{}\n", self.seed_table());
         match &self.aggregate {
             Some(a) => {
-                let _ = writeln!(md, "{}\n", a.table(self.seeds.len()));
+                let _ = writeln!(md, "{}\n", a.table(self.seeds.len(), self.games.word()));
             }
             None => md.push_str("No seed has finished yet.\n\n"),
         }
@@ -234,8 +256,9 @@ impl Study {
 }
 
 impl Aggregate {
-    /// The across-seed table.
-    pub fn table(&self, asked: usize) -> String {
+    /// The across-seed table; `word` names the scored games (`test` or
+    /// `validation`).
+    pub fn table(&self, asked: usize, word: &str) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
@@ -245,19 +268,19 @@ impl Aggregate {
         t.push_str("|---|---:|---:|\n");
         let _ = writeln!(
             t,
-            "| IQM of the runs' test means [95 % CI] | {} | {} |",
+            "| IQM of the runs' {word} means [95 % CI] | {} | {} |",
             self.float_iqm.show(1),
             self.int8_iqm.show(1)
         );
         let _ = writeln!(
             t,
-            "| mean of the runs' test means [95 % CI] | {} | {} |",
+            "| mean of the runs' {word} means [95 % CI] | {} | {} |",
             self.float_mean.show(1),
             self.int8_mean.show(1)
         );
         let _ = writeln!(
             t,
-            "| runs with test median at the cap | {}/{} | {}/{} |",
+            "| runs with {word} median at the cap | {}/{} | {}/{} |",
             self.float_median_at_cap, self.runs, self.int8_median_at_cap, self.runs
         );
         let _ = writeln!(

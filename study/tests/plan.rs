@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use study::{Kind, StudyPlan};
+use trainer::report::FinalGames;
 
 fn plan(runs_dir: PathBuf, teacher: &str, cap: u32) -> StudyPlan {
     StudyPlan {
@@ -13,6 +14,7 @@ fn plan(runs_dir: PathBuf, teacher: &str, cap: u32) -> StudyPlan {
         },
         seeds: vec![1, 2, 3],
         test_games: 100,
+        games: FinalGames::Test,
         cap,
         runs_dir,
         threads: 1,
@@ -41,4 +43,76 @@ fn a_study_folder_refuses_another_teacher_or_cap() {
         "a damaged plan file is an error, not a pass"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn train_plan(runs_dir: PathBuf, recipe: &str, games: FinalGames) -> StudyPlan {
+    StudyPlan {
+        name: "default".into(),
+        kind: Kind::Train {
+            minutes: None,
+            recipe: recipe.into(),
+        },
+        seeds: vec![1, 2],
+        test_games: 100,
+        games,
+        cap: 1000,
+        runs_dir,
+        threads: 1,
+    }
+}
+
+#[test]
+fn a_plan_file_written_before_trials_existed_is_the_default_study() {
+    let dir = std::env::temp_dir().join(format!("study-plan-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = train_plan(dir.clone(), "", FinalGames::Test);
+    std::fs::create_dir_all(p.folder()).unwrap();
+    // What `study train` wrote for the default study until 2026-12-06.
+    std::fs::write(
+        p.plan_file(),
+        r#"{"kind":{"Train":{"minutes":null}},"test_games":100,"cap":1000}"#,
+    )
+    .unwrap();
+    p.claim_folder()
+        .expect("the default study continues in its old folder");
+    let other = train_plan(dir.clone(), "policy_ema = 3e-5\n", FinalGames::Test);
+    assert!(
+        other.claim_folder().is_err(),
+        "another recipe in the default study's folder is refused"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_recipe_trial_lives_apart_from_the_study_and_scores_on_validation_games() {
+    let dir = std::env::temp_dir().join(format!("study-plan-trial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let study = train_plan(dir.clone(), "", FinalGames::Test);
+    let trial = train_plan(dir.clone(), "policy_ema = 3e-5\n", FinalGames::Validation);
+    assert_ne!(study.folder(), trial.folder());
+    assert!(trial.folder().ends_with("trial-default"));
+    study.claim_folder().unwrap();
+    trial.claim_folder().unwrap();
+    let (json, _, _) =
+        study::Study::paths(std::path::Path::new("results"), FinalGames::Validation, "x");
+    assert_eq!(json, std::path::Path::new("results/trial-x.json"));
+    assert_eq!(FinalGames::Validation.first_seed(), flappy::seeds::TRIAL);
+    assert_eq!(
+        flappy::seeds::set_of(FinalGames::Validation.first_seed()),
+        flappy::seeds::SeedSet::Validation
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_recipe_is_checked_and_kept_as_its_changes_only() {
+    use study::seed_run::recipe_of;
+    assert_eq!(recipe_of("").unwrap(), "");
+    assert_eq!(
+        recipe_of("total_steps = 3000000\npolicy_ema = 0.00003\n").unwrap(),
+        "policy_ema = 0.00003\ntotal_steps = 3000000\n"
+    );
+    assert!(recipe_of("gamma = 2.0").is_err(), "out of range");
+    assert!(recipe_of("lr = \"fast\"").is_err(), "wrong type");
+    assert!(recipe_of("[[").is_err(), "not TOML");
 }

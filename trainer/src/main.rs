@@ -92,6 +92,7 @@ impl EndArgs {
     fn options(&self, export: quant::ExportOptions) -> report::FinishOptions {
         report::FinishOptions {
             episodes: self.final_episodes,
+            games: report::FinalGames::Test,
             cap: self.final_max_score,
             record_frames: self.record_frames,
             export,

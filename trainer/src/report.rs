@@ -78,13 +78,98 @@ pub fn selection_row(sel: &Selection) -> String {
     )
 }
 
-/// What the end of a run does: the final evaluation (on test games only),
-/// the recordings and the export.
+/// The games a run's final evaluation plays.
+#[derive(
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalGames {
+    /// Test games (`flappy::seeds::TEST..`): a report; nothing is chosen on them.
+    #[default]
+    Test,
+    /// Validation games (`flappy::seeds::TRIAL..`): a recipe trial, scored
+    /// to choose between recipes; not a report.
+    Validation,
+}
+
+impl FinalGames {
+    /// The first game seed.
+    ///
+    /// ```
+    /// use trainer::report::FinalGames;
+    /// assert_eq!(FinalGames::Test.first_seed(), flappy::seeds::TEST);
+    /// assert_eq!(FinalGames::Validation.first_seed(), flappy::seeds::TRIAL);
+    /// ```
+    pub fn first_seed(self) -> u64 {
+        match self {
+            FinalGames::Test => flappy::seeds::TEST,
+            FinalGames::Validation => flappy::seeds::TRIAL,
+        }
+    }
+
+    /// The seed set the games lie in.
+    pub fn set(self) -> flappy::seeds::SeedSet {
+        match self {
+            FinalGames::Test => flappy::seeds::SeedSet::Test,
+            FinalGames::Validation => flappy::seeds::SeedSet::Validation,
+        }
+    }
+
+    /// Whether these are the test games (serde skips the field then, so the
+    /// files written before trials existed keep their bytes).
+    pub fn is_test(&self) -> bool {
+        *self == FinalGames::Test
+    }
+
+    /// `test` or `validation`.
+    pub fn word(self) -> &'static str {
+        match self {
+            FinalGames::Test => "test",
+            FinalGames::Validation => "validation",
+        }
+    }
+
+    /// `n` games of this set, in words: which seeds, and what they are for.
+    pub fn describe(self, n: usize) -> String {
+        match self {
+            FinalGames::Test => format!(
+                "{n} games on test seeds (`flappy::seeds::TEST` + 0..{n}, never used to choose anything)"
+            ),
+            FinalGames::Validation => format!(
+                "{n} games on validation seeds (`flappy::seeds::TRIAL` + 0..{n}: a recipe trial, scored to choose on, not a report)"
+            ),
+        }
+    }
+
+    /// Refuses `n` games that would leave the set.
+    pub fn check(self, n: usize) -> Result<()> {
+        anyhow::ensure!(
+            n >= 1 && flappy::seeds::range_in(self.first_seed(), n as u64, self.set()),
+            "{} games must be in 1..={}",
+            self.word(),
+            flappy::seeds::TEST_LEN
+        );
+        Ok(())
+    }
+}
+
+/// What the end of a run does: the final evaluation (on test games, or the
+/// validation games of a recipe trial), the recordings and the export.
 #[derive(Clone, Debug)]
 pub struct FinishOptions {
-    /// Games of the final greedy evaluation: test seeds
-    /// `flappy::seeds::TEST..TEST + episodes`.
+    /// Games of the final greedy evaluation: seeds
+    /// `games.first_seed()..+ episodes`.
     pub episodes: usize,
+    /// Which games those are (test games unless a recipe trial).
+    pub games: FinalGames,
     /// Score cap of those games (a game that reaches it counts as won).
     pub cap: u32,
     /// Frame stacks recorded for the parity check (`frames.rec`); twice as
@@ -98,6 +183,7 @@ impl Default for FinishOptions {
     fn default() -> Self {
         FinishOptions {
             episodes: 100,
+            games: FinalGames::Test,
             cap: 1000,
             record_frames: 2000,
             export: crate::quant::ExportOptions::default(),
@@ -114,23 +200,18 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
         cap >= 1,
         "the final evaluation's score cap must be at least 1"
     );
-    anyhow::ensure!(
-        flappy::seeds::range_in(
-            flappy::seeds::TEST,
-            episodes as u64,
-            flappy::seeds::SeedSet::Test
-        ),
-        "at most {} test games",
-        flappy::seeds::TEST_LEN
-    );
+    let games = o.games;
+    games.check(episodes)?;
+    let first = games.first_seed();
     let device = crate::device::pick_device();
     let net = load_best(run_dir, device)?;
     eprintln!(
-        "final evaluation: {episodes} greedy games on test seeds (flappy::seeds::TEST + 0..{episodes}), capped at {cap} pipes"
+        "final evaluation: {} greedy games, capped at {cap} pipes",
+        games.describe(episodes)
     );
-    let r = eval::evaluate(&net, episodes, flappy::seeds::TEST, cap)?;
+    let r = eval::evaluate(&net, episodes, first, cap)?;
     let gif = run_dir.join("best.gif");
-    write_gif(&net, flappy::seeds::TEST + r.best as u64, cap, &gif)?;
+    write_gif(&net, first + r.best as u64, cap, &gif)?;
     let rec = record(&net, record_frames, RECORD_SEED, RECORD_EPS)?;
     let rec_path = run_dir.join("frames.rec");
     rec.save(&rec_path)?;
@@ -139,7 +220,7 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
     let cpu_net = load_best(run_dir, Device::Cpu)?;
     let blob_path = run_dir.join("policy.bin");
     let table = export_blob(&cpu_net, &calib, opts, &blob_path)?;
-    let md = render(about, &r, cap, &table, calib.stacks.len());
+    let md = render(about, &r, games, cap, &table, calib.stacks.len());
     write_atomic(&run_dir.join("report.md"), md.as_bytes())?;
     println!(
         "final greedy score over {} episodes: mean {:.2}, median {:.1}, max {} (cap {cap})",
@@ -148,7 +229,7 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
     println!("{table}");
     write_atomic(
         &run_dir.join(FINAL_EVAL_FILE),
-        serde_json::to_string_pretty(&FinalEval::of(&r, cap))?.as_bytes(),
+        serde_json::to_string_pretty(&FinalEval::of(&r, first, cap))?.as_bytes(),
     )?;
     println!(
         "wrote {}/{{report.md, {FINAL_EVAL_FILE}, curve.png, best.gif, frames.rec, calib.rec, policy.bin, best.safetensors}}",
@@ -163,7 +244,8 @@ pub const FINAL_EVAL_FILE: &str = "final-eval.json";
 /// The final evaluation as the run folder keeps it (`final-eval.json`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct FinalEval {
-    /// First game seed (the first test seed).
+    /// First game seed (the first test seed, or `flappy::seeds::TRIAL` for a
+    /// recipe trial).
     pub first_seed: u64,
     /// Score cap.
     pub cap: u32,
@@ -178,10 +260,11 @@ pub struct FinalEval {
 }
 
 impl FinalEval {
-    /// The file's content for evaluation `r` capped at `cap` (test seeds).
-    pub fn of(r: &EvalResult, cap: u32) -> FinalEval {
+    /// The file's content for evaluation `r` of the games from `first_seed`
+    /// capped at `cap`.
+    pub fn of(r: &EvalResult, first_seed: u64, cap: u32) -> FinalEval {
         FinalEval {
-            first_seed: flappy::seeds::TEST,
+            first_seed,
             cap,
             mean: r.mean_score,
             median: r.median_score,
@@ -192,7 +275,14 @@ impl FinalEval {
 }
 
 /// The report's Markdown.
-pub fn render(about: &RunAbout, r: &EvalResult, cap: u32, table: &str, recorded: usize) -> String {
+pub fn render(
+    about: &RunAbout,
+    r: &EvalResult,
+    games: FinalGames,
+    cap: u32,
+    table: &str,
+    recorded: usize,
+) -> String {
     let mut md = format!(
         "# {}\n\n![learning curve](curve.png)\n\n![best episode](best.gif)\n\n",
         about.title
@@ -200,8 +290,8 @@ pub fn render(about: &RunAbout, r: &EvalResult, cap: u32, table: &str, recorded:
     md.push_str("## Run\n\n| | |\n|---|---|\n");
     md.push_str(&about.rows);
     md.push_str(&format!(
-        "\n## Greedy evaluation of the selected network\n\n{} games on test seeds (`flappy::seeds::TEST` + 0..{}, never used to choose anything), capped at {cap} pipes.\n\n",
-        r.episodes, r.episodes
+        "\n## Greedy evaluation of the selected network\n\n{}, capped at {cap} pipes.\n\n",
+        games.describe(r.episodes)
     ));
     md.push_str("| mean | median | max | games at the cap |\n|---:|---:|---:|---:|\n");
     md.push_str(&format!(
