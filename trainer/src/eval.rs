@@ -191,6 +191,8 @@ pub struct Death {
     pub gap_y: Option<i32>,
     /// `gapY` of the pipe after it, when that one is on screen.
     pub next_gap_y: Option<i32>,
+    /// `gapY` of the pipe before it (the last one passed), if any.
+    pub prev_gap_y: Option<i32>,
     /// The network's Q-values (idle, flap) at the fatal step.
     pub q: [f32; 2],
     /// The action it took there.
@@ -200,15 +202,27 @@ pub struct Death {
 /// Plays `episodes` greedy games (seeds `seed + i`, capped at `max_score`)
 /// and reports how each game that crashed ended, in seed order.
 pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Result<Vec<Death>> {
-    /// Each game's state, action and Q-values before its last step.
+    /// Each game's state, action and Q-values before its last step, and
+    /// the gap of the last pipe that left its screen.
     struct Deaths {
         seed: u64,
         before: Vec<Option<(State, u8, [f32; 2])>>,
+        gone: Vec<Option<i32>>,
         out: Vec<Death>,
     }
     impl Watcher for Deaths {
         fn act(&mut self, i: usize, env: &VecEnv, action: u8, q: [f32; 2]) {
-            self.before[i] = Some((env.game(i).state(), action, q));
+            let now = env.game(i).state();
+            if let Some((was, _, _)) = &self.before[i] {
+                // Pipes only move left: a first pipe further right than the
+                // last step's first pipe means that one left the screen.
+                if let (Some(a), Some(b)) = (was.pipes().first(), now.pipes().first()) {
+                    if b.x > a.x {
+                        self.gone[i] = Some(a.gap_y);
+                    }
+                }
+            }
+            self.before[i] = Some((now, action, q));
         }
         fn stepped(&mut self, i: usize, _: &VecEnv, step: &EnvStep) {
             let (Some(score), Some((before, action, q))) = (step.final_score, &self.before[i])
@@ -225,12 +239,18 @@ pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Res
                 Obstacle::LowerPipe(j) => ("lower pipe", Some(j)),
             };
             let gap = |j: usize| before.pipes().get(j).map(|p| p.gap_y);
+            let prev = match j {
+                Some(0) => self.gone[i],
+                Some(j) => gap(j - 1),
+                None => None,
+            };
             self.out.push(Death {
                 seed: self.seed + i as u64,
                 score,
                 obstacle,
                 gap_y: j.and_then(gap),
                 next_gap_y: j.and_then(|j| gap(j + 1)),
+                prev_gap_y: prev,
                 q: *q,
                 action: *action,
             });
@@ -239,6 +259,7 @@ pub fn deaths(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> Res
     let mut d = Deaths {
         seed,
         before: vec![None; episodes],
+        gone: vec![None; episodes],
         out: Vec::new(),
     };
     play(net, episodes, seed, max_score, 0.0, 0.0, &mut d)?;

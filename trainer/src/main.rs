@@ -408,9 +408,12 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&d)?);
         }
         for x in d.iter().filter(|_| !a.json) {
-            let gaps = x
-                .gap_y
-                .map(|g| format!(", gap {g}, next {:?}", x.next_gap_y));
+            let gaps = x.gap_y.map(|g| {
+                format!(
+                    ", gap {g}, before {:?}, next {:?}",
+                    x.prev_gap_y, x.next_gap_y
+                )
+            });
             let (q, act) = (x.q, ["idle", "flap"][usize::from(x.action)]);
             let gaps = gaps.unwrap_or_default();
             println!(

@@ -252,6 +252,13 @@ fn tiny_run_resume_eval_record_export() {
     for x in d.as_array().unwrap() {
         let o = x["obstacle"].as_str().unwrap();
         assert!(["upper pipe", "lower pipe", "ground"].contains(&o), "{x}");
+        // The first pipe of a game has none before it; any other's is a gap.
+        if let Some(g) = x["prev_gap_y"].as_i64() {
+            assert!((100..=170).contains(&g), "{x}");
+        }
+        if x["score"] == 0 && o != "ground" {
+            assert!(x["prev_gap_y"].is_null(), "{x}");
+        }
     }
 
     // Record, then export calibrated on it; policy-core loads the blob.
