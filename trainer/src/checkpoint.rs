@@ -187,6 +187,45 @@ pub fn load_network(path: &Path, device: Device) -> Result<QNetwork> {
     Ok(net)
 }
 
+/// The weight average of several networks of one architecture (each a
+/// path `load_network` takes): every variable is the mean of theirs, as
+/// stochastic weight averaging does with snapshots of one late run.
+pub fn average(paths: &[PathBuf], device: Device) -> Result<QNetwork> {
+    let Some((first, rest)) = paths.split_first() else {
+        bail!("averaging needs at least one network");
+    };
+    let sum = load_network(first, device)?;
+    for p in rest {
+        let net = load_network(p, device)?;
+        if net.arch != sum.arch {
+            bail!(
+                "{} and {} are networks of different architectures: only one averages",
+                p.display(),
+                first.display()
+            );
+        }
+        let theirs = net.vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (name, t) in sum.vs.variables().iter_mut() {
+                // One architecture: the same names and shapes.
+                let x = theirs
+                    .get(name)
+                    .with_context(|| format!("{} has no `{name}`", p.display()))?;
+                let _ = t.f_add_(x)?;
+            }
+            Ok(())
+        })?;
+    }
+    let n = paths.len() as f64;
+    tch::no_grad(|| -> Result<()> {
+        for (_, t) in sum.vs.variables().iter_mut() {
+            let _ = t.f_div_scalar_(n)?;
+        }
+        Ok(())
+    })?;
+    Ok(sum)
+}
+
 /// The named tensors of a `.safetensors` file, or an error naming it.
 fn read_tensors(p: &Path) -> Result<Vec<(String, Tensor)>> {
     Tensor::read_safetensors(p)

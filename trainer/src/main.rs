@@ -42,6 +42,19 @@ enum Cmd {
     /// Time to score: the periodic greedy evaluations of several runs
     /// (median and min..max against training minutes) in one PNG.
     Curves(CurvesArgs),
+    /// The weight average of several networks of one architecture (e.g. a
+    /// run's last snapshots), written as one `.safetensors` file.
+    Average(AverageArgs),
+}
+
+#[derive(Args)]
+struct AverageArgs {
+    /// The networks (weights files, run or checkpoint folders), at least one.
+    #[arg(required = true)]
+    networks: Vec<PathBuf>,
+    /// The averaged network's `.safetensors` file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -271,7 +284,19 @@ fn run() -> Result<()> {
         }
         Some(Cmd::Bench(a)) => cmd_bench(a),
         Some(Cmd::Curves(a)) => cmd_curves(a),
+        Some(Cmd::Average(a)) => cmd_average(a),
     }
+}
+
+fn cmd_average(a: AverageArgs) -> Result<()> {
+    let net = checkpoint::average(&a.networks, tch::Device::Cpu)?;
+    trainer::atomic::write_atomic_with(&a.out, |tmp| Ok(net.vs.save(tmp)?))?;
+    println!(
+        "wrote the average of {} networks to {}",
+        a.networks.len(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn cmd_curves(a: CurvesArgs) -> Result<()> {
