@@ -80,7 +80,7 @@ impl StudyPlan {
             .join(format!("{}-{}", stem(self.games), self.name))
     }
 
-    /// Refuses a plan that cannot run or would report off the test seeds.
+    /// Refuses a plan that cannot run or whose scored games leave their set.
     pub fn validate(&self) -> Result<()> {
         anyhow::ensure!(!self.seeds.is_empty(), "a study needs at least one seed");
         anyhow::ensure!(self.cap >= 1, "the score cap must be at least 1");

@@ -73,7 +73,8 @@ pub struct Study {
     pub kind: Kind,
     /// The seeds asked for, in order.
     pub seeds: Vec<u64>,
-    /// First scored game (`flappy::seeds::TEST`, or `TRIAL` for a trial).
+    /// First scored game: `games.first_seed()` (`flappy::seeds::TEST`, or
+    /// `TRIAL` for a trial), kept as the files before trials had it.
     pub first_test_seed: u64,
     /// Scored games per run.
     pub test_games: usize,
