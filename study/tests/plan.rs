@@ -5,20 +5,26 @@ use std::path::PathBuf;
 use study::{Kind, StudyPlan};
 use trainer::report::FinalGames;
 
-fn plan(runs_dir: PathBuf, teacher: &str, cap: u32) -> StudyPlan {
+/// A plan of `kind` named `name`; the rest as every test here wants it.
+fn plan_of(name: &str, kind: Kind, games: FinalGames, cap: u32, runs_dir: PathBuf) -> StudyPlan {
     StudyPlan {
-        name: "tiny".into(),
-        kind: Kind::Distil {
-            teacher: teacher.into(),
-            total_updates: None,
-        },
+        name: name.into(),
+        kind,
         seeds: vec![1, 2, 3],
         test_games: 100,
-        games: FinalGames::Test,
+        games,
         cap,
         runs_dir,
         threads: 1,
     }
+}
+
+fn plan(runs_dir: PathBuf, teacher: &str, cap: u32) -> StudyPlan {
+    let kind = Kind::Distil {
+        teacher: teacher.into(),
+        total_updates: None,
+    };
+    plan_of("tiny", kind, FinalGames::Test, cap, runs_dir)
 }
 
 #[test]
@@ -46,19 +52,11 @@ fn a_study_folder_refuses_another_teacher_or_cap() {
 }
 
 fn train_plan(runs_dir: PathBuf, recipe: &str, games: FinalGames) -> StudyPlan {
-    StudyPlan {
-        name: "default".into(),
-        kind: Kind::Train {
-            minutes: None,
-            recipe: recipe.into(),
-        },
-        seeds: vec![1, 2],
-        test_games: 100,
-        games,
-        cap: 1000,
-        runs_dir,
-        threads: 1,
-    }
+    let kind = Kind::Train {
+        minutes: None,
+        recipe: recipe.into(),
+    };
+    plan_of("default", kind, games, 1000, runs_dir)
 }
 
 #[test]
