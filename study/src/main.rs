@@ -116,6 +116,11 @@ struct DistilStudy {
     /// study itself, not for results.
     #[arg(long, default_value_t = 0)]
     total_updates: u64,
+    /// A recipe trial's settings: a TOML file of `trainer distil` settings
+    /// as `distil.toml` names them (e.g. `int8_frac = 0.2`), the rest
+    /// default. Needs `--score-on validation` and a `--name`.
+    #[arg(long)]
+    recipe: Option<PathBuf>,
 }
 
 fn main() {
@@ -126,20 +131,7 @@ fn run() -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match Cli::parse().cmd {
         Cmd::Train(a) => {
-            let recipe = match &a.recipe {
-                None => String::new(),
-                Some(path) => {
-                    anyhow::ensure!(
-                        a.common.score_on == FinalGames::Validation && a.common.name.is_some(),
-                        "a --recipe is a trial: give it a --name and --score-on validation \
-                         (a recipe is chosen on validation games, never on test games)"
-                    );
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    seed_run::recipe_of(&text)
-                        .with_context(|| format!("in the recipe {}", path.display()))?
-                }
-            };
+            let recipe = read_recipe(a.recipe.as_deref(), &a.common, seed_run::recipe_of)?;
             let kind = Kind::Train {
                 minutes: (a.minutes > 0.0).then_some(a.minutes),
                 recipe,
@@ -147,9 +139,11 @@ fn run() -> Result<()> {
             run_study(a.common, "default", kind, command)
         }
         Cmd::Distil(a) => {
+            let recipe = read_recipe(a.recipe.as_deref(), &a.common, seed_run::distil_recipe_of)?;
             let kind = Kind::Distil {
                 teacher: a.teacher,
                 total_updates: (a.total_updates > 0).then_some(a.total_updates),
+                recipe,
             };
             run_study(a.common, "tiny", kind, command)
         }
@@ -185,6 +179,27 @@ fn run() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A recipe trial's changes from the file at `path` (none without one),
+/// through `changes` (train's or distil's settings); a recipe is refused
+/// outside a named trial on validation games.
+fn read_recipe(
+    path: Option<&std::path::Path>,
+    c: &Common,
+    changes: fn(&str) -> Result<String>,
+) -> Result<String> {
+    let Some(path) = path else {
+        return Ok(String::new());
+    };
+    anyhow::ensure!(
+        c.score_on == FinalGames::Validation && c.name.is_some(),
+        "a --recipe is a trial: give it a --name and --score-on validation \
+         (a recipe is chosen on validation games, never on test games)"
+    );
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    changes(&text).with_context(|| format!("in the recipe {}", path.display()))
 }
 
 fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Result<()> {

@@ -35,12 +35,17 @@ pub enum Kind {
         recipe: String,
     },
     /// `trainer distil` with its defaults, the teacher and `--seed s`
-    /// (what `make tiny` runs), optionally with fewer updates (tests).
+    /// (what `make tiny` runs), optionally with fewer updates (tests) or,
+    /// for a recipe trial, other settings.
     Distil {
         /// The teacher's folder or weights.
         teacher: PathBuf,
         /// Gradient updates (None: the default).
         total_updates: Option<u64>,
+        /// The settings that differ from the defaults, as TOML (empty: the
+        /// default recipe); see [`distil_recipe_of`].
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        recipe: String,
     },
 }
 
@@ -176,15 +181,33 @@ pub fn stem(games: FinalGames) -> &'static str {
 /// assert!(study::seed_run::recipe_of("no_such_setting = 1").is_err());
 /// ```
 pub fn recipe_of(text: &str) -> Result<String> {
+    changes_of(text, Config::from_toml)
+}
+
+/// The same for a distillation recipe: `trainer distil` settings as
+/// `distil.toml` names them.
+///
+/// ```
+/// let r = study::seed_run::distil_recipe_of("int8_frac = 0.25\nlr = 1e-3\n").unwrap();
+/// assert_eq!(r, "int8_frac = 0.25\n");
+/// assert!(study::seed_run::distil_recipe_of("seed = 3").is_err());
+/// assert!(study::seed_run::distil_recipe_of("total_steps = 1").is_err());
+/// ```
+pub fn distil_recipe_of(text: &str) -> Result<String> {
+    changes_of(text, DistilConfig::from_toml)
+}
+
+/// The keys of `text`, parsed by `parse`, whose values differ from
+/// `T::default()`'s, as TOML.
+fn changes_of<T: Serialize + Default>(text: &str, parse: fn(&str) -> Result<T>) -> Result<String> {
     let table: toml::Table = toml::from_str(text).context("a recipe is TOML")?;
     anyhow::ensure!(
         !table.contains_key("seed"),
         "a recipe does not set `seed`: the study gives each run its seed"
     );
-    let cfg = Config::from_toml(text)?;
     let (mine, base) = (
-        toml::Table::try_from(&cfg)?,
-        toml::Table::try_from(Config::default())?,
+        toml::Table::try_from(parse(text)?)?,
+        toml::Table::try_from(T::default())?,
     );
     let changed: toml::Table = mine
         .into_iter()
@@ -378,6 +401,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
         Kind::Distil {
             teacher,
             total_updates,
+            recipe,
         } => {
             if dir.exists() {
                 eprintln!("seed {s}: an unfinished distillation; starting it again");
@@ -386,7 +410,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             }
             let mut hp = DistilConfig {
                 seed: s,
-                ..DistilConfig::default()
+                ..DistilConfig::from_toml(recipe)?
             };
             if let Some(u) = total_updates {
                 hp.total_updates = *u;

@@ -164,13 +164,25 @@ impl Study {
             Kind::Distil {
                 teacher,
                 total_updates,
-            } => format!(
-                "`trainer distil --teacher {} --seed S{}` (what `make tiny` runs)",
-                teacher.display(),
-                total_updates
-                    .map(|u| format!(" --total-updates {u}"))
-                    .unwrap_or_default()
-            ),
+                recipe,
+            } => {
+                let command = format!(
+                    "`trainer distil --teacher {} --seed S{}`",
+                    teacher.display(),
+                    total_updates
+                        .map(|u| format!(" --total-updates {u}"))
+                        .unwrap_or_default()
+                );
+                let changes: Vec<&str> = recipe.lines().filter(|l| !l.is_empty()).collect();
+                if changes.is_empty() {
+                    format!("{command} (what `make tiny` runs)")
+                } else {
+                    format!(
+                        "{command} with `{}`, other settings default",
+                        changes.join("`, `")
+                    )
+                }
+            }
         }
     }
 

@@ -23,6 +23,7 @@ fn plan(runs_dir: PathBuf, teacher: &str, cap: u32) -> StudyPlan {
     let kind = Kind::Distil {
         teacher: teacher.into(),
         total_updates: None,
+        recipe: String::new(),
     };
     plan_of("tiny", kind, FinalGames::Test, cap, runs_dir)
 }
@@ -113,4 +114,57 @@ fn a_recipe_is_checked_and_kept_as_its_changes_only() {
     assert!(recipe_of("gamma = 2.0").is_err(), "out of range");
     assert!(recipe_of("lr = \"fast\"").is_err(), "wrong type");
     assert!(recipe_of("[[").is_err(), "not TOML");
+}
+
+#[test]
+fn a_distillation_recipe_is_checked_and_its_plan_differs_from_the_default() {
+    use study::seed_run::distil_recipe_of;
+    assert_eq!(distil_recipe_of("").unwrap(), "");
+    assert_eq!(
+        distil_recipe_of("int8_frac = 0.2\nbatch_size = 128\n").unwrap(),
+        "int8_frac = 0.2\n",
+        "a default value is no change"
+    );
+    assert!(distil_recipe_of("int8_frac = 1.5").is_err(), "out of range");
+    assert!(
+        distil_recipe_of("net = \"no-such-net\"").is_err(),
+        "unknown net"
+    );
+    assert!(
+        distil_recipe_of("policy_ema = 0.001").is_err(),
+        "a training setting"
+    );
+    assert!(
+        distil_recipe_of("seed = 2").is_err(),
+        "the study sets the seed"
+    );
+
+    let dir = std::env::temp_dir().join(format!("study-plan-distil-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let default = plan(dir.clone(), "models/teacher", 1000);
+    std::fs::create_dir_all(default.folder()).unwrap();
+    // What `study distil` wrote for the tiny study until 2026-12-06.
+    std::fs::write(
+        default.plan_file(),
+        r#"{"kind":{"Distil":{"teacher":"models/teacher","total_updates":null}},"test_games":100,"cap":1000}"#,
+    )
+    .unwrap();
+    default
+        .claim_folder()
+        .expect("the tiny study continues in its old folder");
+    let kind = Kind::Distil {
+        teacher: "models/teacher".into(),
+        total_updates: None,
+        recipe: "int8_frac = 0.2\n".into(),
+    };
+    let trial = plan_of("tiny", kind.clone(), FinalGames::Test, 1000, dir.clone());
+    assert!(
+        trial.claim_folder().is_err(),
+        "another distillation recipe in the tiny study's folder is refused"
+    );
+    let trial = plan_of("tiny", kind, FinalGames::Validation, 1000, dir.clone());
+    trial
+        .claim_folder()
+        .expect("the trial has a folder of its own");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -427,12 +427,14 @@ fn first_broken<'a>(rules: &[(bool, &'a str)]) -> Option<&'a str> {
     rules.iter().find(|(ok, _)| !ok).map(|(_, msg)| *msg)
 }
 
-/// Every distillation setting; each is a `distil` flag.
-#[derive(Args, Serialize, Clone, Debug, PartialEq)]
+/// Every distillation setting; each is a `distil` flag and a key of
+/// `distil.toml`.
+#[derive(Args, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct DistilConfig {
     /// The student's architecture, one of `netspec::ALL`.
     #[arg(long, default_value_t = netspec::TINY, value_parser = arch_arg())]
-    #[serde(serialize_with = "arch_by_name::serialize")]
+    #[serde(with = "arch_by_name")]
     pub net: Arch,
     /// Seed of the student's init, the games and the sampling.
     #[arg(long, default_value_t = 1)]
@@ -535,6 +537,24 @@ impl Default for DistilConfig {
 }
 
 impl DistilConfig {
+    /// Parses TOML text as `distil.toml` names the settings (missing keys
+    /// keep their defaults; unknown keys and values out of range are errors).
+    ///
+    /// ```
+    /// use trainer::config::DistilConfig;
+    /// let hp = DistilConfig::from_toml("int8_frac = 0.25").unwrap();
+    /// assert_eq!(hp.int8_frac, 0.25);
+    /// assert_eq!(hp.batch_size, DistilConfig::default().batch_size);
+    /// assert!(DistilConfig::from_toml("int8_frac = 2.0").is_err());
+    /// assert!(DistilConfig::from_toml("no_such_setting = 1").is_err());
+    /// ```
+    pub fn from_toml(text: &str) -> Result<DistilConfig> {
+        let hp: DistilConfig = toml::from_str(text)
+            .map_err(|e| anyhow!("bad distillation settings: {}", e.message()))?;
+        hp.validate()?;
+        Ok(hp)
+    }
+
     /// Refuses settings that cannot run (the first rule broken).
     pub fn validate(&self) -> Result<()> {
         let unit = |x: f64| (0.0..=1.0).contains(&x);
