@@ -412,3 +412,59 @@ fn calibration_subsample_and_threads_are_deterministic() {
     }
     assert_ne!(all.blob, a.blob, "40 stacks calibrate as 10 do?");
 }
+
+/// Given activation steps replace the calibrated ones: the calibrated steps
+/// handed back give the same blob; other steps are used as given (or raised
+/// to the accumulator's step); a missing or bad step is refused.
+#[test]
+fn given_activation_steps_replace_the_calibration() {
+    let model = FloatModel::random(&shapes_small(), 9);
+    let calib = synthetic_stacks(40, 9);
+    let plain = export(&model, &calib, &ExportOptions::default()).unwrap();
+    let hidden = &plain.table[..plain.table.len() - 1];
+    let mut steps = vec![0f64; model.layers.len()];
+    for r in hidden {
+        steps[r.layer] = r.out_scale;
+    }
+    let with = |steps: &[f64]| {
+        let opts = ExportOptions {
+            act_steps: Some(steps.to_vec()),
+            ..ExportOptions::default()
+        };
+        export(&model, &calib, &opts)
+    };
+    let same = with(&steps).unwrap();
+    assert_eq!(same.blob, plain.blob, "the calibrated steps handed back");
+    let coarse: Vec<f64> = steps.iter().map(|s| s * 1.5).collect();
+    let ex = with(&coarse).unwrap();
+    for (r, p) in ex.table.iter().zip(hidden) {
+        assert!(
+            (r.out_scale / (p.out_scale * 1.5) - 1.0).abs() < 1e-12,
+            "{}: {} is not the given step",
+            r.name,
+            r.out_scale
+        );
+    }
+    assert_ne!(ex.blob, plain.blob);
+    let tiny: Vec<f64> = steps.iter().map(|s| s * 1e-3).collect();
+    let ex = with(&tiny).unwrap();
+    let mut raised = 0;
+    for r in &ex.table[..ex.table.len() - 1] {
+        let given = tiny[r.layer];
+        let s_acc = r.in_scale * r.w_scale_range.1;
+        assert!(
+            r.out_scale >= s_acc,
+            "{}: step {} finer than the accumulator's {s_acc}",
+            r.name,
+            r.out_scale
+        );
+        raised += usize::from(r.out_scale > given);
+    }
+    assert!(raised > 0, "no step was finer than its accumulator's");
+    let mut missing = steps.clone();
+    missing[hidden[1].layer] = 0.0;
+    let e = with(&missing).unwrap_err().to_string();
+    assert!(e.contains("no activation step"), "{e}");
+    assert!(with(&steps[..1]).is_err(), "too few steps");
+    assert!(with(&[f64::NAN; 8]).is_err(), "a NaN step");
+}

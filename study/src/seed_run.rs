@@ -425,10 +425,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             }
             let about = distil::about(&d, &hp, teacher);
             let opts = FinishOptions {
-                export: trainer::quant::ExportOptions {
-                    refit_last: !d.grid_trained,
-                    ..trainer::quant::ExportOptions::default()
-                },
+                export: d.export_options(),
                 ..finish.clone()
             };
             let r = report::finish(&dir, &about, &opts)?;

@@ -58,10 +58,29 @@ pub struct Distilled {
     pub selection: Option<Selection>,
     /// Ctrl-C stopped the run (the student was still saved).
     pub interrupted: bool,
-    /// The kept student trained through the int8 grid (`int8_frac`): its
-    /// export must keep the grid's rounding, not refit the output layer
-    /// toward its float Q-values.
-    pub grid_trained: bool,
+    /// When the kept student trained through the int8 grid (`int8_frac`):
+    /// its activation steps, the grid's own calibration of it on remembered
+    /// states (by layer, as `ExportOptions::act_steps` takes them).
+    pub grid_steps: Option<Vec<f64>>,
+}
+
+impl Distilled {
+    /// Whether the kept student trained through the int8 grid.
+    pub fn grid_trained(&self) -> bool {
+        self.grid_steps.is_some()
+    }
+
+    /// How to export the kept student: a grid-trained one keeps the grid's
+    /// activation steps and its output layer's rounding (no refit toward
+    /// the float Q-values, which it no longer aims at); any other is
+    /// calibrated and refit as `trainer export` does by default.
+    pub fn export_options(&self) -> crate::quant::ExportOptions {
+        crate::quant::ExportOptions {
+            refit_last: !self.grid_trained(),
+            act_steps: self.grid_steps.clone(),
+            ..crate::quant::ExportOptions::default()
+        }
+    }
 }
 
 /// Labelled states: frame stacks and the teacher's Q-values, a ring.
@@ -397,7 +416,7 @@ impl<'a> Run<'a> {
     /// The end: the clock stops, the metrics; then the student the run
     /// ships: itself when interrupted or unselected, else the end-of-run
     /// selection's choice.
-    fn finish(self, interrupted: bool) -> Result<Distilled> {
+    fn finish(mut self, interrupted: bool) -> Result<Distilled> {
         let minutes = self.clock.elapsed() / 60.0;
         drop(self.clock);
         let (cfg, run_dir, student) = (self.cfg, self.run_dir, &self.student);
@@ -417,8 +436,15 @@ impl<'a> Run<'a> {
             None => grid_from.is_some(),
             Some(step) => grid_from.is_some_and(|g| step >= g),
         };
+        let grid_steps = if grid_trained {
+            let device = student.device();
+            let kept = crate::checkpoint::load_network(&best_model_path(run_dir), device)?;
+            Some(calibrate(&kept, &self.memory, &mut self.rng, device))
+        } else {
+            None
+        };
         Ok(Distilled {
-            grid_trained,
+            grid_steps,
             updates: self.updates,
             states: self.states,
             student_episodes: self.student_episodes,
@@ -463,10 +489,12 @@ pub fn about(d: &Distilled, cfg: &DistilConfig, teacher: &Path) -> crate::report
         d.student_episodes
     ));
     rows.push_str(&format!("| minutes | {:.1} |\n", d.minutes));
-    if d.grid_trained {
-        rows.push_str(
-            "| export | the kept student trained through the int8 grid: no output-layer refit |\n",
-        );
+    if let Some(steps) = &d.grid_steps {
+        let list: Vec<String> = steps.iter().map(|s| format!("{s:e}")).collect();
+        rows.push_str(&format!(
+            "| export | the kept student trained through the int8 grid: its activation steps (`trainer export --no-refit --act-steps {}`), no output-layer refit |\n",
+            list.join(",")
+        ));
     }
     if let Some(sel) = &d.selection {
         rows.push_str(&crate::report::selection_row(sel));

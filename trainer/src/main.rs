@@ -246,6 +246,12 @@ struct ExportArgs {
     /// rounding to the float Q-values on the calibration stacks).
     #[arg(long)]
     no_refit: bool,
+    /// Hidden layers' u8 steps, one per layer of the network (comma
+    /// separated, by layer index; the output layer's is not used), instead
+    /// of calibrating them: the steps a distilled student trained through,
+    /// as its report's `export` row gives them.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["percentile", "headroom"])]
+    act_steps: Option<Vec<f64>>,
 }
 
 #[derive(Args)]
@@ -414,11 +420,7 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
         return Ok(());
     }
     let about = distil::about(&d, &a.hp, &a.teacher);
-    let opts = quant::ExportOptions {
-        refit_last: !d.grid_trained,
-        ..quant::ExportOptions::default()
-    };
-    report::finish(&run_dir, &about, &a.end.options(opts))?;
+    report::finish(&run_dir, &about, &a.end.options(d.export_options()))?;
     Ok(())
 }
 
@@ -511,6 +513,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
         percentile: a.percentile,
         headroom: a.headroom,
         refit_last: !a.no_refit,
+        act_steps: a.act_steps.clone(),
         ..quant::ExportOptions::default()
     };
     let blob_out = match format {

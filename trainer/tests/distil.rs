@@ -74,6 +74,46 @@ fn a_tiny_student_learns_the_committed_teacher() {
     assert!(report.contains("| student network | `tiny` |"), "{report}");
     assert!(report.contains("no output-layer refit"), "{report}");
     assert!(!report.contains("output layer refit:"), "{report}");
+    // The blob keeps the activation steps the student trained through: the
+    // report names them, and `trainer export` with them makes the same blob.
+    let steps = report
+        .split("--act-steps ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .expect("the report gives the grid's activation steps");
+    let steps_n: Vec<f64> = steps.split(',').map(|x| x.parse().unwrap()).collect();
+    assert_eq!(steps_n.len(), netspec::TINY.layers.len(), "{steps}");
+    assert!(steps_n.iter().any(|&x| x > 0.0), "{steps}");
+    let again = run.join("again.bin");
+    trainer(&[
+        "export",
+        "--checkpoint",
+        &s(&run.join("best.safetensors")),
+        "--calib",
+        &s(&run.join("calib.rec")),
+        "--no-refit",
+        "--act-steps",
+        steps,
+        "--out",
+        &s(&again),
+    ]);
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(run.join("policy.bin")).unwrap(),
+        "the run's blob is the export with its grid's steps"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["export", "--checkpoint", &s(&run.join("best.safetensors"))])
+        .args(["--calib", &s(&run.join("calib.rec")), "--no-refit"])
+        .args(["--out", &s(&run.join("calibrated.bin"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_ne!(
+        std::fs::read(run.join("calibrated.bin")).unwrap(),
+        std::fs::read(run.join("policy.bin")).unwrap(),
+        "the export's own calibration gives other steps"
+    );
     // The student plays: an untrained network passes no pipe (it idles or
     // flaps into the first obstacle); the teacher reaches every cap.
     let o = trainer(&[

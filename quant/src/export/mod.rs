@@ -50,6 +50,13 @@ pub struct ExportOptions {
     /// Threads of the calibration's float forward passes (0, the default:
     /// one per core). The blob does not depend on it.
     pub threads: usize,
+    /// Hidden stages' u8 steps given instead of calibrated, by the stage's
+    /// layer index as [`LayerReport::layer`] names it (the output layer's
+    /// entry is not used): the steps a network was trained through
+    /// (`trainer distil --int8-frac`). A step finer than the accumulator's
+    /// is raised to it, as a calibrated one is. `None`, the default:
+    /// calibrate (`percentile`, `headroom`).
+    pub act_steps: Option<Vec<f64>>,
 }
 
 impl Default for ExportOptions {
@@ -60,6 +67,7 @@ impl Default for ExportOptions {
             max_calib_stacks: 4096,
             refit_last: true,
             threads: 0,
+            act_steps: None,
         }
     }
 }
@@ -77,6 +85,12 @@ impl ExportOptions {
             "calibration headroom {} outside [1, 4]",
             self.headroom
         );
+        if let Some(steps) = &self.act_steps {
+            ensure!(
+                steps.iter().all(|s| s.is_finite() && *s >= 0.0),
+                "activation steps must be finite and 0 or more: {steps:?}"
+            );
+        }
         Ok(())
     }
 }

@@ -191,24 +191,36 @@ fn weight_scales(p: &StageParams, last: bool, s_in: f64) -> Vec<f64> {
 
 /// Stage 5: the output scale and the fraction of calibration values it
 /// clips. Hidden layers map the `percentile` of their calibration outputs to
-/// u8 255 (never finer than the accumulator step, so every multiplier stays
-/// below 1); the last layer keeps the accumulator's own scale.
+/// u8 255, or take the step `opts.act_steps` gives layer `li` (never finer
+/// than the accumulator step, so every multiplier stays below 1); the last
+/// layer keeps the accumulator's own scale.
 fn output_scale(
     values: &mut [f32],
     s_w: &[f64],
-    s_in: f64,
+    (s_in, li): (f64, usize),
     last: bool,
     opts: &ExportOptions,
-) -> (f64, f64) {
+) -> Result<(f64, f64)> {
     if last {
-        return (s_in * s_w[0], 0.0);
+        return Ok((s_in * s_w[0], 0.0));
     }
-    let top = percentile(values, opts.percentile) as f64 * opts.headroom;
+    let step = match &opts.act_steps {
+        Some(steps) => {
+            let given = steps.get(li).copied().unwrap_or(0.0);
+            ensure!(
+                given > 0.0,
+                "layer {li}: no activation step given ({} steps for the model's layers)",
+                steps.len()
+            );
+            given
+        }
+        None => percentile(values, opts.percentile) as f64 * opts.headroom / 255.0,
+    };
     let s_min = s_w.iter().map(|&sw| s_in * sw).fold(0f64, f64::max) * (1.0 + 1e-6);
-    let s = (top / 255.0).max(s_min);
+    let s = step.max(s_min);
     let clip = values.iter().filter(|&&v| v as f64 > 255.0 * s).count() as f64
         / values.len().max(1) as f64;
-    (s, clip)
+    Ok((s, clip))
 }
 
 /// Stage 6: int8 weights (rounded, clamped to ±127; PyTorch order) and int32
@@ -297,7 +309,7 @@ pub(super) fn quantize<'a>(
     let li = stage.layer;
     let p = stage_params(&model.layers[li], li, last)?;
     let s_w = weight_scales(&p, last, input.scale);
-    let (s_out, clip_rate) = output_scale(values, &s_w, input.scale, last, opts);
+    let (s_out, clip_rate) = output_scale(values, &s_w, (input.scale, li), last, opts)?;
     let (wq, bq) = quantize_params(&p, &s_w, input.scale, li)?;
     let mq = if last {
         Vec::new()
