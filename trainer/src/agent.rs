@@ -59,7 +59,11 @@ impl Adam {
         let (b1, b2) = (0.9f64, 0.999f64);
         let vars = net.vs.variables();
         tch::no_grad(|| {
-            let grads: Vec<(&String, Tensor)> = vars.iter().map(|(n, p)| (n, p.grad())).collect();
+            // By name: `vars` is a HashMap, whose order differs from one
+            // process to the next, and the norm's float sum must not.
+            let mut grads: Vec<(&String, Tensor)> =
+                vars.iter().map(|(n, p)| (n, p.grad())).collect();
+            grads.sort_by(|a, b| a.0.cmp(b.0));
             let norm = grads
                 .iter()
                 .filter(|(_, g)| g.defined())
