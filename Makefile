@@ -63,7 +63,9 @@ reference: setup
 # the run hd1 that was the reference until 2026-12-06; chosen on validation
 # games, docs/learning.md) distilled into the `tiny` network (`trainer
 # distil`, its defaults: 100 000 updates, the same amount of learning on a
-# busy machine), then its files copied over.
+# busy machine, the last quarter through the int8 grid), then its files
+# copied over. The committed one was distilled before that default
+# (models/tiny/README.md).
 TEACHER := models/teacher
 TINY := models/tiny
 tiny: setup
@@ -129,16 +131,17 @@ study: setup
 	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
-# one thread each, one after another (results/study-tiny-hd1.*; about 45
-# minutes a seed on one core). results/study-tiny.* is the same recipe
-# with the study's seed 1 as teacher (`target/release/study distil
-# --teacher runs/study-default/seed-1 --seeds 1,2,3 --threads 1`, name
-# `tiny`), stopped after 2 seeds when validation games chose the other
-# teacher (scripts/tiny-teachers).
+# one thread each, one after another (results/study-tiny-grid.*; about 35
+# minutes a seed on a quiet core). A study's name stands for one recipe:
+# results/study-tiny-hd1.* is the recipe before its last quarter trained
+# through the int8 grid (`--name tiny-hd1` then), and results/study-tiny.*
+# that recipe with the study's seed 1 as teacher (`--teacher
+# runs/study-default/seed-1`, name `tiny`), stopped after 2 seeds when
+# validation games chose the other teacher (scripts/tiny-teachers).
 TINY_SEEDS ?= 1,2,3
 tiny-study: setup
 	cargo build --release -p study
-	target/release/study distil --teacher $(TEACHER) --name tiny-hd1 --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
+	target/release/study distil --teacher $(TEACHER) --name tiny-grid --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.

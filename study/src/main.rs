@@ -117,7 +117,7 @@ struct DistilStudy {
     #[arg(long, default_value_t = 0)]
     total_updates: u64,
     /// A recipe trial's settings: a TOML file of `trainer distil` settings
-    /// as `distil.toml` names them (e.g. `int8_frac = 0.2`), the rest
+    /// as `distil.toml` names them (e.g. `int8_frac = 0.5`), the rest
     /// default. Needs `--score-on validation` and a `--name`.
     #[arg(long)]
     recipe: Option<PathBuf>,

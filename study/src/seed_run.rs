@@ -128,7 +128,9 @@ impl StudyPlan {
     /// its seeds run (the kind, teacher included, the test games, the cap)
     /// on the first call, and refuses a plan that differs from the one
     /// written, so that a study never mixes runs of two recipes or two
-    /// teachers under one name.
+    /// teachers under one name. A recipe is kept as its changes from the
+    /// defaults of the code that runs it, so a study of changed defaults
+    /// takes a new name (`make tiny-study`'s did).
     pub fn claim_folder(&self) -> Result<()> {
         let path = self.plan_file();
         let mine = self.record();
@@ -188,8 +190,8 @@ pub fn recipe_of(text: &str) -> Result<String> {
 /// `distil.toml` names them.
 ///
 /// ```
-/// let r = study::seed_run::distil_recipe_of("int8_frac = 0.25\nlr = 1e-3\n").unwrap();
-/// assert_eq!(r, "int8_frac = 0.25\n");
+/// let r = study::seed_run::distil_recipe_of("int8_frac = 0.5\nlr = 1e-3\n").unwrap();
+/// assert_eq!(r, "int8_frac = 0.5\n");
 /// assert!(study::seed_run::distil_recipe_of("seed = 3").is_err());
 /// assert!(study::seed_run::distil_recipe_of("total_steps = 1").is_err());
 /// ```

@@ -486,9 +486,11 @@ pub struct DistilConfig {
     /// steps are recalibrated every `calib_every` updates on remembered
     /// states as the export does; gradients straight through the rounding),
     /// so that the int8 student plays like the float one. When the kept
-    /// student trained so, the export keeps its output layer's rounding (no
-    /// refit toward the float Q-values).
-    #[arg(long, default_value_t = 0.0)]
+    /// student trained so, the export keeps the activation steps it trained
+    /// through and its output layer's rounding (no refit toward the float
+    /// Q-values). 0.25 since the trial `tiny-grid` on validation games
+    /// (docs/learning.md).
+    #[arg(long, default_value_t = 0.25)]
     pub int8_frac: f64,
     /// Updates between recalibrations of the int8 grid's activation steps.
     #[arg(long, default_value_t = 1000)]
