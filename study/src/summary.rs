@@ -146,19 +146,15 @@ impl Study {
                 let minutes = minutes
                     .map(|m| format!(" --minutes {m}"))
                     .unwrap_or_default();
-                let changes: Vec<&str> = recipe.lines().filter(|l| !l.is_empty()).collect();
-                match (minutes.is_empty(), changes.is_empty()) {
-                    (true, true) => {
+                match (minutes.is_empty(), recipe_words(recipe)) {
+                    (_, Some(words)) => format!("`trainer train --seed S{minutes}`{words}"),
+                    (true, None) => {
                         "`trainer train --seed S` with every default (what `make train` runs)"
                             .into()
                     }
-                    (_, true) => {
+                    (false, None) => {
                         format!("`trainer train --seed S{minutes}`, other settings default")
                     }
-                    (_, false) => format!(
-                        "`trainer train --seed S{minutes}` with `{}`, other settings default",
-                        changes.join("`, `")
-                    ),
                 }
             }
             Kind::Distil {
@@ -173,14 +169,9 @@ impl Study {
                         .map(|u| format!(" --total-updates {u}"))
                         .unwrap_or_default()
                 );
-                let changes: Vec<&str> = recipe.lines().filter(|l| !l.is_empty()).collect();
-                if changes.is_empty() {
-                    format!("{command} (what `make tiny` runs)")
-                } else {
-                    format!(
-                        "{command} with `{}`, other settings default",
-                        changes.join("`, `")
-                    )
+                match recipe_words(recipe) {
+                    Some(words) => format!("{command}{words}"),
+                    None => format!("{command} (what `make tiny` runs)"),
                 }
             }
         }
@@ -318,4 +309,12 @@ pub fn mean_detectable_loss(runs: &[SeedResult]) -> f64 {
             .map(|r| r.paired.detectable_loss)
             .collect::<Vec<_>>(),
     )
+}
+
+/// A recipe's changes in words (` with `a = 1`, `b = 2`, other settings
+/// default`), or `None` for the default recipe.
+fn recipe_words(recipe: &str) -> Option<String> {
+    let changes: Vec<&str> = recipe.lines().filter(|l| !l.is_empty()).collect();
+    (!changes.is_empty())
+        .then(|| format!(" with `{}`, other settings default", changes.join("`, `")))
 }
