@@ -40,6 +40,25 @@ fn model_parts(dir: &Path) -> (QNetwork, &'static [u8], Recording) {
     (net, blob, rec)
 }
 
+/// The trainer's int8 evaluation (`trainer::eval::evaluate_blob`, what a
+/// distillation's `select_int8` plays) is the closed loop's integer game:
+/// the same seeds, the same cap rule, the same scores; and its float twin
+/// (`evaluate`) is the closed loop's float game.
+#[test]
+fn the_trainers_int8_games_are_the_closed_loops() {
+    let (net, blob, _) = model_parts(&model_dir("tiny"));
+    let (games, seed, cap) = (6, flappy::seeds::PERIODIC_EVAL + 77, 60);
+    let mut policy = Policy::from_blob(blob).unwrap();
+    let c = closed_loop(&net, &mut policy, games, seed, cap).unwrap();
+    let int8 = trainer::eval::evaluate_blob(blob, games, seed, cap).unwrap();
+    let float = trainer::eval::evaluate(&net, games, seed, cap).unwrap();
+    assert_eq!(int8.scores, c.int_scores);
+    assert_eq!(float.scores, c.float_scores);
+    assert!(int8.scores.iter().any(|&s| s > 0), "{:?}", int8.scores);
+    let bad = trainer::eval::evaluate_blob(&blob[..blob.len() / 2], 1, seed, cap);
+    assert!(bad.is_err(), "a cut blob played");
+}
+
 #[test]
 fn reference_model_meets_the_parity_bars() {
     meets_the_parity_bars(&reference());

@@ -521,6 +521,13 @@ pub struct DistilConfig {
     /// Snapshots (best periodic means) that compete with the final student.
     #[arg(long, default_value_t = 2)]
     pub select_candidates: usize,
+    /// The end-of-run selection plays each candidate as the int8 blob the
+    /// run would export from it (a grid-trained one through the activation
+    /// steps it trained with, others calibrated on their own play with the
+    /// output layer refitted; played through policy-core) instead of as its
+    /// float network: the kept student is the best int8 player.
+    #[arg(long)]
+    pub select_int8: bool,
     /// CPU threads for libtorch (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -20,13 +20,13 @@ use crate::agent::Adam;
 use crate::atomic::{write_atomic, write_atomic_with};
 use crate::device::set_threads;
 use crate::env::VecEnv;
-use crate::eval::{evaluate, unit};
+use crate::eval::{evaluate, evaluate_blob, unit};
 use crate::metrics::{MetricRow, Metrics};
 use crate::net::{to_input, unpack_stack, QNetwork, INPUT_LEN};
 use crate::pause::Clock;
 use crate::progress::{human, Progress, RecentScores, Window};
 use crate::run_dir::{self, best_model_path, snapshot_path};
-use crate::select::{select_final, SelectRule, Selection};
+use crate::select::{select_final, select_final_by, SelectRule, Selection, SELECT_SEED};
 use crate::train::EVAL_SEED;
 use anyhow::{bail, Context, Result};
 use flappy::FrameStack;
@@ -423,11 +423,36 @@ impl<'a> Run<'a> {
         self.bar.finish();
         self.metrics.save(run_dir)?;
         let mut selection = None;
+        // With `select_int8`: the kept candidate's grid steps, as it played.
+        let mut selected_steps = None;
         if interrupted || cfg.select_episodes == 0 {
             write_atomic_with(&best_model_path(run_dir), |tmp| Ok(student.vs.save(tmp)?))?;
         } else {
             let rule = SelectRule::from(cfg);
-            let s = select_final(student, run_dir, &self.metrics, rule, student.device())?;
+            let (device, grid_from, final_step) = (student.device(), self.grid_from, self.states);
+            let s = if cfg.select_int8 {
+                let (memory, rng) = (&self.memory, &mut self.rng);
+                let mut played: Vec<(Option<u64>, Option<Vec<f64>>)> = Vec::new();
+                let int8_mean = |net: &QNetwork, step: Option<u64>| {
+                    let grid = match step {
+                        None => grid_from.is_some(),
+                        Some(k) => grid_from.is_some_and(|g| k >= g),
+                    };
+                    let steps = grid.then(|| calibrate(net, memory, rng, device));
+                    let blob = shipped_blob(net, steps.clone(), cfg.threads)?;
+                    played.push((step, steps));
+                    Ok(evaluate_blob(&blob, rule.episodes, SELECT_SEED, rule.cap)?.mean_score)
+                };
+                let metrics = &self.metrics;
+                let mut s = select_final_by(
+                    student, run_dir, metrics, rule, final_step, device, int8_mean,
+                )?;
+                s.int8 = true;
+                selected_steps = played.into_iter().find(|(k, _)| *k == s.kept).map(|p| p.1);
+                s
+            } else {
+                select_final(student, run_dir, &self.metrics, rule, final_step, device)?
+            };
             eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
             selection = Some(s);
         }
@@ -436,12 +461,14 @@ impl<'a> Run<'a> {
             None => grid_from.is_some(),
             Some(step) => grid_from.is_some_and(|g| step >= g),
         };
-        let grid_steps = if grid_trained {
-            let device = student.device();
-            let kept = crate::checkpoint::load_network(&best_model_path(run_dir), device)?;
-            Some(calibrate(&kept, &self.memory, &mut self.rng, device))
-        } else {
-            None
+        let grid_steps = match selected_steps {
+            Some(steps) => steps,
+            None if grid_trained => {
+                let device = student.device();
+                let kept = crate::checkpoint::load_network(&best_model_path(run_dir), device)?;
+                Some(calibrate(&kept, &self.memory, &mut self.rng, device))
+            }
+            None => None,
         };
         Ok(Distilled {
             grid_steps,
@@ -454,6 +481,28 @@ impl<'a> Run<'a> {
             interrupted,
         })
     }
+}
+
+/// The int8 blob the end of a run ([`crate::report::finish`], with its
+/// default recording) exports from `net`: calibrated on `net`'s own play
+/// with the output layer refitted, or, for a grid-trained network, through
+/// the activation steps `act_steps` it trained with and no refit.
+fn shipped_blob(net: &QNetwork, act_steps: Option<Vec<f64>>, threads: usize) -> Result<Vec<u8>> {
+    use crate::report::{record, FinishOptions, CALIB_SEED, RECORD_EPS};
+    let calib = record(
+        net,
+        2 * FinishOptions::default().record_frames,
+        CALIB_SEED,
+        RECORD_EPS,
+    )?;
+    let opts = crate::quant::ExportOptions {
+        refit_last: act_steps.is_none(),
+        act_steps,
+        threads,
+        ..Default::default()
+    };
+    let model = net.to_float_model();
+    Ok(crate::quant::export::export(&model, &calib.stacks, &opts)?.blob)
 }
 
 /// States drawn for each calibration of the int8 grid.
@@ -584,6 +633,7 @@ mod tests {
             eval_max_score: 3,
             select_episodes: 0,
             select_candidates: 0,
+            select_int8: false,
             threads: 1,
         };
         assert!(ok.validate().is_ok());

@@ -141,6 +141,35 @@ pub fn evaluate(net: &QNetwork, episodes: usize, seed: u64, max_score: u32) -> R
     Ok(summarize(scores))
 }
 
+/// Greedy evaluation of an int8 blob, the network as it ships, played
+/// through policy-core's integer inference: the same `episodes` games
+/// (seeds `seed + i`, capped at `max_score`) as [`evaluate`] plays with a
+/// float network, one game at a time. A blob policy-core refuses is an error.
+pub fn evaluate_blob(
+    blob: &[u8],
+    episodes: usize,
+    seed: u64,
+    max_score: u32,
+) -> Result<EvalResult> {
+    let mut policy =
+        policy_core::Policy::from_blob(blob).map_err(|e| anyhow::anyhow!("the int8 blob: {e}"))?;
+    let mut env = VecEnv::new(episodes, seed);
+    let mut scores = vec![0u32; episodes];
+    for (i, score) in scores.iter_mut().enumerate() {
+        *score = loop {
+            let action = u8::from(policy.act_index(&env.stacks[i]) == 1);
+            let s = env.step(i, action)?;
+            if let Some(f) = s.final_score {
+                break f;
+            }
+            if env.game(i).score() >= max_score {
+                break env.game(i).score();
+            }
+        };
+    }
+    Ok(summarize(scores))
+}
+
 /// The states of one greedy episode of game seed `seed` (for a GIF), from
 /// the first, capped at `max_frames`; the episode's last step (a crash, or
 /// the cap `max_score`) is not among them.

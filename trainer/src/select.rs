@@ -32,6 +32,9 @@ pub struct Selection {
     /// The env step of the snapshot kept, or `None` when the final policy was
     /// kept (it wins ties).
     pub kept: Option<u64>,
+    /// Whether the candidates played as the int8 blobs they export to
+    /// (else as float networks).
+    pub int8: bool,
 }
 
 /// One snapshot's scores in the end-of-run selection.
@@ -60,7 +63,11 @@ impl Selection {
 
     /// One line for people: every candidate's selection mean and the choice.
     pub fn summary(&self) -> String {
-        let mut s = format!("final policy {:.1}", self.final_mean);
+        let mut s = String::new();
+        if self.int8 {
+            s.push_str("as int8 blobs: ");
+        }
+        s.push_str(&format!("final policy {:.1}", self.final_mean));
         for c in &self.snapshots {
             s.push_str(&format!(
                 ", snapshot at {} (eval {:.1}) {:.1}",
@@ -120,21 +127,45 @@ impl From<&DistilConfig> for SelectRule {
 /// played again on `cfg.select_episodes` fresh games (seeds
 /// [`SELECT_SEED`]..); the highest mean is kept as `best.safetensors`, ties
 /// going to the final policy, then to the later snapshot. A run that
-/// collapsed late still keeps an earlier, better network. Runs without
-/// saved snapshots (made before they were kept) offer `best.safetensors`.
+/// collapsed late still keeps an earlier, better network. A snapshot saved
+/// at `final_step` (the step the final policy stands at) is the final
+/// policy itself, not a second candidate. Runs without saved snapshots
+/// (made before they were kept) offer `best.safetensors`.
 pub fn select_final(
     policy: &QNetwork,
     run_dir: &Path,
     metrics: &Metrics,
     rule: SelectRule,
+    final_step: u64,
     device: Device,
 ) -> Result<Selection> {
-    let n = rule.episodes;
-    let fin = evaluate(policy, n, SELECT_SEED, rule.cap)?;
+    let (n, cap) = (rule.episodes, rule.cap);
+    let float_mean =
+        |net: &QNetwork, _: Option<u64>| Ok(evaluate(net, n, SELECT_SEED, cap)?.mean_score);
+    select_final_by(
+        policy, run_dir, metrics, rule, final_step, device, float_mean,
+    )
+}
+
+/// [`select_final`] with every candidate scored by `score(network, step)`
+/// (`step`: `None` for the final policy, else the snapshot's), the mean of
+/// its `rule.episodes` games from [`SELECT_SEED`] played the way the
+/// caller ships it (a distillation's int8 blob: `distil`'s `select_int8`).
+pub fn select_final_by(
+    policy: &QNetwork,
+    run_dir: &Path,
+    metrics: &Metrics,
+    rule: SelectRule,
+    final_step: u64,
+    device: Device,
+    mut score: impl FnMut(&QNetwork, Option<u64>) -> Result<f64>,
+) -> Result<Selection> {
+    let final_mean = score(policy, None)?;
     // (step, periodic mean, file): best periodic mean first, among equals the later.
     let mut paths: Vec<(u64, f64, PathBuf)> = metrics
         .rows
         .iter()
+        .filter(|r| r.step != final_step)
         .filter_map(|r| {
             r.eval
                 .map(|e| (r.step, e.mean, snapshot_path(run_dir, r.step)))
@@ -151,20 +182,20 @@ pub fn select_final(
     }
     let mut snapshots = Vec::with_capacity(paths.len());
     let mut kept: Option<u64> = None;
-    let mut kept_mean = fin.mean_score;
+    let mut kept_mean = final_mean;
     let mut kept_path = None;
     for (step, eval_mean, path) in &paths {
         let net = checkpoint::load_network(path, device)?;
-        let r = evaluate(&net, n, SELECT_SEED, rule.cap)?;
+        let mean = score(&net, Some(*step))?;
         snapshots.push(SnapshotScore {
             step: *step,
             eval_mean: *eval_mean,
-            select_mean: r.mean_score,
+            select_mean: mean,
         });
         let later = kept.is_some_and(|k| *step > k);
-        if r.mean_score > kept_mean || (r.mean_score == kept_mean && later) {
+        if mean > kept_mean || (mean == kept_mean && later) {
             kept = Some(*step);
-            kept_mean = r.mean_score;
+            kept_mean = mean;
             kept_path = Some(path.clone());
         }
     }
@@ -175,10 +206,11 @@ pub fn select_final(
         Some(_) => {}
     }
     Ok(Selection {
-        episodes: n,
-        final_mean: fin.mean_score,
+        episodes: rule.episodes,
+        final_mean,
         snapshots,
         kept,
+        int8: false,
     })
 }
 
@@ -250,9 +282,8 @@ mod tests {
         trained.vs.save(snapshot_path(&dir, 300)).unwrap();
         trained.vs.save(snapshot_path(&dir, 100)).unwrap();
         untrained.vs.save(&best).unwrap();
-        let select = |policy| {
-            select_final(policy, &dir, &metrics, SelectRule::from(&cfg), Device::Cpu).unwrap()
-        };
+        let rule = SelectRule::from(&cfg);
+        let select = |policy| select_final(policy, &dir, &metrics, rule, 400, Device::Cpu).unwrap();
         let s = select(&untrained2);
         assert_eq!(s.kept, Some(300), "{s:?}");
         // Step 100 (eval 5.0) is not among the two best: not a candidate.
@@ -260,6 +291,13 @@ mod tests {
         assert_eq!(steps, vec![200, 300], "{s:?}");
         assert!(s.kept_mean() > s.final_mean, "{s:?}");
         assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
+
+        // A snapshot at the final policy's own step is that policy, not a
+        // second candidate: the next best snapshot takes its place.
+        let s = select_final(&untrained2, &dir, &metrics, rule, 300, Device::Cpu).unwrap();
+        let steps: Vec<u64> = s.snapshots.iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![200, 100], "{s:?}");
+        assert_eq!(s.kept, Some(100), "{s:?}");
 
         // The final policy is the trained one: it replaces every snapshot.
         untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();

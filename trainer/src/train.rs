@@ -419,7 +419,15 @@ impl<'a> Run<'a> {
             learner.policy().vs.save(&best)?;
         } else if reason == StopReason::Budget && cfg.select_episodes > 0 {
             let rule = SelectRule::from(&cfg);
-            let s = select_final(learner.policy(), run_dir, &metrics, rule, device)?;
+            let final_step = state.env_steps;
+            let s = select_final(
+                learner.policy(),
+                run_dir,
+                &metrics,
+                rule,
+                final_step,
+                device,
+            )?;
             eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
             selection = Some(s);
         }

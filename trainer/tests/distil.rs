@@ -168,3 +168,62 @@ fn a_distillation_is_reproducible_across_processes() {
     assert!(a == b, "two distillations of seed 4 differ");
     std::fs::remove_dir_all(&runs).unwrap();
 }
+
+/// `--select-int8`: the end-of-run selection plays every candidate as the
+/// blob the run would export from it, and the blob the run then ships plays
+/// the selection's games exactly as the kept candidate did there. The
+/// candidates are a float-trained snapshot, a grid-trained one and the final
+/// student; the snapshot at the final student's own step is not a second
+/// candidate.
+#[test]
+fn the_int8_selection_keeps_the_blob_the_run_ships() {
+    use std::sync::atomic::AtomicBool;
+    use tch::Device;
+    use trainer::config::DistilConfig;
+    use trainer::{distil, eval, report, select};
+    let teacher_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
+    let teacher = trainer::train::load_best(&teacher_dir, Device::Cpu).unwrap();
+    let run = std::env::temp_dir().join(format!("trainer-distil-sel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    let cfg = DistilConfig {
+        threads: 1,
+        total_updates: 1200,
+        eval_every: 400,
+        eval_episodes: 2,
+        eval_max_score: 15,
+        int8_frac: 0.5,
+        calib_every: 200,
+        select_int8: true,
+        select_episodes: 4,
+        select_candidates: 2,
+        ..DistilConfig::default()
+    };
+    let d = distil::distil(&cfg, &teacher, &run, &AtomicBool::new(false)).unwrap();
+    let sel = d.selection.clone().expect("a selection");
+    assert!(sel.int8, "{sel:?}");
+    let steps: Vec<u64> = sel.snapshots.iter().map(|c| c.step).collect();
+    assert_eq!(steps.len(), 2, "{sel:?}");
+    assert!(
+        !steps.contains(&d.states),
+        "the final student twice: {sel:?}"
+    );
+    // The kept candidate decides how the run exports.
+    let grid_from = d.states / 2;
+    let kept_grid = sel.kept.is_none_or(|k| k >= grid_from);
+    assert_eq!(d.grid_trained(), kept_grid, "{sel:?}");
+    let about = distil::about(&d, &cfg, &teacher_dir);
+    assert!(about.rows.contains("as int8 blobs"), "{}", about.rows);
+    let end = report::FinishOptions {
+        episodes: 2,
+        cap: 15,
+        export: d.export_options(),
+        ..report::FinishOptions::default()
+    };
+    report::finish(&run, &about, &end).unwrap();
+    let blob = std::fs::read(run.join("policy.bin")).unwrap();
+    let shipped = eval::evaluate_blob(&blob, 4, select::SELECT_SEED, 15).unwrap();
+    assert_eq!(shipped.mean_score, sel.kept_mean(), "{sel:?}");
+    assert!(shipped.mean_score > 0.0, "{sel:?}");
+    eprintln!("{}", sel.summary());
+    std::fs::remove_dir_all(&run).unwrap();
+}
