@@ -495,6 +495,13 @@ pub struct DistilConfig {
     /// Updates between recalibrations of the int8 grid's activation steps.
     #[arg(long, default_value_t = 1000)]
     pub calib_every: u64,
+    /// The student the run evaluates, snapshots, selects and exports is an
+    /// exponential moving average of the trained weights, `avg <- (1 - tau)
+    /// avg + tau student` after every update (as `train --policy-ema`);
+    /// the trained student still drives its games. 0 = none: the trained
+    /// student itself. 2e-4 averages over about 5 000 updates.
+    #[arg(long, default_value_t = 0.0)]
+    pub student_ema: f64,
     /// Share of episodes the teacher drives (the rest: the student).
     #[arg(long, default_value_t = 0.5)]
     pub teacher_share: f64,
@@ -597,6 +604,7 @@ impl DistilConfig {
             ),
             (unit(self.value_scale), "--value-scale must be in [0, 1]"),
             (unit(self.int8_frac), "--int8-frac must be in [0, 1]"),
+            (unit(self.student_ema), "--student-ema must be in [0, 1]"),
             (
                 unit(self.teacher_share),
                 "--teacher-share must be in [0, 1]",

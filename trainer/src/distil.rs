@@ -186,7 +186,10 @@ pub fn distil(
 struct Run<'a> {
     cfg: &'a DistilConfig,
     teacher: &'a QNetwork,
+    /// The trained student (it drives the student's games).
     student: QNetwork,
+    /// Its moving average (`student_ema` > 0), the policy the run keeps.
+    avg: Option<QNetwork>,
     adam: Adam,
     run_dir: &'a Path,
     rng: Pcg32,
@@ -227,6 +230,11 @@ impl<'a> Run<'a> {
         let device = teacher.device();
         tch::manual_seed(cfg.seed as i64);
         let student = QNetwork::new(cfg.net, device);
+        let avg = (cfg.student_ema > 0.0).then(|| {
+            let mut avg = QNetwork::new(cfg.net, device);
+            avg.copy_from(&student).expect("one architecture");
+            avg
+        });
         let adam = Adam::new(&student);
         let mut rng = Pcg32::seed_from_u64(cfg.seed ^ 0xD157_1110);
         let env_seed = DISTIL_SEED.wrapping_add(cfg.seed.wrapping_mul(1_000_003));
@@ -238,6 +246,7 @@ impl<'a> Run<'a> {
         bar.set_message("collecting the first labelled states".into());
         Run {
             student,
+            avg,
             adam,
             rng,
             envs: VecEnv::new(cfg.num_envs, env_seed),
@@ -361,10 +370,18 @@ impl<'a> Run<'a> {
             let step = (self.lr, cfg.adam_eps, cfg.grad_clip);
             let lv = (self.adam.minimize(&self.student, &l, step))
                 .with_context(|| format!("distillation update {} (diverged)", self.updates))?;
+            if let Some(avg) = &mut self.avg {
+                avg.polyak_from(&self.student, cfg.student_ema);
+            }
             self.updates += 1;
             (self.last_loss, self.last_agree) = (lv, agree);
         }
         Ok(())
+    }
+
+    /// The student the run keeps: the average, else the trained one.
+    fn policy(&self) -> &QNetwork {
+        self.avg.as_ref().unwrap_or(&self.student)
     }
 
     /// Evaluate every `eval_every` updates (a metrics row and a snapshot),
@@ -374,7 +391,7 @@ impl<'a> Run<'a> {
         if self.updates >= self.next_eval {
             self.next_eval += cfg.eval_every;
             let r = evaluate(
-                &self.student,
+                self.policy(),
                 cfg.eval_episodes,
                 EVAL_SEED,
                 cfg.eval_max_score,
@@ -395,8 +412,8 @@ impl<'a> Run<'a> {
             });
             self.metrics.save(self.run_dir)?;
             let snap = snapshot_path(self.run_dir, self.states);
-            let student = &self.student;
-            write_atomic_with(&snap, |tmp| Ok(student.vs.save(tmp)?))?;
+            let policy = self.policy();
+            write_atomic_with(&snap, |tmp| Ok(policy.vs.save(tmp)?))?;
         }
         if self.states.is_multiple_of(cfg.num_envs as u64 * 64) {
             self.bar.set_message(format!(
@@ -419,7 +436,8 @@ impl<'a> Run<'a> {
     fn finish(mut self, interrupted: bool) -> Result<Distilled> {
         let minutes = self.clock.elapsed() / 60.0;
         drop(self.clock);
-        let (cfg, run_dir, student) = (self.cfg, self.run_dir, &self.student);
+        let (cfg, run_dir) = (self.cfg, self.run_dir);
+        let student = self.avg.as_ref().unwrap_or(&self.student);
         self.bar.finish();
         self.metrics.save(run_dir)?;
         let mut selection = None;
@@ -625,6 +643,7 @@ mod tests {
             value_scale: 1.0,
             int8_frac: 0.2,
             calib_every: 100,
+            student_ema: 0.0,
             teacher_share: 0.5,
             eps: 0.02,
             flap_prob: 0.08,

@@ -132,40 +132,63 @@ fn a_tiny_student_learns_the_committed_teacher() {
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
+/// The kept student of a 300-update distillation of seed 4 with `extra`
+/// flags, into `runs/name` (no evaluation, selection or end).
+fn student_bytes(runs: &Path, name: &str, extra: &[&str]) -> Vec<u8> {
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
+    let mut args = vec![
+        "distil",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--name",
+        name,
+        "--seed",
+        "4",
+        "--threads",
+        "1",
+        "--total-updates",
+        "300",
+        "--eval-every",
+        "0",
+        "--select-episodes",
+        "0",
+        "--no-finish",
+    ];
+    args.extend_from_slice(extra);
+    trainer(&args);
+    std::fs::read(runs.join(name).join("best.safetensors")).unwrap()
+}
+
 /// The same seed distils the same student, byte for byte, in two processes
 /// (until 2026-12-06 the gradient norm was summed in a HashMap's order,
 /// which differs between processes: once the clip acted, runs diverged
 /// within 10 updates).
 #[test]
 fn a_distillation_is_reproducible_across_processes() {
-    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
     let runs = std::env::temp_dir().join(format!("trainer-distil-rep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&runs);
-    let student = |name: &str| {
-        trainer(&[
-            "distil",
-            "--teacher",
-            teacher.to_str().unwrap(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--name",
-            name,
-            "--seed",
-            "4",
-            "--threads",
-            "1",
-            "--total-updates",
-            "300",
-            "--eval-every",
-            "0",
-            "--select-episodes",
-            "0",
-            "--no-finish",
-        ]);
-        std::fs::read(runs.join(name).join("best.safetensors")).unwrap()
-    };
-    let (a, b) = (student("a"), student("b"));
+    let (a, b) = (
+        student_bytes(&runs, "a", &[]),
+        student_bytes(&runs, "b", &[]),
+    );
     assert!(a == b, "two distillations of seed 4 differ");
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
+/// `--student-ema`: the run keeps a moving average of the trained student
+/// and trains exactly as without it: with tau 1 the average is the student
+/// (the bytes of a run without one), with a small tau another network.
+#[test]
+fn the_student_average_is_kept_and_changes_nothing_else() {
+    let runs = std::env::temp_dir().join(format!("trainer-distil-ema-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runs);
+    let plain = student_bytes(&runs, "plain", &[]);
+    let whole = student_bytes(&runs, "whole", &["--student-ema", "1"]);
+    let avg = student_bytes(&runs, "avg", &["--student-ema", "0.01"]);
+    assert!(whole == plain, "tau 1 is not the student itself");
+    assert!(avg != plain, "tau 0.01 kept the student itself");
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
