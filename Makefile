@@ -131,17 +131,18 @@ study: setup
 	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
-# one thread each, one after another (results/study-tiny-grid.*; about 35
-# minutes a seed on a quiet core). A study's name stands for one recipe:
-# results/study-tiny-hd1.* is the recipe before its last quarter trained
-# through the int8 grid (`--name tiny-hd1` then), and results/study-tiny.*
-# that recipe with the study's seed 1 as teacher (`--teacher
-# runs/study-default/seed-1`, name `tiny`), stopped after 2 seeds when
-# validation games chose the other teacher (scripts/tiny-teachers).
+# one thread each, one after another (results/study-tiny-select.*; about
+# 40 minutes a seed on a quiet core). A study's name stands for one recipe:
+# results/study-tiny-grid.* is the recipe before the selection played the
+# int8 blobs (`--name tiny-grid` then), results/study-tiny-hd1.* the one
+# before its last quarter trained through the int8 grid (`--name tiny-hd1`),
+# and results/study-tiny.* that recipe with the study's seed 1 as teacher
+# (`--teacher runs/study-default/seed-1`, name `tiny`), stopped after 2
+# seeds when validation games chose the other teacher (scripts/tiny-teachers).
 TINY_SEEDS ?= 1,2,3
 tiny-study: setup
 	cargo build --release -p study
-	target/release/study distil --teacher $(TEACHER) --name tiny-grid --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
+	target/release/study distil --teacher $(TEACHER) --name tiny-select --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.

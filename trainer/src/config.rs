@@ -513,8 +513,9 @@ pub struct DistilConfig {
     pub flap_prob: f64,
     /// Gradient updates between greedy evaluations of the student (and
     /// snapshots, candidates of the end-of-run selection); 0 = none during
-    /// the run, as `train --eval-every 0`.
-    #[arg(long, default_value_t = 25_000)]
+    /// the run, as `train --eval-every 0`. 10 000 since the trial
+    /// `tiny-select` (docs/learning.md).
+    #[arg(long, default_value_t = 10_000)]
     pub eval_every: u64,
     /// Games per periodic evaluation.
     #[arg(long, default_value_t = 10)]
@@ -523,17 +524,19 @@ pub struct DistilConfig {
     #[arg(long, default_value_t = 1000)]
     pub eval_max_score: u32,
     /// Games per candidate in the end-of-run selection (0: keep the final student).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 50)]
     pub select_episodes: usize,
     /// Snapshots (best periodic means) that compete with the final student.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     pub select_candidates: usize,
     /// The end-of-run selection plays each candidate as the int8 blob the
     /// run would export from it (a grid-trained one through the activation
     /// steps it trained with, others calibrated on their own play with the
     /// output layer refitted; played through policy-core) instead of as its
-    /// float network: the kept student is the best int8 player.
-    #[arg(long)]
+    /// float network: the kept student is the best int8 player. On since
+    /// the trial `tiny-select` on validation games (docs/learning.md);
+    /// `--select-int8 false` plays the float networks.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub select_int8: bool,
     /// CPU threads for libtorch (0 = all cores).
     #[arg(long, default_value_t = 0)]
