@@ -452,10 +452,7 @@ impl<'a> Run<'a> {
                 let (memory, rng) = (&self.memory, &mut self.rng);
                 let mut played: Vec<(Option<u64>, Option<Vec<f64>>)> = Vec::new();
                 let int8_mean = |net: &QNetwork, step: Option<u64>| {
-                    let grid = match step {
-                        None => grid_from.is_some(),
-                        Some(k) => grid_from.is_some_and(|g| k >= g),
-                    };
+                    let grid = trained_through_grid(grid_from, step);
                     let steps = grid.then(|| calibrate(net, memory, rng, device));
                     let blob = shipped_blob(net, steps.clone(), cfg.threads)?;
                     played.push((step, steps));
@@ -474,11 +471,8 @@ impl<'a> Run<'a> {
             eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
             selection = Some(s);
         }
-        let grid_from = self.grid_from;
-        let grid_trained = match selection.as_ref().and_then(|s| s.kept) {
-            None => grid_from.is_some(),
-            Some(step) => grid_from.is_some_and(|g| step >= g),
-        };
+        let kept = selection.as_ref().and_then(|s| s.kept);
+        let grid_trained = trained_through_grid(self.grid_from, kept);
         let grid_steps = match selected_steps {
             Some(steps) => steps,
             None if grid_trained => {
@@ -498,6 +492,15 @@ impl<'a> Run<'a> {
             selection,
             interrupted,
         })
+    }
+}
+
+/// Whether the candidate at `step` (`None`: the final student) trained
+/// through the int8 grid, which it entered at `grid_from` labelled states.
+fn trained_through_grid(grid_from: Option<u64>, step: Option<u64>) -> bool {
+    match step {
+        None => grid_from.is_some(),
+        Some(k) => grid_from.is_some_and(|g| k >= g),
     }
 }
 
