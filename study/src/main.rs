@@ -15,9 +15,11 @@ use trainer::report::FinalGames;
 ///
 /// Seeds run one after another, each with all cores (libtorch's default
 /// threads, as `make train`). Stopped at any point (Ctrl-C, a kill), the
-/// same command continues: finished seeds are skipped, an interrupted
-/// training run continues from its last checkpoint with the budget it had
-/// left. A compile beside a training run takes its budget: run it through
+/// same command continues: finished seeds are skipped (those in the
+/// results file too, so a study goes on from its committed results on
+/// another machine; remove a seed there, or its run folder, to run it
+/// again), an interrupted training run continues from its last checkpoint
+/// with the budget it had left. A compile beside a training run takes its budget: run it through
 /// `scripts/quiet`, which pauses the run's clock.
 ///
 /// A recipe trial (`--score-on validation`, with `train --recipe FILE` for
@@ -217,10 +219,26 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
     plan.claim_folder()?;
     // The results of another plan under this name are not written over.
     let (json, _, _) = Study::paths(&c.out, plan.games, &plan.name);
-    if json.is_file() {
-        plan.record()
-            .same_as(&Study::load(&json)?.record(), &json)?;
-    }
+    let reported = if json.is_file() {
+        let before = Study::load(&json)?;
+        plan.record().same_as(&before.record(), &json)?;
+        before.runs
+    } else {
+        Vec::new()
+    };
+    // The file is written again from this command's seeds: none it reports
+    // may be dropped.
+    let dropped: Vec<u64> = reported
+        .iter()
+        .map(|r| r.seed)
+        .filter(|s| !plan.seeds.contains(s))
+        .collect();
+    anyhow::ensure!(
+        dropped.is_empty(),
+        "{} reports seeds {dropped:?}, which --seeds leaves out: name them too, \
+         or write elsewhere with --out",
+        json.display()
+    );
     let stop = trainer::cli::stop_on_ctrl_c(
         "saving a checkpoint and stopping; the same command continues",
     )?;
@@ -238,7 +256,14 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         method: study::summary::METHOD.into(),
     };
     for &s in &plan.seeds {
-        let Some(r) = seed_run::run_seed(&plan, s, &stop)? else {
+        // A seed the results file already reports (this plan's, as checked
+        // above; say from a machine whose run folders are gone) is kept.
+        let r = if let Some(r) = reported.iter().find(|r| r.seed == s) {
+            eprintln!("seed {s}: reported before ({})", json.display());
+            r.clone()
+        } else if let Some(r) = seed_run::run_seed(&plan, s, &stop)? {
+            r
+        } else {
             eprintln!("stopped during seed {s}; run the same command to continue");
             return Ok(());
         };

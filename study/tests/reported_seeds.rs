@@ -1,0 +1,74 @@
+//! A study goes on from its results file: on a machine without the run
+//! folders (a fresh clone), the seeds the committed file reports are kept as
+//! they are and nothing is trained for them; a results file of another plan
+//! is refused before anything runs.
+
+use std::path::Path;
+use std::process::Command;
+
+/// `study distil` of `make tiny-study`'s plan with `args`, from the
+/// repository root, run folders and results in `dir`.
+fn tiny_study(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_study"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args([
+            "distil",
+            "--teacher",
+            "models/teacher",
+            "--name",
+            "tiny-select",
+        ])
+        .args(["--threads", "1", "--runs-dir"])
+        .arg(dir.join("runs"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reported_seeds_are_kept_and_not_run_again() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let committed = root.join("results/study-tiny-select.json");
+    let before = study::summary::Study::load(&committed).unwrap();
+    let seeds: Vec<String> = before.runs.iter().map(|r| r.seed.to_string()).collect();
+    assert!(!seeds.is_empty(), "the committed study reports no seed");
+
+    let dir = std::env::temp_dir().join(format!("study-reported-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let copy = dir.join("out/study-tiny-select.json");
+    std::fs::copy(&committed, &copy).unwrap();
+
+    let out = tiny_study(&dir, &["--seeds", &seeds.join(",")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("reported before"), "{stderr}");
+    let after = study::summary::Study::load(&copy).unwrap();
+    assert_eq!(after.runs, before.runs, "the reported seeds changed");
+    assert_eq!(after.aggregate, before.aggregate);
+    for s in &seeds {
+        let seed_dir = dir.join(format!("runs/study-tiny-select/seed-{s}"));
+        assert!(!seed_dir.exists(), "seed {s} was run again");
+    }
+
+    // Seeds that leave out a reported one are refused: the file would lose it.
+    let out = tiny_study(&dir, &["--seeds", "99"]);
+    assert!(!out.status.success(), "a reported seed was dropped");
+    assert!(!dir.join("runs/study-tiny-select/seed-99").exists());
+    assert_eq!(
+        study::summary::Study::load(&copy).unwrap().runs,
+        before.runs
+    );
+
+    // Another plan under the name (here another cap) is refused, and the
+    // file is left as it was.
+    let out = tiny_study(&dir, &["--seeds", &seeds.join(","), "--cap", "200"]);
+    assert!(!out.status.success(), "another plan was let through");
+    assert_eq!(
+        study::summary::Study::load(&copy).unwrap().runs,
+        before.runs
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
