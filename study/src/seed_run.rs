@@ -421,7 +421,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             let t = train::load_best(teacher, device)
                 .with_context(|| format!("loading the teacher {}", teacher.display()))?;
             eprintln!("seed {s}: distilling into {}", dir.display());
-            let d = distil::distil(&hp, &t, &dir, stop)?;
+            let d = distil::distil(&hp, &t, &dir, finish.record_frames, stop)?;
             if d.interrupted {
                 return Ok(None);
             }

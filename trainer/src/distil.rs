@@ -152,11 +152,14 @@ pub fn loss(
 
 /// Distils `teacher` into a fresh `cfg.net` student in `run_dir`: writes
 /// `distil.toml`, `metrics.csv`, `curve.png`, snapshots and `best.safetensors`
-/// (the selected student).
+/// (the selected student). `record_frames` is the recording of the end of
+/// the run ([`crate::report::FinishOptions::record_frames`]): the int8
+/// selection calibrates each candidate's blob on it, as the export will.
 pub fn distil(
     cfg: &DistilConfig,
     teacher: &QNetwork,
     run_dir: &Path,
+    record_frames: usize,
     stop: &AtomicBool,
 ) -> Result<Distilled> {
     cfg.validate()?;
@@ -179,7 +182,7 @@ pub fn distil(
         run.learn()?;
         run.evaluate_and_log()?;
     };
-    run.finish(interrupted)
+    run.finish(interrupted, record_frames)
 }
 
 /// The distillation loop's state.
@@ -433,7 +436,7 @@ impl<'a> Run<'a> {
     /// The end: the clock stops, the metrics; then the student the run
     /// ships: itself when interrupted or unselected, else the end-of-run
     /// selection's choice.
-    fn finish(mut self, interrupted: bool) -> Result<Distilled> {
+    fn finish(mut self, interrupted: bool, record_frames: usize) -> Result<Distilled> {
         let minutes = self.clock.elapsed() / 60.0;
         drop(self.clock);
         let (cfg, run_dir) = (self.cfg, self.run_dir);
@@ -454,7 +457,7 @@ impl<'a> Run<'a> {
                 let int8_mean = |net: &QNetwork, step: Option<u64>| {
                     let grid = trained_through_grid(grid_from, step);
                     let steps = grid.then(|| calibrate(net, memory, rng, device));
-                    let blob = shipped_blob(net, steps.clone(), cfg.threads)?;
+                    let blob = shipped_blob(net, steps.clone(), cfg.threads, record_frames)?;
                     played.push((step, steps));
                     Ok(evaluate_blob(&blob, rule.episodes, SELECT_SEED, rule.cap)?.mean_score)
                 };
@@ -504,18 +507,18 @@ fn trained_through_grid(grid_from: Option<u64>, step: Option<u64>) -> bool {
     }
 }
 
-/// The int8 blob the end of a run ([`crate::report::finish`], with its
-/// default recording) exports from `net`: calibrated on `net`'s own play
-/// with the output layer refitted, or, for a grid-trained network, through
-/// the activation steps `act_steps` it trained with and no refit.
-fn shipped_blob(net: &QNetwork, act_steps: Option<Vec<f64>>, threads: usize) -> Result<Vec<u8>> {
-    use crate::report::{record, FinishOptions, CALIB_SEED, RECORD_EPS};
-    let calib = record(
-        net,
-        2 * FinishOptions::default().record_frames,
-        CALIB_SEED,
-        RECORD_EPS,
-    )?;
+/// The int8 blob the end of a run ([`crate::report::finish`], recording
+/// `record_frames`) exports from `net`: calibrated on `net`'s own play with
+/// the output layer refitted, or, for a grid-trained network, through the
+/// activation steps `act_steps` it trained with and no refit.
+fn shipped_blob(
+    net: &QNetwork,
+    act_steps: Option<Vec<f64>>,
+    threads: usize,
+    record_frames: usize,
+) -> Result<Vec<u8>> {
+    use crate::report::{record, CALIB_SEED, RECORD_EPS};
+    let calib = record(net, 2 * record_frames, CALIB_SEED, RECORD_EPS)?;
     let opts = crate::quant::ExportOptions {
         refit_last: act_steps.is_none(),
         act_steps,

@@ -411,7 +411,7 @@ fn cmd_distil(a: DistilArgs) -> Result<()> {
         a.hp.net,
         run_dir.display()
     );
-    let d = distil::distil(&a.hp, &teacher, &run_dir, &stop)?;
+    let d = distil::distil(&a.hp, &teacher, &run_dir, a.end.record_frames, &stop)?;
     eprintln!(
         "distilled {} labelled states, {} updates in {:.1} min",
         d.states, d.updates, d.minutes

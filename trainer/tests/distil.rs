@@ -221,7 +221,10 @@ fn the_int8_selection_keeps_the_blob_the_run_ships() {
         select_candidates: 2,
         ..DistilConfig::default()
     };
-    let d = distil::distil(&cfg, &teacher, &run, &AtomicBool::new(false)).unwrap();
+    // Another recording than the default: the selection's blobs are
+    // calibrated on the recording the end of the run makes.
+    let record_frames = 300;
+    let d = distil::distil(&cfg, &teacher, &run, record_frames, &AtomicBool::new(false)).unwrap();
     let sel = d.selection.clone().expect("a selection");
     assert!(sel.int8, "{sel:?}");
     let steps: Vec<u64> = sel.snapshots.iter().map(|c| c.step).collect();
@@ -239,6 +242,7 @@ fn the_int8_selection_keeps_the_blob_the_run_ships() {
     let end = report::FinishOptions {
         episodes: 2,
         cap: 15,
+        record_frames,
         export: d.export_options(),
         ..report::FinishOptions::default()
     };
