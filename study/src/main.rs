@@ -171,6 +171,16 @@ fn run() -> Result<()> {
         } => {
             let (json, md, png) = Study::paths(&out, score_on, &name);
             let s = Study::load(&json)?;
+            // A study is written under its own name: a renamed copy (such
+            // as an archived seed) would overwrite the study it came from.
+            anyhow::ensure!(
+                s.name == name && s.games == score_on,
+                "{} holds the study `{}` ({:?} games), which would be written as its own \
+                 files, not as this one's",
+                json.display(),
+                s.name,
+                s.games
+            );
             s.save(&out)?;
             println!(
                 "{}\nwrote {} and {}",

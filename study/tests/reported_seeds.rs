@@ -72,3 +72,41 @@ fn reported_seeds_are_kept_and_not_run_again() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `study report` redraws a study under its own name only: a renamed copy
+/// is refused instead of being written over the study it came from.
+#[test]
+fn a_renamed_copy_is_not_redrawn_over_its_study() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("study-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root.join("results/study-tiny-select.json"),
+        dir.join("study-copy.json"),
+    )
+    .unwrap();
+    let report = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_study"))
+            .args(["report", "--name", name, "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = report("copy");
+    assert!(!out.status.success(), "a renamed copy was redrawn");
+    assert!(!dir.join("study-tiny-select.md").exists());
+    std::fs::rename(
+        dir.join("study-copy.json"),
+        dir.join("study-tiny-select.json"),
+    )
+    .unwrap();
+    let out = report("tiny-select");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("study-tiny-select.md").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
