@@ -321,6 +321,40 @@ pub struct SeedResult {
     pub selection: Option<String>,
     /// Parity on recorded frames.
     pub frames: FrameAgreement,
+    /// The CPU the run finished on ([`cpu_name`]; empty in results written
+    /// before it was kept). Runs of one seed on two CPUs part, so recipe
+    /// trials pair their arms seed by seed only on one CPU.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpu: String,
+}
+
+/// This machine's CPU: its `model name` in `/proc/cpuinfo`, with
+/// ` +avx512` where it has AVX-512F (libtorch then runs other float
+/// kernels); empty where the file does not say.
+///
+/// ```
+/// let cpu = study::seed_run::cpu_name();
+/// assert!(!cpu.contains('\n'));
+/// ```
+pub fn cpu_name() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return String::new();
+    };
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let Some(model) = field("model name") else {
+        return String::new();
+    };
+    let avx512 = field("flags").is_some_and(|f| f.split_whitespace().any(|x| x == "avx512f"));
+    if avx512 {
+        format!("{model} +avx512")
+    } else {
+        model
+    }
 }
 
 /// The curve and the first time its median reached `cap`.
@@ -488,6 +522,7 @@ fn score_run(
         minutes,
         selection,
         frames,
+        cpu: cpu_name(),
     })
 }
 

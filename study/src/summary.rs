@@ -194,6 +194,17 @@ impl Study {
             self.command
         );
         let _ = writeln!(md, "{}\n", self.seed_table());
+        let cpus: Vec<String> = (self.runs.iter())
+            .filter(|r| !r.cpu.is_empty())
+            .map(|r| format!("seed {}: `{}`", r.seed, r.cpu))
+            .collect();
+        if !cpus.is_empty() {
+            let _ = writeln!(
+                md,
+                "CPU each run finished on (runs of one seed on two CPUs part): {}.\n",
+                cpus.join(", ")
+            );
+        }
         match &self.aggregate {
             Some(a) => {
                 let _ = writeln!(md, "{}\n", a.table(self.seeds.len(), self.games.word()));
