@@ -19,8 +19,8 @@ use trainer::report::FinalGames;
 /// results file too, so a study goes on from its committed results on
 /// another machine; remove a seed there, or its run folder, to run it
 /// again), an interrupted training run continues from its last checkpoint
-/// with the budget it had left. A compile beside a training run takes its budget: run it through
-/// `scripts/quiet`, which pauses the run's clock.
+/// with the budget it had left. A compile beside a training run takes its
+/// budget: run it through `scripts/quiet`, which pauses the run's clock.
 ///
 /// A recipe trial (`--score-on validation`, with `train --recipe FILE` for
 /// other settings) scores the runs on validation games instead

@@ -329,8 +329,8 @@ pub struct SeedResult {
 }
 
 /// This machine's CPU: its `model name` in `/proc/cpuinfo`, with
-/// ` +avx512` where it has AVX-512F (libtorch then runs other float
-/// kernels); empty where the file does not say.
+/// ` +avx512` where it has AVX-512F (one of the features libtorch picks
+/// its float kernels by); empty where the file does not say.
 ///
 /// ```
 /// let cpu = study::seed_run::cpu_name();
