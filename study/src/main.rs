@@ -265,6 +265,9 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         aggregate: None,
         method: study::summary::METHOD.into(),
     };
+    // Whether the file gains a seed: one that only repeats what it reports
+    // is left as it is, its command included.
+    let mut gained = false;
     for &s in &plan.seeds {
         // A seed the results file already reports (this plan's, as checked
         // above; say from a machine whose run folders are gone) is kept.
@@ -272,6 +275,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
             eprintln!("seed {s}: reported before ({})", json.display());
             r.clone()
         } else if let Some(r) = seed_run::run_seed(&plan, s, &stop)? {
+            gained = true;
             r
         } else {
             eprintln!("stopped during seed {s}; run the same command to continue");
@@ -279,8 +283,9 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         };
         study.runs.push(r);
         study.aggregate = Some(study::summary::Aggregate::of(&study.runs, plan.cap));
-        study.save(&c.out)?;
-        let (json, _, _) = Study::paths(&c.out, plan.games, &plan.name);
+        if gained {
+            study.save(&c.out)?;
+        }
         eprintln!(
             "seed {s} done: {} of {} seeds in {}",
             study.runs.len(),

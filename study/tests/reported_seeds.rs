@@ -45,6 +45,11 @@ fn reported_seeds_are_kept_and_not_run_again() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("reported before"), "{stderr}");
+    // Nothing new: the file is left as it was, its command included.
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&committed).unwrap()
+    );
     let after = study::summary::Study::load(&copy).unwrap();
     assert_eq!(after.runs, before.runs, "the reported seeds changed");
     assert_eq!(after.aggregate, before.aggregate);
