@@ -62,6 +62,11 @@ pub struct Distilled {
     /// its activation steps, the grid's own calibration of it on remembered
     /// states (by layer, as `ExportOptions::act_steps` takes them).
     pub grid_steps: Option<Vec<f64>>,
+    /// With `select_int8`: the blob the selection played for the kept
+    /// student, which the end of the run ([`crate::report::finish`] with
+    /// [`Distilled::export_options`] and the same `record_frames`) exports
+    /// again byte for byte.
+    pub selected_blob: Option<Vec<u8>>,
 }
 
 impl Distilled {
@@ -444,8 +449,10 @@ impl<'a> Run<'a> {
         self.bar.finish();
         self.metrics.save(run_dir)?;
         let mut selection = None;
-        // With `select_int8`: the kept candidate's grid steps, as it played.
+        // With `select_int8`: the kept candidate's grid steps and blob, as
+        // it played.
         let mut selected_steps = None;
+        let mut selected_blob = None;
         if interrupted || cfg.select_episodes == 0 {
             write_atomic_with(&best_model_path(run_dir), |tmp| Ok(student.vs.save(tmp)?))?;
         } else {
@@ -453,20 +460,24 @@ impl<'a> Run<'a> {
             let (device, grid_from, final_step) = (student.device(), self.grid_from, self.states);
             let s = if cfg.select_int8 {
                 let (memory, rng) = (&self.memory, &mut self.rng);
-                let mut played: Vec<(Option<u64>, Option<Vec<f64>>)> = Vec::new();
+                let mut played: Vec<Played> = Vec::new();
                 let int8_mean = |net: &QNetwork, step: Option<u64>| {
                     let grid = trained_through_grid(grid_from, step);
                     let steps = grid.then(|| calibrate(net, memory, rng, device));
                     let blob = shipped_blob(net, steps.clone(), cfg.threads, record_frames)?;
-                    played.push((step, steps));
-                    Ok(evaluate_blob(&blob, rule.episodes, SELECT_SEED, rule.cap)?.mean_score)
+                    let mean =
+                        evaluate_blob(&blob, rule.episodes, SELECT_SEED, rule.cap)?.mean_score;
+                    played.push(Played { step, steps, blob });
+                    Ok(mean)
                 };
                 let metrics = &self.metrics;
                 let mut s = select_final_by(
                     student, run_dir, metrics, rule, final_step, device, int8_mean,
                 )?;
                 s.int8 = true;
-                selected_steps = played.into_iter().find(|(k, _)| *k == s.kept).map(|p| p.1);
+                if let Some(p) = played.into_iter().find(|p| p.step == s.kept) {
+                    (selected_steps, selected_blob) = (Some(p.steps), Some(p.blob));
+                }
                 s
             } else {
                 select_final(student, run_dir, &self.metrics, rule, final_step, device)?
@@ -487,6 +498,7 @@ impl<'a> Run<'a> {
         };
         Ok(Distilled {
             grid_steps,
+            selected_blob,
             updates: self.updates,
             states: self.states,
             student_episodes: self.student_episodes,
@@ -527,6 +539,17 @@ fn shipped_blob(
     };
     let model = net.to_float_model();
     Ok(crate::quant::export::export(&model, &calib.stacks, &opts)?.blob)
+}
+
+/// A candidate as the int8 selection played it.
+struct Played {
+    /// Its snapshot's step (None: the final student).
+    step: Option<u64>,
+    /// The grid's activation steps it exported with (None: calibrated on
+    /// its own play).
+    steps: Option<Vec<f64>>,
+    /// The blob that played.
+    blob: Vec<u8>,
 }
 
 /// States drawn for each calibration of the int8 grid.

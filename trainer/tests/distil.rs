@@ -193,20 +193,31 @@ fn the_student_average_is_kept_and_changes_nothing_else() {
 }
 
 /// `--select-int8`: the end-of-run selection plays every candidate as the
-/// blob the run would export from it, and the blob the run then ships plays
-/// the selection's games exactly as the kept candidate did there. The
-/// candidates are a float-trained snapshot, a grid-trained one and the final
-/// student; the snapshot at the final student's own step is not a second
-/// candidate.
+/// blob the run would export from it, and the run ships that blob, byte for
+/// byte, which plays the selection's games exactly as the kept candidate
+/// did there. With a grid phase the candidates are a float-trained
+/// snapshot, a grid-trained one and the final student; without one, every
+/// candidate is calibrated on its own play, here with another recording
+/// than the default. The snapshot at the final student's own step is not a
+/// second candidate.
 #[test]
 fn the_int8_selection_keeps_the_blob_the_run_ships() {
+    for int8_frac in [0.5, 0.0] {
+        int8_selection_ships_what_it_played(int8_frac);
+    }
+}
+
+fn int8_selection_ships_what_it_played(int8_frac: f64) {
     use std::sync::atomic::AtomicBool;
     use tch::Device;
     use trainer::config::DistilConfig;
     use trainer::{distil, eval, report, select};
     let teacher_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
     let teacher = trainer::train::load_best(&teacher_dir, Device::Cpu).unwrap();
-    let run = std::env::temp_dir().join(format!("trainer-distil-sel-{}", std::process::id()));
+    let run = std::env::temp_dir().join(format!(
+        "trainer-distil-sel-{}-{int8_frac}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&run);
     let cfg = DistilConfig {
         threads: 1,
@@ -214,15 +225,13 @@ fn the_int8_selection_keeps_the_blob_the_run_ships() {
         eval_every: 400,
         eval_episodes: 2,
         eval_max_score: 15,
-        int8_frac: 0.5,
+        int8_frac,
         calib_every: 200,
         select_int8: true,
         select_episodes: 4,
         select_candidates: 2,
         ..DistilConfig::default()
     };
-    // Another recording than the default: the selection's blobs are
-    // calibrated on the recording the end of the run makes.
     let record_frames = 300;
     let d = distil::distil(&cfg, &teacher, &run, record_frames, &AtomicBool::new(false)).unwrap();
     let sel = d.selection.clone().expect("a selection");
@@ -235,7 +244,7 @@ fn the_int8_selection_keeps_the_blob_the_run_ships() {
     );
     // The kept candidate decides how the run exports.
     let grid_from = d.states / 2;
-    let kept_grid = sel.kept.is_none_or(|k| k >= grid_from);
+    let kept_grid = int8_frac > 0.0 && sel.kept.is_none_or(|k| k >= grid_from);
     assert_eq!(d.grid_trained(), kept_grid, "{sel:?}");
     let about = distil::about(&d, &cfg, &teacher_dir);
     assert!(about.rows.contains("as int8 blobs"), "{}", about.rows);
@@ -248,6 +257,10 @@ fn the_int8_selection_keeps_the_blob_the_run_ships() {
     };
     report::finish(&run, &about, &end).unwrap();
     let blob = std::fs::read(run.join("policy.bin")).unwrap();
+    assert!(
+        d.selected_blob.as_ref() == Some(&blob),
+        "int8_frac {int8_frac}: the run ships another blob than the one its selection played"
+    );
     let shipped = eval::evaluate_blob(&blob, 4, select::SELECT_SEED, 15).unwrap();
     assert_eq!(shipped.mean_score, sel.kept_mean(), "{sel:?}");
     assert!(shipped.mean_score > 0.0, "{sel:?}");
