@@ -80,11 +80,7 @@ impl Distilled {
     /// the float Q-values, which it no longer aims at); any other is
     /// calibrated and refit as `trainer export` does by default.
     pub fn export_options(&self) -> crate::quant::ExportOptions {
-        crate::quant::ExportOptions {
-            refit_last: !self.grid_trained(),
-            act_steps: self.grid_steps.clone(),
-            ..crate::quant::ExportOptions::default()
-        }
+        export_options_for(self.grid_steps.clone())
     }
 }
 
@@ -529,16 +525,24 @@ fn shipped_blob(
     threads: usize,
     record_frames: usize,
 ) -> Result<Vec<u8>> {
-    use crate::report::{record, CALIB_SEED, RECORD_EPS};
-    let calib = record(net, 2 * record_frames, CALIB_SEED, RECORD_EPS)?;
+    let calib = crate::report::calibration(net, record_frames)?;
     let opts = crate::quant::ExportOptions {
-        refit_last: act_steps.is_none(),
-        act_steps,
         threads,
-        ..Default::default()
+        ..export_options_for(act_steps)
     };
     let model = net.to_float_model();
     Ok(crate::quant::export::export(&model, &calib.stacks, &opts)?.blob)
+}
+
+/// How a student is exported: through the grid's activation steps
+/// `grid_steps` and its output layer's rounding when it trained through the
+/// grid, else calibrated and refit as `trainer export` does by default.
+fn export_options_for(grid_steps: Option<Vec<f64>>) -> crate::quant::ExportOptions {
+    crate::quant::ExportOptions {
+        refit_last: grid_steps.is_none(),
+        act_steps: grid_steps,
+        ..crate::quant::ExportOptions::default()
+    }
 }
 
 /// A candidate as the int8 selection played it.

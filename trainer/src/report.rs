@@ -215,7 +215,7 @@ pub fn finish(run_dir: &Path, about: &RunAbout, o: &FinishOptions) -> Result<Eva
     let rec = record(&net, record_frames, RECORD_SEED, RECORD_EPS)?;
     let rec_path = run_dir.join("frames.rec");
     rec.save(&rec_path)?;
-    let calib = record(&net, 2 * record_frames, CALIB_SEED, RECORD_EPS)?;
+    let calib = calibration(&net, record_frames)?;
     calib.save(&run_dir.join("calib.rec"))?;
     let cpu_net = load_best(run_dir, Device::Cpu)?;
     let blob_path = run_dir.join("policy.bin");
@@ -331,6 +331,12 @@ pub fn write_gif(net: &QNetwork, seed: u64, cap: u32, path: &Path) -> Result<()>
             .with_context(|| format!("writing {}", tmp.display()))?;
         Ok(())
     })
+}
+
+/// The recording the end of a run calibrates its export on (`calib.rec`):
+/// twice `record_frames` stacks from `net`'s own play, games `CALIB_SEED..`.
+pub fn calibration(net: &QNetwork, record_frames: usize) -> Result<Recording> {
+    record(net, 2 * record_frames, CALIB_SEED, RECORD_EPS)
 }
 
 /// Records `frames` frame stacks met while playing with exploration `eps`
