@@ -481,6 +481,13 @@ pub struct DistilConfig {
     /// precision for the difference when the values are not in its range.
     #[arg(long, default_value_t = 0.0)]
     pub value_scale: f64,
+    /// Largest teacher Q-difference the student learns: Q(flap) - Q(idle)
+    /// is clipped to [-adv_clip, adv_clip] before the targets are made
+    /// (0 = no clip). The action is the same; a clearly decided state then
+    /// weighs no more in the loss than one near the decision, where the
+    /// student's capacity (and the int8 output's range) is spent instead.
+    #[arg(long, default_value_t = 0.0)]
+    pub adv_clip: f64,
     /// Share of the updates, at the end, that train through the exact int8
     /// network the export will make (int8 weights, u8 activations whose
     /// steps are recalibrated every `calib_every` updates on remembered
@@ -606,6 +613,10 @@ impl DistilConfig {
                 "--adv-weight must be 0 or more",
             ),
             (unit(self.value_scale), "--value-scale must be in [0, 1]"),
+            (
+                self.adv_clip.is_finite() && self.adv_clip >= 0.0,
+                "--adv-clip must be 0 (no clip) or more",
+            ),
             (unit(self.int8_frac), "--int8-frac must be in [0, 1]"),
             (unit(self.student_ema), "--student-ema must be in [0, 1]"),
             (

@@ -118,9 +118,18 @@ impl Memory {
 }
 
 /// The student's targets: the teacher's Q-values `tq` `[B, 2]` less `1 -
-/// value_scale` times their mean over the two actions.
-pub fn targets(tq: &Tensor, value_scale: f64) -> Tensor {
-    tq - tq.mean_dim(1, true, Kind::Float) * (1.0 - value_scale)
+/// value_scale` times their mean over the two actions, their difference
+/// Q(flap) - Q(idle) clipped to `[-adv_clip, adv_clip]` when `adv_clip` > 0
+/// (the mean kept, so the greedy action is the teacher's).
+pub fn targets(tq: &Tensor, value_scale: f64, adv_clip: f64) -> Tensor {
+    let mean = tq.mean_dim(1, true, Kind::Float);
+    let half_diff = if adv_clip > 0.0 {
+        // Each value less the mean is half the difference, with its sign.
+        (tq - &mean).clamp(-adv_clip / 2.0, adv_clip / 2.0)
+    } else {
+        tq - &mean
+    };
+    half_diff + mean * value_scale
 }
 
 /// The distillation loss of `student` on a batch `xs` with targets `tq`
@@ -362,7 +371,7 @@ impl<'a> Run<'a> {
             let tq = Tensor::from_slice(&self.tbuf)
                 .view([cfg.batch_size as i64, 2])
                 .to_device(device);
-            let tq = targets(&tq, cfg.value_scale);
+            let tq = targets(&tq, cfg.value_scale, cfg.adv_clip);
             let recalibrate =
                 self.act_steps.is_none() || self.updates.is_multiple_of(cfg.calib_every.max(1));
             if self.progress >= 1.0 - cfg.int8_frac && recalibrate {
@@ -657,6 +666,28 @@ mod tests {
         assert!(last < 0.2 * first, "{first} -> {last}");
     }
 
+    /// The targets keep the teacher's difference (centred, or on its
+    /// values with `value_scale` 1) up to `adv_clip`, clip it beyond, and
+    /// never change the teacher's greedy action.
+    #[test]
+    fn targets_clip_the_difference_and_keep_the_action() {
+        let tq = Tensor::from_slice(&[10.0f32, 12.0, 5.0, 4.5, 3.0, 3.0, -1.0, 7.0]).view([4, 2]);
+        let rows = |t: &Tensor| -> Vec<f32> { Vec::<f32>::try_from(t.flatten(0, -1)).unwrap() };
+        assert_eq!(
+            rows(&targets(&tq, 0.0, 0.0)),
+            [-1.0, 1.0, 0.25, -0.25, 0.0, 0.0, -4.0, 4.0]
+        );
+        assert_eq!(
+            rows(&targets(&tq, 0.0, 1.0)),
+            [-0.5, 0.5, 0.25, -0.25, 0.0, 0.0, -0.5, 0.5]
+        );
+        assert_eq!(
+            rows(&targets(&tq, 1.0, 1.0)),
+            [10.5, 11.5, 5.0, 4.5, 3.0, 3.0, 2.5, 3.5]
+        );
+        assert_eq!(rows(&targets(&tq, 1.0, 0.0)), rows(&tq));
+    }
+
     #[test]
     fn bad_settings_are_refused() {
         let ok = DistilConfig {
@@ -674,6 +705,7 @@ mod tests {
             grad_clip: 10.0,
             adv_weight: 4.0,
             value_scale: 1.0,
+            adv_clip: 0.0,
             int8_frac: 0.2,
             calib_every: 100,
             student_ema: 0.0,
@@ -708,6 +740,10 @@ mod tests {
             },
             DistilConfig {
                 value_scale: -0.1,
+                ..ok.clone()
+            },
+            DistilConfig {
+                adv_clip: -1.0,
                 ..ok.clone()
             },
             DistilConfig {
