@@ -249,6 +249,18 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
          or write elsewhere with --out",
         json.display()
     );
+    // The seeds it reports ran with this plan's settings (a default may
+    // have changed since); ones that do not say are trusted only while the
+    // file gains no seed.
+    let settings = plan.settings()?;
+    let adds_seeds = plan
+        .seeds
+        .iter()
+        .any(|s| !reported.iter().any(|r| r.seed == *s));
+    for r in &reported {
+        plan.check_settings(r, &settings, !adds_seeds)
+            .with_context(|| format!("in {}", json.display()))?;
+    }
     let stop = trainer::cli::stop_on_ctrl_c(
         "saving a checkpoint and stopping; the same command continues",
     )?;

@@ -119,6 +119,59 @@ impl StudyPlan {
         }
     }
 
+    /// Every setting a seed of this plan runs with, as canonical TOML (see
+    /// [`settings_of`]): the defaults of the code that runs it, the recipe
+    /// and the plan's budget.
+    pub fn settings(&self) -> Result<String> {
+        let table = match &self.kind {
+            Kind::Train { minutes, recipe } => {
+                let mut cfg = Config::from_toml(recipe)?;
+                if let Some(m) = minutes {
+                    cfg.minutes = *m;
+                }
+                toml::Table::try_from(cfg)?
+            }
+            Kind::Distil {
+                total_updates,
+                recipe,
+                ..
+            } => {
+                let mut hp = DistilConfig::from_toml(recipe)?;
+                if let Some(u) = total_updates {
+                    hp.total_updates = *u;
+                }
+                toml::Table::try_from(hp)?
+            }
+        };
+        canonical(table)
+    }
+
+    /// Refuses a seed that ran with other settings than this plan's
+    /// (`settings`, [`StudyPlan::settings`]): a default changed since it
+    /// ran, say. A seed whose settings were not kept (results written
+    /// before they were) is let through only when `unknown_ok`.
+    pub fn check_settings(&self, r: &SeedResult, settings: &str, unknown_ok: bool) -> Result<()> {
+        if r.settings.is_empty() {
+            anyhow::ensure!(
+                unknown_ok,
+                "seed {} was reported before studies kept each seed's settings, so \
+                 nothing tells whether a default has changed since: run new seeds \
+                 under another --name",
+                r.seed
+            );
+            return Ok(());
+        }
+        anyhow::ensure!(
+            r.settings == settings,
+            "seed {} ran with other settings than this study's seeds would (a default \
+             changed since?): use another --name\n  it ran: {}\n  now:    {}",
+            r.seed,
+            differing(&r.settings, settings, true),
+            differing(&r.settings, settings, false)
+        );
+        Ok(())
+    }
+
     /// The file in the study's folder that names what its seeds run.
     pub fn plan_file(&self) -> PathBuf {
         self.folder().join(PLAN_FILE)
@@ -130,7 +183,9 @@ impl StudyPlan {
     /// written, so that a study never mixes runs of two recipes or two
     /// teachers under one name. A recipe is kept as its changes from the
     /// defaults of the code that runs it, so a study of changed defaults
-    /// takes a new name (`make tiny-study`'s did).
+    /// takes a new name (`make tiny-study`'s did); each seed's result keeps
+    /// every setting it ran with, and a study refuses to mix seeds whose
+    /// settings differ ([`StudyPlan::check_settings`]).
     pub fn claim_folder(&self) -> Result<()> {
         let path = self.plan_file();
         let mine = self.record();
@@ -231,6 +286,49 @@ impl PlanRecord {
     }
 }
 
+/// A run's settings file (`config.toml` of a training run, `distil.toml`
+/// of a distillation; `kind` says which) as canonical TOML: every setting,
+/// keys sorted, less `seed` and `threads` (which differ between a study's
+/// seeds without changing its recipe).
+///
+/// ```
+/// use study::seed_run::{settings_of, Kind};
+/// let kind = Kind::Distil { teacher: "t".into(), total_updates: None, recipe: String::new() };
+/// let a = settings_of(&kind, "seed = 1\nthreads = 1\n").unwrap();
+/// assert_eq!(a, settings_of(&kind, "seed = 2\n").unwrap());
+/// assert_ne!(a, settings_of(&kind, "adv_clip = 0.0\n").unwrap());
+/// assert!(a.contains("adv_clip = "));
+/// ```
+pub fn settings_of(kind: &Kind, text: &str) -> Result<String> {
+    canonical(match kind {
+        Kind::Train { .. } => toml::Table::try_from(Config::from_toml(text)?)?,
+        Kind::Distil { .. } => toml::Table::try_from(DistilConfig::from_toml(text)?)?,
+    })
+}
+
+/// The settings file a finished run folder of `kind` holds.
+pub fn settings_file(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Train { .. } => "config.toml",
+        Kind::Distil { .. } => "distil.toml",
+    }
+}
+
+fn canonical(mut table: toml::Table) -> Result<String> {
+    table.remove("seed");
+    table.remove("threads");
+    // toml::Table is a BTreeMap: the keys come out sorted.
+    Ok(toml::to_string(&table)?)
+}
+
+/// The lines of `a` (`mine`) or `b` (else) that the other lacks, on one line.
+fn differing(a: &str, b: &str, mine: bool) -> String {
+    let (x, y) = if mine { (a, b) } else { (b, a) };
+    let other: Vec<&str> = y.lines().collect();
+    let lines: Vec<&str> = x.lines().filter(|l| !other.contains(l)).collect();
+    lines.join(", ")
+}
+
 /// The JSON file at `path` (`what` names it in the error).
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text =
@@ -326,6 +424,11 @@ pub struct SeedResult {
     /// trials pair their arms seed by seed only on one CPU.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cpu: String,
+    /// Every setting the run used ([`settings_of`] of its settings file;
+    /// empty in results written before they were kept), so that a study
+    /// does not mix seeds of two recipes when a default changes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub settings: String,
 }
 
 /// This machine's CPU: its `model name` in `/proc/cpuinfo`, with
@@ -391,6 +494,17 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             r.float.scores.len(),
             plan.test_games
         );
+        let mut r = r;
+        let file = dir.join(settings_file(&plan.kind));
+        if r.settings.is_empty() && file.is_file() {
+            // Finished before results kept their settings: its folder has them.
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            r.settings =
+                settings_of(&plan.kind, &text).with_context(|| format!("in {}", file.display()))?;
+        }
+        plan.check_settings(&r, &plan.settings()?, false)
+            .with_context(|| format!("in {}", done.display()))?;
         eprintln!("seed {s}: done before ({})", done.display());
         return Ok(Some(r));
     }
@@ -523,6 +637,12 @@ fn score_run(
         selection,
         frames,
         cpu: cpu_name(),
+        settings: {
+            let file = dir.join(settings_file(&plan.kind));
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            settings_of(&plan.kind, &text).with_context(|| format!("in {}", file.display()))?
+        },
     })
 }
 

@@ -115,3 +115,65 @@ fn a_renamed_copy_is_not_redrawn_over_its_study() {
     assert!(dir.join("study-tiny-select.md").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A study adds no seed to seeds that ran with other settings: the
+/// committed `tiny-select` seeds (written before each seed kept its
+/// settings) take no new seed, and a seed whose kept settings differ from
+/// what the plan would run now (a changed default) is refused even when
+/// nothing new runs; with the plan's own settings the file is accepted.
+#[test]
+fn seeds_of_other_settings_are_not_mixed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let committed = root.join("results/study-tiny-select.json");
+    let before = study::summary::Study::load(&committed).unwrap();
+    assert!(
+        before.runs.iter().all(|r| r.settings.is_empty()),
+        "the committed study now keeps settings: pick another legacy file"
+    );
+    let seeds: Vec<String> = before.runs.iter().map(|r| r.seed.to_string()).collect();
+    let dir = std::env::temp_dir().join(format!("study-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let copy = dir.join("out/study-tiny-select.json");
+    std::fs::copy(&committed, &copy).unwrap();
+
+    // Unknown settings: a new seed is refused before anything runs.
+    let more = format!("{},99", seeds.join(","));
+    let out = tiny_study(&dir, &["--seeds", &more]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a seed was added to unknown settings"
+    );
+    assert!(stderr.contains("another --name"), "{stderr}");
+    assert!(!dir.join("runs/study-tiny-select/seed-99").exists());
+
+    // The plan's settings: what `trainer distil` runs with its defaults.
+    let kind = before.kind.clone();
+    let now = study::seed_run::settings_of(&kind, "").unwrap();
+    let mut study = before.clone();
+    for r in &mut study.runs {
+        r.settings = now.clone();
+    }
+    std::fs::write(&copy, study.json().unwrap()).unwrap();
+    let out = tiny_study(&dir, &["--seeds", &seeds.join(",")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One seed ran with another value of a setting: refused, named.
+    study.runs[0].settings = now.replace("adv_weight = 4.0", "adv_weight = 2.0");
+    assert_ne!(study.runs[0].settings, now, "no adv_weight line to change");
+    std::fs::write(&copy, study.json().unwrap()).unwrap();
+    let out = tiny_study(&dir, &["--seeds", &seeds.join(",")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "seeds of other settings were mixed");
+    assert!(stderr.contains("adv_weight = 2.0"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        study.json().unwrap().into_bytes()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
