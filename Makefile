@@ -63,9 +63,9 @@ reference: setup
 # the run hd1 that was the reference until 2026-12-06; chosen on validation
 # games, docs/learning.md) distilled into the `tiny` network (`trainer
 # distil`, its defaults: 100 000 updates, the same amount of learning on a
-# busy machine, the last quarter through the int8 grid), then its files
-# copied over. The committed one was distilled before that default
-# (models/tiny/README.md).
+# busy machine, the teacher's Q-difference clipped at 1, the last quarter
+# through the int8 grid), then its files copied over. The committed one
+# was distilled before those defaults (models/tiny/README.md).
 TEACHER := models/teacher
 TINY := models/tiny
 tiny: setup
@@ -131,9 +131,11 @@ study: setup
 	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
-# one thread each, one after another (results/study-tiny-select.*; about
+# one thread each, one after another (results/study-tiny-clip.*; about
 # 40 minutes a seed on a quiet core). A study's name stands for one recipe:
-# results/study-tiny-grid.* is the recipe before the selection played the
+# results/study-tiny-select.* is the recipe before the teacher's
+# Q-difference was clipped (`--name tiny-select` then),
+# results/study-tiny-grid.* the one before the selection played the
 # int8 blobs (`--name tiny-grid` then), results/study-tiny-hd1.* the one
 # before its last quarter trained through the int8 grid (`--name tiny-hd1`),
 # and results/study-tiny.* that recipe with the study's seed 1 as teacher
@@ -142,7 +144,7 @@ study: setup
 TINY_SEEDS ?= 1,2,3
 tiny-study: setup
 	cargo build --release -p study
-	target/release/study distil --teacher $(TEACHER) --name tiny-select --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
+	target/release/study distil --teacher $(TEACHER) --name tiny-clip --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.

@@ -486,7 +486,9 @@ pub struct DistilConfig {
     /// (0 = no clip). The action is the same; a clearly decided state then
     /// weighs no more in the loss than one near the decision, where the
     /// student's capacity (and the int8 output's range) is spent instead.
-    #[arg(long, default_value_t = 0.0)]
+    /// 1 (a pipe's reward) since the trial `tiny-clip` on validation games
+    /// (docs/learning.md).
+    #[arg(long, default_value_t = 1.0)]
     pub adv_clip: f64,
     /// Share of the updates, at the end, that train through the exact int8
     /// network the export will make (int8 weights, u8 activations whose
