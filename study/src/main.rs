@@ -252,13 +252,12 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
     // The seeds it reports ran with this plan's settings (a default may
     // have changed since); ones that do not say are trusted only while the
     // file gains no seed.
-    let settings = plan.settings()?;
     let adds_seeds = plan
         .seeds
         .iter()
         .any(|s| !reported.iter().any(|r| r.seed == *s));
     for r in &reported {
-        plan.check_settings(r, &settings, !adds_seeds)
+        plan.check_settings(r, !adds_seeds)
             .with_context(|| format!("in {}", json.display()))?;
     }
     let stop = trainer::cli::stop_on_ctrl_c(

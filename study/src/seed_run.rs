@@ -123,34 +123,24 @@ impl StudyPlan {
     /// [`settings_of`]): the defaults of the code that runs it, the recipe
     /// and the plan's budget.
     pub fn settings(&self) -> Result<String> {
-        let table = match &self.kind {
+        canonical(match &self.kind {
             Kind::Train { minutes, recipe } => {
-                let mut cfg = Config::from_toml(recipe)?;
-                if let Some(m) = minutes {
-                    cfg.minutes = *m;
-                }
-                toml::Table::try_from(cfg)?
+                toml::Table::try_from(train_config(recipe, *minutes, 0)?)?
             }
             Kind::Distil {
                 total_updates,
                 recipe,
                 ..
-            } => {
-                let mut hp = DistilConfig::from_toml(recipe)?;
-                if let Some(u) = total_updates {
-                    hp.total_updates = *u;
-                }
-                toml::Table::try_from(hp)?
-            }
-        };
-        canonical(table)
+            } => toml::Table::try_from(distil_config(recipe, *total_updates, 0)?)?,
+        })
     }
 
     /// Refuses a seed that ran with other settings than this plan's
-    /// (`settings`, [`StudyPlan::settings`]): a default changed since it
-    /// ran, say. A seed whose settings were not kept (results written
-    /// before they were) is let through only when `unknown_ok`.
-    pub fn check_settings(&self, r: &SeedResult, settings: &str, unknown_ok: bool) -> Result<()> {
+    /// ([`StudyPlan::settings`]): a default changed since it ran, say. A
+    /// seed whose settings were not kept (results written before they
+    /// were) is let through only when `unknown_ok`.
+    pub fn check_settings(&self, r: &SeedResult, unknown_ok: bool) -> Result<()> {
+        let settings = self.settings()?;
         if r.settings.is_empty() {
             anyhow::ensure!(
                 unknown_ok,
@@ -166,8 +156,8 @@ impl StudyPlan {
             "seed {} ran with other settings than this study's seeds would (a default \
              changed since?): use another --name\n  it ran: {}\n  now:    {}",
             r.seed,
-            differing(&r.settings, settings, true),
-            differing(&r.settings, settings, false)
+            differing(&r.settings, &settings, true),
+            differing(&r.settings, &settings, false)
         );
         Ok(())
     }
@@ -306,12 +296,40 @@ pub fn settings_of(kind: &Kind, text: &str) -> Result<String> {
     })
 }
 
-/// The settings file a finished run folder of `kind` holds.
-pub fn settings_file(kind: &Kind) -> &'static str {
-    match kind {
+/// The settings of the run folder `dir` of `kind` ([`settings_of`] of its
+/// `config.toml` or `distil.toml`).
+fn folder_settings(kind: &Kind, dir: &Path) -> Result<String> {
+    let file = dir.join(match kind {
         Kind::Train { .. } => "config.toml",
         Kind::Distil { .. } => "distil.toml",
+    });
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    settings_of(kind, &text).with_context(|| format!("in {}", file.display()))
+}
+
+/// What a training seed `s` of a plan runs: its recipe, its budget.
+fn train_config(recipe: &str, minutes: Option<f64>, s: u64) -> Result<Config> {
+    let mut cfg = Config {
+        seed: s,
+        ..Config::from_toml(recipe)?
+    };
+    if let Some(m) = minutes {
+        cfg.minutes = m;
     }
+    Ok(cfg)
+}
+
+/// What a distillation seed `s` of a plan runs: its recipe, its updates.
+fn distil_config(recipe: &str, total_updates: Option<u64>, s: u64) -> Result<DistilConfig> {
+    let mut hp = DistilConfig {
+        seed: s,
+        ..DistilConfig::from_toml(recipe)?
+    };
+    if let Some(u) = total_updates {
+        hp.total_updates = u;
+    }
+    Ok(hp)
 }
 
 fn canonical(mut table: toml::Table) -> Result<String> {
@@ -495,15 +513,11 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             plan.test_games
         );
         let mut r = r;
-        let file = dir.join(settings_file(&plan.kind));
-        if r.settings.is_empty() && file.is_file() {
+        if r.settings.is_empty() {
             // Finished before results kept their settings: its folder has them.
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            r.settings =
-                settings_of(&plan.kind, &text).with_context(|| format!("in {}", file.display()))?;
+            r.settings = folder_settings(&plan.kind, &dir)?;
         }
-        plan.check_settings(&r, &plan.settings()?, false)
+        plan.check_settings(&r, false)
             .with_context(|| format!("in {}", done.display()))?;
         eprintln!("seed {s}: done before ({})", done.display());
         return Ok(Some(r));
@@ -517,17 +531,15 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
     let (float, steps, updates, minutes, selection) = match &plan.kind {
         Kind::Train { minutes, recipe } => {
             let resume = checkpoint::resolve(&dir).is_ok();
-            let mut cfg = if resume {
-                checkpoint::load_config(&dir)?
-            } else {
-                Config {
-                    seed: s,
-                    ..Config::from_toml(recipe)?
+            let cfg = if resume {
+                let mut cfg = checkpoint::load_config(&dir)?;
+                if let Some(m) = minutes {
+                    cfg.minutes = *m;
                 }
+                cfg
+            } else {
+                train_config(recipe, *minutes, s)?
             };
-            if let Some(m) = minutes {
-                cfg.minutes = *m;
-            }
             eprintln!(
                 "seed {s}: {} {}",
                 if resume { "continuing" } else { "training" },
@@ -558,13 +570,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("removing {}", dir.display()))?;
             }
-            let mut hp = DistilConfig {
-                seed: s,
-                ..DistilConfig::from_toml(recipe)?
-            };
-            if let Some(u) = total_updates {
-                hp.total_updates = *u;
-            }
+            let hp = distil_config(recipe, *total_updates, s)?;
             let device = train::pick_device();
             let t = train::load_best(teacher, device)
                 .with_context(|| format!("loading the teacher {}", teacher.display()))?;
@@ -637,12 +643,7 @@ fn score_run(
         selection,
         frames,
         cpu: cpu_name(),
-        settings: {
-            let file = dir.join(settings_file(&plan.kind));
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            settings_of(&plan.kind, &text).with_context(|| format!("in {}", file.display()))?
-        },
+        settings: folder_settings(&plan.kind, dir)?,
     })
 }
 
