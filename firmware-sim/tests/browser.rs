@@ -44,9 +44,36 @@ fn page_copy(name: &str, extra: &[(&str, &[u8])]) -> PathBuf {
 
 /// Loads `dir/index.html?query` in headless Chromium and returns the JSON the
 /// page wrote into `<pre id="result">`.
+///
+/// A page that has not written its result yet when Chromium dumps the DOM
+/// (a loaded machine can outrun the virtual-time budget) is loaded again,
+/// at most twice more; what it writes is checked as strictly every time.
 fn run_page(dir: &Path, query: &str) -> serde_json::Value {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let url = format!("file://{}/index.html?{query}", dir.display());
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        let (dom, stderr) = dump_dom(&url);
+        let Some(start) = dom.find("<pre id=\"result\">") else {
+            panic!("no result element in the page's DOM for {url}:\n{dom}\n{stderr}")
+        };
+        let start = start + "<pre id=\"result\">".len();
+        let end = start + dom[start..].find("</pre>").expect("unterminated result");
+        let json = dom[start..end]
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        if !json.trim().is_empty() {
+            return serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("bad result JSON {json:?}: {e}"));
+        }
+        eprintln!("{url}: the page had written no result yet (attempt {attempt} of 3)");
+        last = stderr;
+    }
+    panic!("{url}: the page wrote no result in 3 loads; Chromium said:\n{last}")
+}
+
+/// Chromium's `--dump-dom` of `url`: the DOM and what the browser printed.
+fn dump_dom(url: &str) -> (String, String) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let out = Command::new(&chromium)
         .args([
             "--headless",
@@ -57,21 +84,13 @@ fn run_page(dir: &Path, query: &str) -> serde_json::Value {
             "--virtual-time-budget=60000",
             "--dump-dom",
         ])
-        .arg(&url)
+        .arg(url)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {chromium} (install it: `make web-test`): {e}"));
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom.find("<pre id=\"result\">").unwrap_or_else(|| {
-        panic!(
-            "no result in the page's DOM for {url}:\n{dom}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }) + "<pre id=\"result\">".len();
-    let end = start + dom[start..].find("</pre>").expect("unterminated result");
-    let json = dom[start..end]
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&");
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("bad result JSON {json:?}: {e}"))
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// What the host loop gives for one episode from `seed`, at most `steps` decisions.
