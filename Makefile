@@ -61,20 +61,22 @@ reference: setup
 
 # The committed micro:bit model (models/tiny/): the teacher (models/teacher,
 # the run hd1 that was the reference until 2026-12-06; chosen on validation
-# games, docs/learning.md) distilled into the `tiny` network (`trainer
-# distil`, its defaults: 100 000 updates, the same amount of learning on a
+# games, docs/learning.md) distilled into the `tiny` network with `trainer
+# distil`'s defaults (100 000 updates, the same amount of learning on a
 # busy machine, the teacher's Q-difference clipped at 1, the last quarter
-# through the int8 grid), then its files copied over. The committed one
-# was distilled before those defaults (models/tiny/README.md).
+# through the int8 grid): the first seed of `make tiny-study`, whose files
+# are copied over from the study's run folder, distilled first when missing
+# (its one-seed summary then goes to runs/, not over results/).
 TEACHER := models/teacher
 TINY := models/tiny
+TINY_RUN ?= runs/study-tiny-clip/seed-1
 tiny: setup
-	cargo build --release -p trainer
-	rm -rf runs/tiny
-	target/release/trainer distil --teacher $(TEACHER) --name tiny --seed 1 --threads 1 $(ARGS)
+	@if [ ! -f $(TINY_RUN)/study-seed.json ]; then \
+	  $(MAKE) --no-print-directory tiny-study TINY_SEEDS=1 ARGS="--out runs"; \
+	fi
 	mkdir -p $(TINY)
-	cp runs/tiny/best.safetensors $(TINY)/model.safetensors
-	cp runs/tiny/{distil.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(TINY)/
+	cp $(TINY_RUN)/best.safetensors $(TINY)/model.safetensors
+	cp $(TINY_RUN)/{distil.toml,metrics.csv,curve.png,report.md,policy.bin,frames.rec,best.gif} $(TINY)/
 
 # The main job: train (CUDA when present, else CPU), evaluate on the test
 # seeds, record, export the int8 blob (all by `trainer train`), then check
