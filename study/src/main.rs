@@ -157,7 +157,7 @@ fn run() -> Result<()> {
             let synced = study::readme::sync(&text, root)?;
             trainer::atomic::write_atomic(&path, synced.as_bytes())?;
             println!(
-                "{}: {} include blocks rewritten from their files ({} were stale)",
+                "{}: {} include blocks rewritten from their files ({} stale)",
                 path.display(),
                 study::readme::blocks(&synced)?.len(),
                 stale.len()
