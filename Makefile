@@ -23,7 +23,7 @@ help:
 	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (about 8 h on 2 idle cores; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
-	@echo "make tiny    distil models/teacher into the micro:bit's \`tiny\` network (models/tiny/, ~45 min on one core)"
+	@echo "make tiny    the micro:bit's \`tiny\` network into models/tiny/: make tiny-study's seed 1 (distilled from models/teacher first when missing, ~45 min on one core)"
 	@echo "make mcu-m0  BBC micro:bit (Cortex-M0, 16 KiB RAM) image likewise (MCU_M0_BLOB=..., MCU_EPISODES=...)"
 	@echo "make web     the web page (game + int8 policy in WebAssembly) in target/web/ (WEB_BLOB=...)"
 	@echo "make web-serve   serve that page on http://127.0.0.1:8000/"

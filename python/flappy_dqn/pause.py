@@ -7,6 +7,10 @@ clock does not count that time. The loop announces itself with
 ``trainer-<pid>`` and says ``paused-<pid>`` while paused, so that
 ``scripts/quiet CMD`` waits until it has paused before running CMD.
 
+``trainer-`` and ``hold-`` files hold their process's start time (field 22
+of ``/proc/<pid>/stat``): a file left by a killed process is stale even once
+its pid belongs to another process.
+
 A hold of one of this process's ancestors is not for it: under
 ``scripts/quiet python train.py`` the loop must not wait for its own
 wrapper (the training loops beside it pause; this one runs).
@@ -30,8 +34,30 @@ def pause_dir() -> Path:
     return Path(os.environ.get("TMPDIR") or "/tmp") / "flappy-pause"
 
 
-def _lives(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() if Path("/proc/self").exists() else True
+def start_ticks(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[22 - 3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_mark(pid: int) -> str:
+    """What a ``trainer-<pid>`` or ``hold-<pid>`` file holds."""
+    t = start_ticks(pid)
+    return "" if t is None else str(t)
+
+
+def _same_process(pid: int, mark: str) -> bool:
+    """Whether ``pid`` lives and, when ``mark`` names a start time, started then."""
+    if not Path("/proc/self").exists():
+        return True
+    got = start_ticks(pid)
+    if got is None:
+        return False
+    mark = mark.strip()
+    return not mark.isdigit() or int(mark) == got
 
 
 def ancestors() -> set[int]:
@@ -59,7 +85,11 @@ def live_holds(d: Path, ignore: set[int] = frozenset()) -> list[Path]:
         if not e.name.startswith("hold-"):
             continue
         pid = e.name[len("hold-"):]
-        if pid.isdigit() and _lives(int(pid)):
+        try:
+            mark = e.read_text()
+        except OSError:
+            mark = ""
+        if pid.isdigit() and _same_process(int(pid), mark):
             if int(pid) not in ignore:
                 live.append(e)
         else:
@@ -81,7 +111,7 @@ class Clock:
         self._ancestors = ancestors()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / f"trainer-{self._pid}").touch()
+            (self.dir / f"trainer-{self._pid}").write_text(start_mark(self._pid))
             self.registered = True
         except OSError:
             self.registered = False

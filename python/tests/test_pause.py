@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from flappy_dqn.pause import Clock
+from flappy_dqn.pause import Clock, start_mark
 
 
 def test_a_live_hold_stops_the_clock_and_a_stale_one_is_ignored(tmp_path):
@@ -15,6 +15,13 @@ def test_a_live_hold_stops_the_clock_and_a_stale_one_is_ignored(tmp_path):
     stale.touch()
     clock._last_look = 0.0
     assert clock.hold_if_asked(lambda m: None) == 0.0 and not stale.exists()
+    # The loop's file names its start time; a hold whose pid lives but names
+    # another start time (a killed holder's pid, reused since) is stale too.
+    assert (tmp_path / f"trainer-{pid}").read_text() == start_mark(pid) != ""
+    reused = tmp_path / f"hold-{pid}"
+    reused.write_text("1")
+    clock._last_look = 0.0
+    assert clock.hold_if_asked(lambda m: None) == 0.0 and not reused.exists()
     hold = tmp_path / f"hold-{pid}"
     hold.touch()
     seen = []

@@ -16,6 +16,10 @@
 //! * `hold-<pid>`: process `<pid>` asks every loop to pause; a hold whose
 //!   process has ended is stale, ignored and removed.
 //!
+//! `trainer-` and `hold-` files hold their process's start time (field 22
+//! of `/proc/<pid>/stat`), so that a file left by a process that was killed
+//! is stale even once its pid belongs to another process.
+//!
 //! Turns, so that neither side starves: a loop that has just resumed runs
 //! at least [`RUN_MIN`] before it pauses again (a hold waits), and once it
 //! has been paused for [`PAUSE_MAX`] it writes `draining-<pid>`: the holds
@@ -81,7 +85,7 @@ impl Clock {
             .any(|a| dir.join(format!("hold-{a}")).exists());
         let registered = !held
             && std::fs::create_dir_all(&dir).is_ok()
-            && std::fs::write(dir.join(format!("trainer-{pid}")), b"").is_ok();
+            && std::fs::write(dir.join(format!("trainer-{pid}")), start_mark(pid)).is_ok();
         Clock {
             before_s,
             start: Instant::now(),
@@ -183,8 +187,9 @@ fn live_holds(dir: &Path) -> Vec<PathBuf> {
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("hold-")) else {
             continue;
         };
+        let mark = std::fs::read_to_string(e.path()).unwrap_or_default();
         match pid.parse::<u32>() {
-            Ok(pid) if process_lives(pid) => live.push(e.path()),
+            Ok(pid) if same_process(pid, &mark) => live.push(e.path()),
             _ => {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -217,12 +222,32 @@ fn ancestors() -> Vec<u32> {
     out
 }
 
-/// Whether process `pid` exists (Linux: `/proc/<pid>`; elsewhere assumed).
-fn process_lives(pid: u32) -> bool {
-    if Path::new("/proc/self").exists() {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
+/// The start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`), or None where there is no such process or no /proc.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (state).
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// What a `trainer-<pid>` or `hold-<pid>` file holds: the start time of
+/// `pid` (empty where there is no /proc).
+fn start_mark(pid: u32) -> String {
+    start_ticks(pid).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// Whether process `pid` is the one that wrote a file holding `mark`:
+/// it exists and, when the file names a start time, started then (a pid
+/// reused by another process is not it). Where there is no /proc, assumed.
+fn same_process(pid: u32, mark: &str) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match (mark.trim().parse::<u64>(), start_ticks(pid)) {
+        (_, None) => false,
+        (Ok(want), Some(got)) => want == got,
+        (Err(_), Some(_)) => true,
     }
 }
 
@@ -244,6 +269,18 @@ mod tests {
         clock.last_look = Instant::now() - LOOK_EVERY;
         assert_eq!(clock.hold_if_asked(&AtomicBool::new(false), |_| {}), 0.0);
         assert!(!dir.join("hold-4294967294").exists());
+        // The loop's file names its process's start time; a hold whose pid
+        // lives but names another start time (a killed holder's pid, reused
+        // since) is stale as well.
+        let pid = std::process::id();
+        let mark = std::fs::read_to_string(dir.join(format!("trainer-{pid}"))).unwrap();
+        assert_eq!(mark, start_mark(pid));
+        assert!(!mark.is_empty(), "Linux has /proc");
+        let reused = dir.join(format!("hold-{pid}"));
+        std::fs::write(&reused, b"1").unwrap();
+        clock.last_look = Instant::now() - LOOK_EVERY;
+        assert_eq!(clock.hold_if_asked(&AtomicBool::new(false), |_| {}), 0.0);
+        assert!(!reused.exists());
         // A live hold (this process) pauses until it is removed.
         let hold = dir.join(format!("hold-{}", std::process::id()));
         std::fs::write(&hold, b"").unwrap();
@@ -312,8 +349,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let parent = ancestors()[0];
-        assert!(process_lives(parent));
-        std::fs::write(dir.join(format!("hold-{parent}")), b"").unwrap();
+        assert!(start_ticks(parent).is_some());
+        std::fs::write(dir.join(format!("hold-{parent}")), start_mark(parent)).unwrap();
         let mut clock = Clock::watching(0.0, dir.clone());
         assert!(!clock.pausable());
         assert!(!dir.join(format!("trainer-{}", std::process::id())).exists());
