@@ -8,12 +8,14 @@
 //! * [`stats`]: IQM, mean, percentile bootstrap, paired power;
 //! * [`summary`]: the study's JSON, Markdown table and plot
 //!   (`results/study-<name>.{json,md,png}`);
-//! * [`readme`]: the README's include blocks, each equal to a results file.
+//! * [`readme`]: the README's include blocks, each equal to a results file;
+//! * [`compare`]: a recipe trial against its control, and the adoption rule.
 //!
 //! Data flows one way: the study reads what `trainer`, `parity` and
 //! `firmware-sim` make, and nothing reads the study but people (and the
 //! README check).
 
+pub mod compare;
 pub mod int8;
 pub mod readme;
 pub mod seed_run;

@@ -45,6 +45,23 @@ enum Cmd {
         #[arg(long, default_value = "README.md")]
         path: PathBuf,
     },
+    /// A recipe trial against its control, seed by seed, and the adoption
+    /// rule applied: `<out>/compare-<arm>.md` from `<out>/trial-<arm>.json`
+    /// and `<out>/trial-<control>.json` (both on validation games).
+    Compare {
+        /// The trial's name (its results: `trial-<arm>.json`).
+        #[arg(long)]
+        arm: String,
+        /// Its control's name (`trial-<control>.json`).
+        #[arg(long)]
+        control: String,
+        /// Seeds the trial planned (the rule asks for a majority of them).
+        #[arg(long, default_value_t = 3)]
+        planned: usize,
+        /// Folder of the results.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// Redraw `results/study-<name>.{md,png}` (or `trial-<name>`) from its JSON.
     Report {
         /// The study's name.
@@ -162,6 +179,22 @@ fn run() -> Result<()> {
                 study::readme::blocks(&synced)?.len(),
                 stale.len()
             );
+            Ok(())
+        }
+        Cmd::Compare {
+            arm,
+            control,
+            planned,
+            out,
+        } => {
+            let load = |name: &str| {
+                let (json, _, _) = Study::paths(&out, FinalGames::Validation, name);
+                Study::load(&json)
+            };
+            let c = study::compare::Comparison::of(&load(&arm)?, &load(&control)?, planned)?;
+            let md = out.join(format!("compare-{arm}.md"));
+            trainer::atomic::write_atomic(&md, c.markdown().as_bytes())?;
+            println!("{}\nwrote {}", c.markdown(), md.display());
             Ok(())
         }
         Cmd::Report {
