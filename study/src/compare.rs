@@ -90,7 +90,7 @@ pub struct Comparison {
     pub control: String,
     /// Seeds the trial planned.
     pub planned: usize,
-    /// Scored games per run, and their cap.
+    /// Scored games per run.
     pub games: usize,
     /// Score cap.
     pub cap: u32,
