@@ -1,5 +1,6 @@
 //! Every README figure equals the results file it includes (study::readme):
-//! the repository's README and each model folder's.
+//! the repository's README, each model folder's, and docs/learning.md (the
+//! earlier studies' tables).
 
 use std::path::Path;
 
@@ -37,5 +38,22 @@ fn model_readme_figures_equal_their_files() {
     assert!(
         !study::readme::blocks(&tiny).unwrap().is_empty(),
         "models/tiny/README.md includes its test-game figures from results files"
+    );
+}
+
+#[test]
+fn learning_doc_figures_equal_their_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/learning.md")).unwrap();
+    assert!(
+        !study::readme::blocks(&doc).unwrap().is_empty(),
+        "docs/learning.md includes the earlier studies' tables from their files"
+    );
+    // Paths in docs/learning.md are relative to docs/.
+    let stale = study::readme::stale(&doc, &root.join("docs")).unwrap();
+    assert!(
+        stale.is_empty(),
+        "docs/learning.md blocks differ from their files \
+         (run `target/release/study readme --path docs/learning.md`): {stale:?}"
     );
 }
