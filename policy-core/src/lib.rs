@@ -9,10 +9,12 @@
 //!   `test-support` feature makes them public for the kernel tests.
 //!
 //! No allocation, no floating point on the inference path (`clippy::float_arithmetic`
-//! is denied crate-wide). No `unsafe` but one allowed module: the Cortex-M4
-//! kernel in assembly (`kernels::dsp`, built only for targets with the DSP
-//! extension), with its safety argument in its docs. Host-only helpers live
-//! behind the `std`, `trace` and `test-support` features.
+//! is denied crate-wide). No `unsafe` but in two allowed modules, each with
+//! its safety argument in its docs: the Cortex-M4 kernel in assembly
+//! (`kernels::dsp`, built only for targets with the DSP extension) and the
+//! SIMD hosts' vector intrinsics (`kernels::simd`, with the x86-64 build's
+//! AVX2 chosen at run time: [`conv_lanes`]). Host-only helpers live behind
+//! the `std`, `trace` and `test-support` features.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
@@ -29,6 +31,8 @@ pub mod kernels;
 #[cfg(not(feature = "test-support"))]
 mod kernels;
 mod policy;
+
+pub use kernels::conv_lanes;
 #[cfg(feature = "test-support")]
 pub mod requant;
 #[cfg(not(feature = "test-support"))]

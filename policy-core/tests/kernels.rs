@@ -261,6 +261,22 @@ fn conv_u8_matches_naive_for_many_geometries() {
     }
 }
 
+/// The packed convs' vector width is the CPU's: an x86-64 build without
+/// AVX2 runs them 8 channels wide exactly when the CPU has AVX2 (as the
+/// standard library detects it).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn conv_lanes_follow_the_cpu() {
+    let lanes = policy_core::conv_lanes();
+    if cfg!(target_feature = "avx512vnni") {
+        assert_eq!(lanes, 16);
+    } else if cfg!(target_feature = "avx2") || std::is_x86_feature_detected!("avx2") {
+        assert_eq!(lanes, 8);
+    } else {
+        assert_eq!(lanes, 4);
+    }
+}
+
 /// The SIMD hosts' packed kernel (`conv_packed`, from `pack`) against the
 /// portable `conv_u8`, on random geometries (input channels a multiple of
 /// the group), output
@@ -315,6 +331,15 @@ fn conv_packed_matches_conv_u8() {
         };
         kernels::conv_packed(&input, &g, &packed, &b, rq(&m, &s), s2, &mut got);
         assert_eq!(got, want, "case {case}: {g:?}");
+        // The build's own width too, where the CPU's run-time AVX2 took the call above.
+        got.fill(1);
+        let s3 = ConvScratch {
+            acc: &mut vec![0; 512],
+            bias: &mut vec![0; 512],
+            gather: &mut Gather::new(),
+        };
+        kernels::conv_packed_build(&input, &g, &packed, &b, rq(&m, &s), s3, &mut got);
+        assert_eq!(got, want, "case {case}, build's width: {g:?}");
         checked += want.iter().filter(|&&q| q > 0 && q < 255).count();
     }
     assert!(

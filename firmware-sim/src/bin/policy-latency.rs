@@ -52,7 +52,8 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 }
 
 /// The instruction-set extensions this build compiled in (what the SIMD
-/// kernels use).
+/// kernels use), and AVX2 where an x86-64 build without it found it at run
+/// time for the packed convs (`policy_core::conv_lanes`).
 fn features() -> Vec<&'static str> {
     let mut f = Vec::new();
     macro_rules! on {
@@ -68,6 +69,9 @@ fn features() -> Vec<&'static str> {
         "avx512vnni",
         "simd128"
     );
+    if !cfg!(target_feature = "avx2") && firmware_sim::policy_core::conv_lanes() == 8 {
+        f.push("avx2 at run time (packed convs)");
+    }
     f
 }
 

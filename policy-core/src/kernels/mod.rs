@@ -14,8 +14,8 @@
 //!   multiply-accumulate every kernel ends in; `dsp`: its Cortex-M4 form
 //!   (`target_feature = "dsp"`); `simd`: the vector multiply-add of the
 //!   SIMD hosts (x86-64, wasm32 `simd128`) for `packed` and the dense
-//!   layers. Those two are the
-//!   crate's only `unsafe` code.
+//!   layers, and AVX2 chosen at run time by an x86-64 build without it
+//!   ([`conv_lanes`]). Those two are the crate's only `unsafe` code.
 //!
 //! All kernels put the output channel in the innermost loop, over contiguous
 //! weights, so the compiler vectorises the multiply-accumulate; zero activations
@@ -48,7 +48,30 @@ pub use gather::GATHER_CAP;
 pub use mac::{mac_gathered, mac_gathered_ref};
 pub use packed::{conv_packed, nonneg_multipliers, pack, requant_nonneg};
 #[cfg(feature = "test-support")]
-pub use packed::{packed_len, GROUP};
+pub use packed::{conv_packed_build, packed_len, GROUP};
+
+/// 32-bit lanes per vector of the packed convs ([`conv_packed`]) on this
+/// CPU: the build's SIMD width (4 for SSE2 or wasm `simd128`, 8 for AVX2,
+/// 16 for AVX-512 VNNI), 8 where an x86-64 build without AVX2 finds it at
+/// run time, 1 on targets without vectors.
+///
+/// ```
+/// let lanes = policy_core::conv_lanes();
+/// assert!([1, 4, 8, 16].contains(&lanes));
+/// ```
+pub fn conv_lanes() -> usize {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
+    if simd::avx2::available() {
+        return 8;
+    }
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    return simd::LANES;
+    #[allow(unreachable_code)]
+    1
+}
 
 use crate::requant::requantize_relu;
 

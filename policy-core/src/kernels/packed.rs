@@ -101,9 +101,98 @@ fn window(a: &mut [i32], input: &[u8], g: &ConvGeom, packed: &[u32], (oy, ox): (
     }
 }
 
+/// How one output position's window reaches its accumulators: a vector
+/// family ([`Vector`]) or the portable loop ([`Portable`]).
+pub(super) trait Window {
+    /// Adds output `at`'s window to `acc` (the biases on entry).
+    fn accumulate(acc: &mut [i32], input: &[u8], g: &ConvGeom, packed: &[u32], at: (usize, usize));
+}
+
+/// The portable window, for targets without vectors.
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ),
+    allow(dead_code)
+)]
+pub(super) struct Portable;
+
+impl Window for Portable {
+    #[inline(always)]
+    fn accumulate(acc: &mut [i32], input: &[u8], g: &ConvGeom, packed: &[u32], at: (usize, usize)) {
+        window(acc, input, g, packed, at);
+    }
+}
+
+/// The windows of a vector family `F`, the portable loop for channel
+/// counts its vectors do not fill.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+pub(super) struct Vector<F>(core::marker::PhantomData<F>);
+
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+impl<F: simd::Family> Window for Vector<F> {
+    #[inline(always)]
+    fn accumulate(acc: &mut [i32], input: &[u8], g: &ConvGeom, packed: &[u32], at: (usize, usize)) {
+        if !simd::window_in::<F>(acc, input, g, packed, at) {
+            window(acc, input, g, packed, at);
+        }
+    }
+}
+
 /// The same output as [`super::conv_u8`] from the packed layout `packed`
-/// ([`pack`] of the same weights).
+/// ([`pack`] of the same weights): with the build's vectors, or with AVX2
+/// where an x86-64 build without it runs on a CPU that has it
+/// (`simd::avx2`).
 pub fn conv_packed(
+    input: &[u8],
+    g: &ConvGeom,
+    packed: &[u32],
+    biases: &[u8],
+    rq: Requant,
+    s: super::ConvScratch,
+    out: &mut [u8],
+) {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
+    simd::avx2::conv_packed(input, g, packed, biases, rq, s, out);
+    #[cfg(not(all(target_arch = "x86_64", not(target_feature = "avx2"))))]
+    conv_packed_build(input, g, packed, biases, rq, s, out);
+}
+
+/// [`conv_packed`] with the build's own vectors only (never AVX2 chosen at
+/// run time): what a CPU without AVX2 runs.
+pub fn conv_packed_build(
+    input: &[u8],
+    g: &ConvGeom,
+    packed: &[u32],
+    biases: &[u8],
+    rq: Requant,
+    s: super::ConvScratch,
+    out: &mut [u8],
+) {
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    conv_loop::<Vector<simd::Build>>(input, g, packed, biases, rq, s, out);
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
+    conv_loop::<Portable>(input, g, packed, biases, rq, s, out);
+}
+
+/// The conv over every output position with `W`'s windows, then the
+/// requantization; inlined into its caller, so that a caller compiled with
+/// more target features (`simd::avx2::conv`) compiles all of it with them.
+#[inline(always)]
+pub(super) fn conv_loop<W: Window>(
     input: &[u8],
     g: &ConvGeom,
     packed: &[u32],
@@ -119,26 +208,8 @@ pub fn conv_packed(
     let packed = &packed[..packed_len(g).unwrap_or(0)];
     for oy in 0..oh {
         for ox in 0..ow {
-            let at = (oy, ox);
             acc.copy_from_slice(bias);
-            #[cfg(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            ))]
-            match oc_n / simd::LANES {
-                _ if !oc_n.is_multiple_of(simd::LANES) => window(acc, input, g, packed, at),
-                1 => simd::window::<1>(acc, input, g, packed, at),
-                2 => simd::window::<2>(acc, input, g, packed, at),
-                4 => simd::window::<4>(acc, input, g, packed, at),
-                8 => simd::window::<8>(acc, input, g, packed, at),
-                16 => simd::window::<16>(acc, input, g, packed, at),
-                _ => window(acc, input, g, packed, at),
-            }
-            #[cfg(not(any(
-                target_arch = "x86_64",
-                all(target_arch = "wasm32", target_feature = "simd128")
-            )))]
-            window(acc, input, g, packed, at);
+            W::accumulate(acc, input, g, packed, (oy, ox));
             let q = &mut out[(oy * ow + ox) * oc_n..][..oc_n];
             if nonneg {
                 requant_nonneg(&rq, acc, q);

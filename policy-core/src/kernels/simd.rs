@@ -6,7 +6,10 @@
 //! `vpdpbusd` on int8 quads where the build has VNNI (`avxvnni`: 8
 //! channels; `avx512vnni`: 16), wasm32 `i32x4.dot_i16x8_s` (`simd128`, 4
 //! channels); for the dense layers, pairs of gathered rows
-//! ([`mac_blocks16`]).
+//! ([`mac_blocks16`]). On an x86-64 build without AVX2 (the default
+//! target), [`avx2`] runs the packed convs 8 channels wide when the CPU
+//! has AVX2 (CPUID, once): the same i16-pair layout, so one packing serves
+//! both widths.
 //!
 //! Why `unsafe` here (the crate's second allowed module, after the
 //! Cortex-M4 kernel in `super::dsp`): on x86-64 an intrinsic may only be
@@ -14,8 +17,9 @@
 //! a function is `unsafe` even when the whole build enables the feature; and
 //! a vector load or store takes a raw pointer. Each `unsafe` block below is
 //! one of these two, with its argument: the features are compiled in (the
-//! `cfg` that selects the code), and every load or store reads or writes a
-//! fixed-size array through a reference, exactly as many bytes as the
+//! `cfg` that selects the code) or, in [`avx2`], checked at run time before
+//! the only entry point is called, and every load or store reads or writes
+//! a fixed-size array through a reference, exactly as many bytes as the
 //! array holds.
 //!
 //! The integers are those of the scalar kernels: `pmaddwd` and
@@ -27,6 +31,22 @@
 use super::conv_u8::taps;
 use super::packed::GROUP;
 use super::ConvGeom;
+
+/// The accumulators of one output position in vector registers, `NV`
+/// vectors of one width: what [`window`] needs of a vector ISA.
+pub trait Vectors: Sized {
+    /// Loads `a[..NV * LANES]`.
+    fn load(a: &[i32]) -> Self;
+    /// All zero.
+    fn zero() -> Self;
+    /// Adds `other` lane by lane.
+    fn merge(&mut self, other: &Self);
+    /// Stores into `a[..NV * LANES]`.
+    fn store(&self, a: &mut [i32]);
+    /// `a[o] += sum over j < GROUP of x[j] * w[o][j]` for the `NV * LANES`
+    /// channels of `w` (one packed word each).
+    fn mac(&mut self, x: &[u8], w: &[u32]);
+}
 
 #[cfg(target_arch = "x86_64")]
 mod isa {
@@ -103,10 +123,10 @@ mod isa {
     /// Accumulators of one output position: `NV` vectors of [`LANES`] channels.
     pub struct Acc<const NV: usize>([V; NV]);
 
-    impl<const NV: usize> Acc<NV> {
+    impl<const NV: usize> super::Vectors for Acc<NV> {
         /// Loads `a[..NV * LANES]`.
         #[inline(always)]
-        pub fn load(a: &[i32]) -> Self {
+        fn load(a: &[i32]) -> Self {
             let a = &a[..NV * LANES];
             // SAFETY: LANES i32 from a slice of exactly LANES elements.
             Acc(core::array::from_fn(|v| unsafe {
@@ -116,14 +136,14 @@ mod isa {
 
         /// All zero.
         #[inline(always)]
-        pub fn zero() -> Self {
+        fn zero() -> Self {
             // SAFETY: a register broadcast.
             Acc([unsafe { splat(0) }; NV])
         }
 
         /// Adds `other` lane by lane.
         #[inline(always)]
-        pub fn merge(&mut self, other: &Self) {
+        fn merge(&mut self, other: &Self) {
             for (a, b) in self.0.iter_mut().zip(&other.0) {
                 // SAFETY: register arithmetic.
                 *a = unsafe { add(*a, *b) };
@@ -132,7 +152,7 @@ mod isa {
 
         /// Stores into `a[..NV * LANES]`.
         #[inline(always)]
-        pub fn store(&self, a: &mut [i32]) {
+        fn store(&self, a: &mut [i32]) {
             let a = &mut a[..NV * LANES];
             for (v, x) in self.0.iter().enumerate() {
                 let dst = &mut a[v * LANES..][..LANES];
@@ -144,7 +164,7 @@ mod isa {
         /// `a[o] += sum over j < GROUP of x[j] * w[o][j]` for the `NV *
         /// LANES` channels of `w` (one packed word each).
         #[inline(always)]
-        pub fn mac(&mut self, x: &[u8], w: &[u32]) {
+        fn mac(&mut self, x: &[u8], w: &[u32]) {
             let w = &w[..NV * LANES];
             let xx = super::group(x);
             // SAFETY: a register broadcast.
@@ -317,10 +337,10 @@ mod isa {
     /// Accumulators of one output position: `NV` vectors of [`LANES`] channels.
     pub struct Acc<const NV: usize>([v128; NV]);
 
-    impl<const NV: usize> Acc<NV> {
+    impl<const NV: usize> super::Vectors for Acc<NV> {
         /// Loads `a[..NV * LANES]`.
         #[inline(always)]
-        pub fn load(a: &[i32]) -> Self {
+        fn load(a: &[i32]) -> Self {
             let a = &a[..NV * LANES];
             // SAFETY: an unaligned 16-byte load from a slice of exactly 4 i32.
             Acc(core::array::from_fn(|v| unsafe {
@@ -330,7 +350,7 @@ mod isa {
 
         /// Stores into `a[..NV * LANES]`.
         #[inline(always)]
-        pub fn store(&self, a: &mut [i32]) {
+        fn store(&self, a: &mut [i32]) {
             let a = &mut a[..NV * LANES];
             for (v, x) in self.0.iter().enumerate() {
                 let dst = &mut a[v * LANES..][..LANES];
@@ -341,13 +361,13 @@ mod isa {
 
         /// All zero.
         #[inline(always)]
-        pub fn zero() -> Self {
+        fn zero() -> Self {
             Acc([i32x4_splat(0); NV])
         }
 
         /// Adds `other` lane by lane.
         #[inline(always)]
-        pub fn merge(&mut self, other: &Self) {
+        fn merge(&mut self, other: &Self) {
             for (a, b) in self.0.iter_mut().zip(&other.0) {
                 *a = i32x4_add(*a, *b);
             }
@@ -356,7 +376,7 @@ mod isa {
         /// `a[o] += x[0] * w[o][0] + x[1] * w[o][1]` for the `NV * LANES`
         /// channels of `w` (one i16 pair each).
         #[inline(always)]
-        pub fn mac(&mut self, x: &[u8], w: &[u32]) {
+        fn mac(&mut self, x: &[u8], w: &[u32]) {
             let w = &w[..NV * LANES];
             let xx = i32x4_splat(super::group(x));
             for (v, a) in self.0.iter_mut().enumerate() {
@@ -371,6 +391,47 @@ mod isa {
 
 pub use isa::LANES;
 
+/// A vector width's accumulators, for every vector count `NV` a conv's
+/// output channels may need.
+pub trait Family {
+    /// 32-bit lanes per vector.
+    const LANES: usize;
+    /// `NV` vectors of accumulators.
+    type Acc<const NV: usize>: Vectors;
+}
+
+/// The widest vectors the build compiles in ([`isa`]).
+pub struct Build;
+
+impl Family for Build {
+    const LANES: usize = isa::LANES;
+    type Acc<const NV: usize> = isa::Acc<NV>;
+}
+
+/// [`window`] with `F`'s vectors when the output channels fill 1, 2, 4, 8
+/// or 16 of them; `false` (nothing done) otherwise.
+#[inline(always)]
+pub fn window_in<F: Family>(
+    acc: &mut [i32],
+    input: &[u8],
+    g: &ConvGeom,
+    packed: &[u32],
+    at: (usize, usize),
+) -> bool {
+    if !g.out_c.is_multiple_of(F::LANES) {
+        return false;
+    }
+    match g.out_c / F::LANES {
+        1 => window::<F::Acc<1>>(acc, input, g, packed, at),
+        2 => window::<F::Acc<2>>(acc, input, g, packed, at),
+        4 => window::<F::Acc<4>>(acc, input, g, packed, at),
+        8 => window::<F::Acc<8>>(acc, input, g, packed, at),
+        16 => window::<F::Acc<16>>(acc, input, g, packed, at),
+        _ => return false,
+    }
+    true
+}
+
 /// The group `x` (GROUP u8 inputs) as the word a vector lane multiplies:
 /// a u8 quad as is, or a pair widened to two i16.
 #[inline(always)]
@@ -383,10 +444,11 @@ fn group(x: &[u8]) -> i32 {
 }
 
 /// Accumulates output `(oy, ox)`'s window (every tap inside the input) into
-/// `acc[..NV * LANES]`, which holds the biases on entry: the packed layout
-/// of [`super::packed::pack`] with `g.out_c == NV * LANES`.
+/// `acc[..NV * LANES]` (`A`'s channels), which holds the biases on entry:
+/// the packed layout of [`super::packed::pack`] with `g.out_c == NV *
+/// LANES`.
 #[inline(always)]
-pub fn window<const NV: usize>(
+pub fn window<A: Vectors>(
     acc: &mut [i32],
     input: &[u8],
     g: &ConvGeom,
@@ -398,7 +460,7 @@ pub fn window<const NV: usize>(
     // Two sets of accumulators, for even and odd groups: each vector's
     // chain of dependent adds is half as long (with few vectors, the
     // latency of the multiply-add, not its throughput, would bound it).
-    let (mut a, mut b) = (isa::Acc::<NV>::load(acc), isa::Acc::<NV>::zero());
+    let (mut a, mut b) = (A::load(acc), A::zero());
     let (ky0, ky1) = taps(oy, g, g.in_h);
     let (kx0, kx1) = taps(ox, g, g.in_w);
     let run = kx1.saturating_sub(kx0);
@@ -457,5 +519,156 @@ fn row<'w>(w: &'w [u8], e: &[u32; 2], ob: usize) -> &'w [u8; 16] {
     match w[e[1] as usize + ob..].first_chunk::<16>() {
         Some(r) => r,
         None => panic!("a gathered row ends past the weights"),
+    }
+}
+
+/// AVX2 at run time on an x86-64 build that does not compile it in (the
+/// default target is SSE2 only): 8 channels a vector with `vpmaddwd`, on
+/// the same i16-pair layout as the build's SSE2 kernel (`GROUP` is 2
+/// without VNNI), so the weights packed at load serve both. [`available`]
+/// asks the CPU once (CPUID, and XGETBV for the OS's YMM state, as
+/// `is_x86_feature_detected!` does; `core` has no detection of its own).
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
+pub mod avx2 {
+    use super::super::packed::{conv_loop, Vector};
+    use super::super::{ConvGeom, ConvScratch, Requant};
+    use super::{Family, Vectors};
+    use core::arch::x86_64::*;
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    // AVX2's `vpmaddwd` takes i16 pairs: the build's layout without VNNI.
+    const _: () = assert!(super::GROUP == 2);
+
+    /// 0: not asked yet, 1: no AVX2, 2: AVX2.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether this CPU (and its OS) runs AVX2 code.
+    pub fn available() -> bool {
+        match STATE.load(Ordering::Relaxed) {
+            0 => {
+                let yes = detect();
+                STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+            s => s == 2,
+        }
+    }
+
+    fn detect() -> bool {
+        // CPUID exists on every x86-64 CPU (newer `core` calls it safe).
+        #[allow(unused_unsafe)]
+        // SAFETY: see above.
+        let (max, leaf1) = unsafe { (__cpuid(0).eax, __cpuid(1).ecx) };
+        // AVX, and OSXSAVE: the OS saves vector state, XGETBV exists.
+        if leaf1 & (1 << 28) == 0 || leaf1 & (1 << 27) == 0 || max < 7 {
+            return false;
+        }
+        // SAFETY: OSXSAVE says XGETBV exists.
+        let xcr0 = unsafe { xcr0() };
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID, leaf 7 is within `max`.
+        let leaf7 = unsafe { __cpuid_count(7, 0).ebx };
+        // XMM and YMM state enabled by the OS, and AVX2.
+        xcr0 & 0b110 == 0b110 && leaf7 & (1 << 5) != 0
+    }
+
+    #[target_feature(enable = "xsave")]
+    unsafe fn xcr0() -> u64 {
+        _xgetbv(0)
+    }
+
+    /// `NV` vectors of 8 channels.
+    pub struct Acc<const NV: usize>([__m256i; NV]);
+
+    /// The AVX2 family: only ever used inside [`conv`] (compiled with AVX2).
+    pub struct Avx2;
+
+    impl Family for Avx2 {
+        const LANES: usize = 8;
+        type Acc<const NV: usize> = Acc<NV>;
+    }
+
+    // SAFETY (every `unsafe` block of this impl): the methods run only
+    // inlined into `conv`, which enables AVX2 and which `conv_packed`
+    // calls only when `available()`; each load or store moves exactly the
+    // 32 bytes of an 8-element slice.
+    impl<const NV: usize> Vectors for Acc<NV> {
+        #[inline(always)]
+        fn load(a: &[i32]) -> Self {
+            let a = &a[..NV * 8];
+            Acc(core::array::from_fn(|v| unsafe {
+                _mm256_loadu_si256(a[v * 8..][..8].as_ptr().cast())
+            }))
+        }
+
+        #[inline(always)]
+        fn zero() -> Self {
+            Acc([unsafe { _mm256_setzero_si256() }; NV])
+        }
+
+        #[inline(always)]
+        fn merge(&mut self, other: &Self) {
+            for (a, b) in self.0.iter_mut().zip(&other.0) {
+                *a = unsafe { _mm256_add_epi32(*a, *b) };
+            }
+        }
+
+        #[inline(always)]
+        fn store(&self, a: &mut [i32]) {
+            let a = &mut a[..NV * 8];
+            for (v, x) in self.0.iter().enumerate() {
+                let dst = &mut a[v * 8..][..8];
+                unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), *x) }
+            }
+        }
+
+        #[inline(always)]
+        fn mac(&mut self, x: &[u8], w: &[u32]) {
+            let w = &w[..NV * 8];
+            let xx = unsafe { _mm256_set1_epi32(super::group(x)) };
+            for (v, a) in self.0.iter_mut().enumerate() {
+                let src = &w[v * 8..][..8];
+                unsafe {
+                    let wv = _mm256_loadu_si256(src.as_ptr().cast());
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xx, wv));
+                }
+            }
+        }
+    }
+
+    /// [`super::super::conv_packed`] with AVX2 vectors where the CPU has
+    /// them ([`available`]), else with the build's.
+    pub fn conv_packed(
+        input: &[u8],
+        g: &ConvGeom,
+        packed: &[u32],
+        biases: &[u8],
+        rq: Requant,
+        s: ConvScratch,
+        out: &mut [u8],
+    ) {
+        if available() {
+            // SAFETY: the CPU has AVX2.
+            unsafe { conv(input, g, packed, biases, rq, s, out) }
+        } else {
+            super::super::packed::conv_packed_build(input, g, packed, biases, rq, s, out);
+        }
+    }
+
+    /// The conv with AVX2 vectors, all of it compiled with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn conv(
+        input: &[u8],
+        g: &ConvGeom,
+        packed: &[u32],
+        biases: &[u8],
+        rq: Requant,
+        s: ConvScratch,
+        out: &mut [u8],
+    ) {
+        conv_loop::<Vector<Avx2>>(input, g, packed, biases, rq, s, out);
     }
 }
