@@ -231,7 +231,10 @@ def machine():
         pass
     return {"cpu": name, "cores": os.cpu_count(), "simd_flags": [f for f in SIMD_FLAGS if f in flags],
             "kernel": platform.release(),
-            "rustflags": os.environ.get("RUSTFLAGS", "") or "none (the x86-64 baseline, SSE2: policy-core picks no kernels at run time)"}
+            "rustflags": os.environ.get("RUSTFLAGS", "") or (
+                "none (the x86-64 baseline, SSE2; policy-core's u8 convs switch to AVX2 at run time "
+                "on this CPU, `policy_core::conv_lanes`)" if "avx2" in flags else
+                "none (the x86-64 baseline, SSE2; this CPU has no AVX2 for policy-core's run-time convs)")}
 
 
 def cpu_busy_s():
