@@ -161,6 +161,13 @@ pub struct Config {
     /// one, so the retry tries what the first attempt did not.
     #[arg(long, default_value_t = Config::default().retry_eps)]
     pub retry_eps: f64,
+    /// Probability that a training game's next pipe, after a gap among the
+    /// three highest, gets a gap at least 50 pixels lower (a dive, the pipe
+    /// pair most crashes come from) instead of the game's own: the dives
+    /// come more often while training. 0 = the real games. Training games
+    /// only: every evaluation and selection plays the real game.
+    #[arg(long, default_value_t = Config::default().dive_prob)]
+    pub dive_prob: f64,
     /// Environment steps between greedy evaluations (0 = none during training).
     #[arg(long, default_value_t = Config::default().eval_every)]
     pub eval_every: u64,
@@ -234,6 +241,7 @@ impl Default for Config {
             retry_prob: 0.75,
             retry_back: 48,
             retry_eps: 0.1,
+            dive_prob: 0.0,
             eval_every: 100_000,
             eval_episodes: 10,
             eval_max_score: 1000,
@@ -322,6 +330,10 @@ impl Config {
             (
                 (0.0..=1.0).contains(&self.retry_prob),
                 "retry_prob must be in [0, 1]",
+            ),
+            (
+                (0.0..=1.0).contains(&self.dive_prob),
+                "dive_prob must be in [0, 1]",
             ),
             (
                 self.retry_back >= 1 || self.retry_prob == 0.0,

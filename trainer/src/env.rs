@@ -3,8 +3,57 @@
 //! a few steps before its crash ([`VecEnv::retry`]).
 
 use anyhow::Result;
-use flappy::{Action, Frame, FrameStack, Game, STACK_LEN};
+use flappy::{Action, Frame, FrameStack, Game, GameError, GapSource, SeededGaps, STACK_LEN};
+use rand_core::RngCore;
+use rand_pcg::Pcg32;
 use std::collections::VecDeque;
+
+/// Gap indices of a training game: the game's own seeded gaps
+/// ([`SeededGaps`], drawn whatever happens, so that with no dives the games
+/// are exactly the real ones), except that after a gap among the three
+/// highest (indices 0..=2), with probability `dive` / 2^32, the next is
+/// drawn uniformly among the gaps at least 5 indices (50 pixels) lower: a
+/// dive, the pipe pair most crashes come from (docs/learning.md, "Where
+/// the study's seeds die"). Training games only: evaluations play the
+/// real game.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainGaps {
+    base: SeededGaps,
+    dives: Pcg32,
+    dive: u32,
+    prev: Option<u8>,
+}
+
+impl TrainGaps {
+    /// Game `seed`'s gaps, with dives forced with probability `dive_prob`
+    /// (in [0, 1]) after each of the three highest gaps.
+    pub fn new(seed: u64, dive_prob: f64) -> TrainGaps {
+        // 2^32 * p, saturated: p = 1 forces all but one draw in 2^32.
+        let dive = (dive_prob.clamp(0.0, 1.0) * 4_294_967_296.0) as u32;
+        TrainGaps {
+            base: SeededGaps::new(seed),
+            dives: Pcg32::new(seed, 0x0d1e_5eed_0d1e_5eed),
+            dive,
+            prev: None,
+        }
+    }
+}
+
+impl GapSource for TrainGaps {
+    fn next_gap(&mut self) -> Result<u8, GameError> {
+        let own = self.base.next_gap()?;
+        let k = match self.prev {
+            Some(p) if p <= 2 && self.dive > 0 && self.dives.next_u32() < self.dive => {
+                // Indices p + 5 ..= 7: one to three of them (bias below 2^-31).
+                let lo = p + 5;
+                lo + (self.dives.next_u32() % u32::from(8 - lo)) as u8
+            }
+            _ => own,
+        };
+        self.prev = Some(k);
+        Ok(k)
+    }
+}
 
 /// What one environment reported for one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,7 +68,7 @@ pub struct EnvStep {
 
 /// `n` games with seeds `seed, seed + 1, ...` and their current stacks.
 pub struct VecEnv {
-    games: Vec<Game>,
+    games: Vec<Game<TrainGaps>>,
     /// Current frame stacks (the agent's states).
     pub stacks: Vec<FrameStack>,
     /// Newest frame of each game.
@@ -29,16 +78,23 @@ pub struct VecEnv {
     /// Per game, the states met in its current (or just crashed) episode, at
     /// most `depth`:
     /// the game before each step and the frame the agent saw there.
-    history: Vec<VecDeque<(Game, Frame)>>,
+    history: Vec<VecDeque<(Game<TrainGaps>, Frame)>>,
     depth: usize,
 }
 
 impl VecEnv {
-    /// New games seeded `seed + i`.
+    /// New games seeded `seed + i`: the real games.
     pub fn new(n: usize, seed: u64) -> VecEnv {
-        let games: Vec<Game> = (0..n as u64)
-            .map(|i| Game::new(seed.wrapping_add(i)))
-            .collect();
+        VecEnv::with_dives(n, seed, 0.0)
+    }
+
+    /// New games seeded `seed + i`, with dives forced with probability
+    /// `dive_prob` after each of the three highest gaps ([`TrainGaps`]).
+    pub fn with_dives(n: usize, seed: u64, dive_prob: f64) -> VecEnv {
+        let games: Vec<Game<TrainGaps>> = (0..n as u64)
+            .map(|i| Game::with_source(TrainGaps::new(seed.wrapping_add(i), dive_prob)))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|_| unreachable!("seeded gaps never fail"));
         let frames: Vec<Frame> = games.iter().map(|g| g.frame()).collect();
         let stacks = frames.iter().map(FrameStack::new).collect();
         VecEnv {
@@ -125,7 +181,7 @@ impl VecEnv {
     }
 
     /// The game `i` (for rendering).
-    pub fn game(&self, i: usize) -> &Game {
+    pub fn game(&self, i: usize) -> &Game<TrainGaps> {
         &self.games[i]
     }
 }
@@ -133,6 +189,53 @@ impl VecEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn draws(g: &mut impl GapSource, n: usize) -> Vec<u8> {
+        (0..n).map(|_| g.next_gap().unwrap()).collect()
+    }
+
+    /// Share of the gaps after one of the three highest that are a dive.
+    fn dive_share(gaps: &[u8]) -> f64 {
+        let after_high: Vec<_> = gaps.windows(2).filter(|w| w[0] <= 2).collect();
+        let dives = after_high.iter().filter(|w| w[1] >= w[0] + 5).count();
+        dives as f64 / after_high.len() as f64
+    }
+
+    #[test]
+    fn without_dives_the_training_gaps_are_the_games_own() {
+        for seed in [0, 7, 1 << 40] {
+            let own = draws(&mut SeededGaps::new(seed), 5000);
+            assert_eq!(draws(&mut TrainGaps::new(seed, 0.0), 5000), own);
+        }
+        // And so are the games, frame for frame.
+        let (mut a, mut b) = (VecEnv::new(2, 11), VecEnv::with_dives(2, 11, 0.0));
+        let mut real = [Game::new(11), Game::new(12)];
+        for t in 0..3000 {
+            for (i, g) in real.iter_mut().enumerate() {
+                let act = u8::from(t % 17 == 0 || t % 19 == i);
+                let (sa, sb) = (a.step(i, act).unwrap(), b.step(i, act).unwrap());
+                assert_eq!(sa, sb);
+                g.step(Action::try_from(act).unwrap()).unwrap();
+                assert_eq!(a.game(i).state(), g.state(), "step {t}, game {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn dives_come_as_often_as_asked() {
+        let n = 200_000;
+        // The real games: after gap 0, 1 or 2, a dive is 3, 2 or 1 of 8 gaps.
+        let real = dive_share(&draws(&mut TrainGaps::new(3, 0.0), n));
+        assert!((0.22..0.28).contains(&real), "{real}");
+        // Forced half the time: 0.5 + 0.5 * 0.25.
+        let half = dive_share(&draws(&mut TrainGaps::new(3, 0.5), n));
+        assert!((0.60..0.65).contains(&half), "{half}");
+        let all = draws(&mut TrainGaps::new(3, 1.0), n);
+        assert_eq!(dive_share(&all), 1.0);
+        // Every index still comes, and only valid ones.
+        assert!((0..8).all(|k| all.contains(&k)));
+        assert!(all.iter().all(|&k| k <= 7));
+    }
 
     fn same(a: &FrameStack, b: &FrameStack) -> bool {
         (0..STACK_LEN).all(|k| a.frame(k) == b.frame(k))

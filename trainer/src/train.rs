@@ -134,11 +134,8 @@ impl<'a> Run<'a> {
             .wrapping_mul(1_000_003)
             .wrapping_add(state.sessions * 10_007);
         let retries_on = cfg.retry_prob > 0.0;
-        let envs = VecEnv::new(cfg.num_envs, env_seed).with_history(if retries_on {
-            cfg.retry_back
-        } else {
-            0
-        });
+        let envs = VecEnv::with_dives(cfg.num_envs, env_seed, cfg.dive_prob)
+            .with_history(if retries_on { cfg.retry_back } else { 0 });
         let mut replay = Replay::new(cfg.replay_capacity, cfg.num_envs);
         if cfg.per_alpha > 0.0 {
             replay = replay.with_priorities(cfg.per_alpha);
