@@ -577,11 +577,13 @@ pub mod avx2 {
         _xgetbv(0)
     }
 
-    /// `NV` vectors of 8 channels.
-    pub struct Acc<const NV: usize>([__m256i; NV]);
+    /// `NV` vectors of 8 channels. Private, as is [`Avx2`]: their safe
+    /// methods run AVX2 instructions, so nothing outside [`conv`] (which
+    /// runs only where the CPU has AVX2) may reach them.
+    struct Acc<const NV: usize>([__m256i; NV]);
 
     /// The AVX2 family: only ever used inside [`conv`] (compiled with AVX2).
-    pub struct Avx2;
+    struct Avx2;
 
     impl Family for Avx2 {
         const LANES: usize = 8;
