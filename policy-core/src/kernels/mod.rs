@@ -50,7 +50,7 @@ pub use packed::{conv_packed, nonneg_multipliers, pack, requant_nonneg};
 #[cfg(feature = "test-support")]
 pub use packed::{conv_packed_build, packed_len, GROUP};
 
-/// 32-bit lanes per vector of the packed convs ([`conv_packed`]) on this
+/// 32-bit lanes per vector of the packed convs (`kernels::conv_packed`) on this
 /// CPU: the build's SIMD width (4 for SSE2 or wasm `simd128`, 8 for AVX2,
 /// 16 for AVX-512 VNNI), 8 where an x86-64 build without AVX2 finds it at
 /// run time, 1 on targets without vectors.
