@@ -203,7 +203,7 @@ pub fn write(g: &ConvGeom, weights: &[u8], out: &mut [u32]) -> Result<(), TableE
     Ok(())
 }
 
-/// Checks that `table` is exactly the table [`write`] makes for `g` and `weights`.
+/// Checks that `table` is exactly the table [`write()`] makes for `g` and `weights`.
 pub fn check(g: &ConvGeom, weights: &[u8], table: &[u32]) -> Result<(), TableError> {
     let expected = table_len(g).ok_or(TableError::Unsupported)?;
     if table.len() != expected {
