@@ -157,6 +157,7 @@ gpu-bin: torch
 check: torch
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 	cargo clippy -q -p flappy-py --all-targets --features python -- -D warnings
 	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q --all-targets -- -D warnings
 	cd web && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo test -q

@@ -11,8 +11,8 @@
 //! TFLite Micro, the default) and `fast` (the same integers in the operators
 //! the optimized runtimes' fast paths take). Also: policy-core's per-layer
 //! outputs on recorded frames as `.npy` files ([`trace`], for the
-//! conformance tests) and its latency on the same frames ([`bench`], for
-//! `make peers`; with the `tract` feature also tract's, [`tract`]).
+//! conformance tests) and its latency on the same frames ([`mod@bench`], for
+//! `make peers`; with the `tract` feature also tract's, `tract`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

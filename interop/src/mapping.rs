@@ -231,7 +231,7 @@ pub fn match_channel(s_in: f32, s_out: f32, m0: i32, shift: u8, bound: i32) -> C
 }
 
 /// The output scale of a hidden layer and its channels' filter scales: the
-/// f32 within [`OUT_SEARCH_ULPS`] steps of the blob's output scale (nearest
+/// f32 within `OUT_SEARCH_ULPS` steps of the blob's output scale (nearest
 /// first) for which the fewest accumulator values requantize differently
 /// from the blob, over all channels (none: every channel is equivalent).
 pub fn match_layer(s_in: f32, blob_out: f32, channels: &[Channel]) -> (f32, Vec<ChannelMatch>) {

@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: a trained network's weights ([`FloatModel`], the
 //! plain-Rust float reference) and recorded frame stacks ([`recording`]) →
-//! calibration, scales and int8 weights ([`export`], whose stages are named
+//! calibration, scales and int8 weights ([`mod@export`], whose stages are named
 //! functions) → the output layer's rounding refit ([`refit`]) → the blob,
 //! written atomically ([`atomic`]). The trainer (libtorch) produces the
 //! weights; `policy-core` runs the blob.

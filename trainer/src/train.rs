@@ -2,7 +2,7 @@
 //! `dqn_atari.py`: several games stepped together, biased epsilon-greedy
 //! exploration with retries, replay, Double-DQN n-step updates, periodic
 //! greedy evaluation, metrics, checkpoints, resume. Each step of the loop
-//! is a named method of [`Run`], the loop's state.
+//! is a named method of `Run`, the loop's state.
 
 use crate::agent::Learner;
 use crate::atomic::{write_atomic, write_atomic_with};

@@ -230,7 +230,7 @@ pub fn nonneg_multipliers(rq: &Requant) -> bool {
         .all(|m| m[3] < 0x80)
 }
 
-/// [`Requant::apply`] without branches, for multipliers `>= 0`
+/// `Requant::apply` without branches, for multipliers `>= 0`
 /// ([`nonneg_multipliers`]; the caller checks, once per layer): with `a =
 /// max(acc, 0)`, `v = (a * m0 + 2^30) >> 31` and `(v + 2^(shift - 1)) >>
 /// shift` clamped to 255 are `requantize_relu` for `acc > 0` and 0 for `acc

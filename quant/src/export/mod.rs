@@ -2,11 +2,11 @@
 //! (the math is specified in `docs/quantization.md`).
 //!
 //! A pipeline of named stages, run once per compute stage of the network:
-//! [`stages`] (1 grouping the layers into stages, 2 calibration, 3 the
+//! `stages` (1 grouping the layers into stages, 2 calibration, 3 the
 //! parameters, 4 weight scales, 5 the output scale, 6 int8 weights and int32
-//! biases, 7 requantization multipliers) → [`errors`] (8 the overflow check
-//! and the error estimates) → [`layout`] (9 the blob's layer kinds and
-//! weight layouts) → [`report`] (10 the table's row); then [`layout`] (11)
+//! biases, 7 requantization multipliers) → `errors` (8 the overflow check
+//! and the error estimates) → `layout` (9 the blob's layer kinds and
+//! weight layouts) → `report` (10 the table's row); then `layout` (11)
 //! encodes the blob. With `refit_last`, the output layer's rounding is then
 //! refit to the float Q-values ([`crate::refit`]) and only that stage is
 //! done again (the calibration runs once).
