@@ -19,7 +19,7 @@ export PATH := $(VENV)/bin:$(PATH)
 .PHONY: help setup torch mcu-tools web-tools train train-check train-smoke study tiny-study reference tiny test check cross test-32 i686-tools fuzz-blob-32 mcu mcu-m0 web web-serve web-test web-shot gpu-bin python python-tools python-test python-bench long-games sb3 rllib-smoke interop-tools interop-test peers peers-profile bench-host
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
-	@echo "make test    set up everything, then fmt, clippy, all tests, cross-builds, MCU runs"
+	@echo "make test    set up everything, then fmt, clippy, docs, all tests, cross-builds, MCU runs"
 	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (about 8 h on 2 idle cores; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
