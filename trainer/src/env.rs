@@ -222,6 +222,42 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_restores_the_whole_game_its_gap_source_included() {
+        for dive_prob in [0.0, 1.0] {
+            let mut env = VecEnv::with_dives(1, 5, dive_prob).with_history(60);
+            let mut games = vec![];
+            let mut acts = vec![];
+            // A simple controller (flap when low in the next gap), so that
+            // new pipes, drawn from the gap source, come within the retry.
+            for _ in 0..400 {
+                let st = env.game(0).state();
+                let next = st.pipes().iter().find(|p| p.x + 52 >= 57);
+                let a = u8::from(next.is_some_and(|p| st.player_y > p.gap_y + 55));
+                games.push(env.game(0).clone());
+                acts.push(a);
+                if env.step(0, a).unwrap().terminal {
+                    break;
+                }
+            }
+            let score = games.last().map_or(0, |g| g.score());
+            assert!(score >= 2, "the controller passes pipes: {score}");
+            let back = 45;
+            env.retry(0, back).expect("long enough");
+            let at = games.len() - back;
+            // The same game (pipes, bird, and the gaps still to come), step
+            // by step to the same crash.
+            for (t, &a) in acts[at..].iter().enumerate() {
+                assert_eq!(
+                    env.game(0),
+                    &games[at + t],
+                    "dive_prob {dive_prob}, step {t}"
+                );
+                env.step(0, a).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn dives_come_as_often_as_asked() {
         let n = 200_000;
         // The real games: after gap 0, 1 or 2, a dive is 3, 2 or 1 of 8 gaps.
