@@ -61,7 +61,7 @@ pub use packed::{conv_packed_build, packed_len, GROUP};
 /// ```
 pub fn conv_lanes() -> usize {
     #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
-    if simd::avx2::available() {
+    if simd::avx2::Cpu::detect().is_some() {
         return 8;
     }
     #[cfg(any(

@@ -160,8 +160,9 @@ pub fn conv_packed(
     out: &mut [u8],
 ) {
     #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
-    simd::avx2::conv_packed(input, g, packed, biases, rq, s, out);
-    #[cfg(not(all(target_arch = "x86_64", not(target_feature = "avx2"))))]
+    if let Some(cpu) = simd::avx2::Cpu::detect() {
+        return simd::avx2::conv(cpu, input, g, packed, biases, rq, s, out);
+    }
     conv_packed_build(input, g, packed, biases, rq, s, out);
 }
 

@@ -525,7 +525,7 @@ fn row<'w>(w: &'w [u8], e: &[u32; 2], ob: usize) -> &'w [u8; 16] {
 /// AVX2 at run time on an x86-64 build that does not compile it in (the
 /// default target is SSE2 only): 8 channels a vector with `vpmaddwd`, on
 /// the same i16-pair layout as the build's SSE2 kernel (`GROUP` is 2
-/// without VNNI), so the weights packed at load serve both. [`available`]
+/// without VNNI), so the weights packed at load serve both. [`Cpu::detect`]
 /// asks the CPU once (CPUID, and XGETBV for the OS's YMM state, as
 /// `is_x86_feature_detected!` does; `core` has no detection of its own).
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
@@ -542,15 +542,23 @@ pub mod avx2 {
     /// 0: not asked yet, 1: no AVX2, 2: AVX2.
     static STATE: AtomicU8 = AtomicU8::new(0);
 
-    /// Whether this CPU (and its OS) runs AVX2 code.
-    pub fn available() -> bool {
-        match STATE.load(Ordering::Relaxed) {
-            0 => {
-                let yes = detect();
-                STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                yes
-            }
-            s => s == 2,
+    /// Proof that this CPU (and its OS) runs AVX2 code: made only by
+    /// [`Cpu::detect`], and what [`conv`] asks for.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Cpu(());
+
+    impl Cpu {
+        /// `Some` where the CPU has AVX2 (asked once, then remembered).
+        pub fn detect() -> Option<Cpu> {
+            let yes = match STATE.load(Ordering::Relaxed) {
+                0 => {
+                    let yes = detect();
+                    STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                    yes
+                }
+                s => s == 2,
+            };
+            yes.then_some(Cpu(()))
         }
     }
 
@@ -579,7 +587,7 @@ pub mod avx2 {
 
     /// `NV` vectors of 8 channels. Private, as is [`Avx2`]: their safe
     /// methods run AVX2 instructions, so nothing outside [`conv`] (which
-    /// runs only where the CPU has AVX2) may reach them.
+    /// needs a [`Cpu`]) may reach them.
     struct Acc<const NV: usize>([__m256i; NV]);
 
     /// The AVX2 family: only ever used inside [`conv`] (compiled with AVX2).
@@ -591,8 +599,7 @@ pub mod avx2 {
     }
 
     // SAFETY (every `unsafe` block of this impl): the methods run only
-    // inlined into `conv`, which enables AVX2 and which `conv_packed`
-    // calls only when `available()`; each load or store moves exactly the
+    // inlined into `conv`'s AVX2 body, which needs a `Cpu` (AVX2 present); each load or store moves exactly the
     // 32 bytes of an 8-element slice.
     impl<const NV: usize> Vectors for Acc<NV> {
         #[inline(always)]
@@ -638,9 +645,11 @@ pub mod avx2 {
         }
     }
 
-    /// [`super::super::conv_packed`] with AVX2 vectors where the CPU has
-    /// them ([`available`]), else with the build's.
-    pub fn conv_packed(
+    /// [`super::super::conv_packed`] with AVX2 vectors; `cpu` says the CPU
+    /// has them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        cpu: Cpu,
         input: &[u8],
         g: &ConvGeom,
         packed: &[u32],
@@ -649,28 +658,21 @@ pub mod avx2 {
         s: ConvScratch,
         out: &mut [u8],
     ) {
-        if available() {
-            // SAFETY: the CPU has AVX2.
-            unsafe { conv(input, g, packed, biases, rq, s, out) }
-        } else {
-            super::super::packed::conv_packed_build(input, g, packed, biases, rq, s, out);
+        /// All of the conv compiled with AVX2.
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(
+            input: &[u8],
+            g: &ConvGeom,
+            packed: &[u32],
+            biases: &[u8],
+            rq: Requant,
+            s: ConvScratch,
+            out: &mut [u8],
+        ) {
+            conv_loop::<Vector<Avx2>>(input, g, packed, biases, rq, s, out);
         }
-    }
-
-    /// The conv with AVX2 vectors, all of it compiled with AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2.
-    #[target_feature(enable = "avx2")]
-    unsafe fn conv(
-        input: &[u8],
-        g: &ConvGeom,
-        packed: &[u32],
-        biases: &[u8],
-        rq: Requant,
-        s: ConvScratch,
-        out: &mut [u8],
-    ) {
-        conv_loop::<Vector<Avx2>>(input, g, packed, biases, rq, s, out);
+        let Cpu(()) = cpu;
+        // SAFETY: a `Cpu` exists only where the CPU has AVX2.
+        unsafe { wide(input, g, packed, biases, rq, s, out) }
     }
 }
