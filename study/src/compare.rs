@@ -5,16 +5,21 @@
 //! The rule (docs/learning.md, "Recipe trials"; written into each trial's
 //! recipe before any result): the arm is **adopted** when its int8 mean on
 //! the validation games is higher than the control's on a majority of the
-//! planned seeds and on average over the paired seeds, with no fewer
-//! seeds at int8 median at the cap. A pair counts only where both runs
-//! finished on the same CPU (runs of one seed part across machines).
+//! planned seeds and on average over them, with no fewer seeds at int8
+//! median at the cap. It adopts only once every planned seed is paired (a
+//! later seed can still pull the average or the medians below), and
+//! rejects as soon as a majority is out of reach. A pair counts only where
+//! both runs finished on the same CPU (runs of one seed part across
+//! machines).
 //!
 //! ```
 //! use study::compare::{rule, Verdict};
-//! // Planned 3 seeds; 2 paired, both higher, on average +40, medians 2 vs 1.
-//! assert_eq!(rule(&[30.0, 50.0], 2, 1, 3), Verdict::Adopted);
-//! // 1 of 3 paired and higher: not decided yet.
-//! assert!(matches!(rule(&[30.0], 1, 1, 3), Verdict::Pending { .. }));
+//! // Planned 3 seeds, all paired: 2 higher, on average +23.3, medians 3 vs 2.
+//! assert_eq!(rule(&[30.0, 50.0, -10.0], 3, 2, 3), Verdict::Adopted);
+//! // 2 of 3 paired, both higher: the third can still undo the average.
+//! assert!(matches!(rule(&[30.0, 50.0], 2, 1, 3), Verdict::Pending { .. }));
+//! // All paired, 2 higher but lower on average: not adopted.
+//! assert_eq!(rule(&[10.0, 5.0, -90.0], 2, 2, 3), Verdict::NotAdopted);
 //! // 2 of 3 paired and both lower: it can no longer win a majority.
 //! assert_eq!(rule(&[-5.0, -8.0], 0, 0, 3), Verdict::NotAdopted);
 //! ```
@@ -52,14 +57,14 @@ pub fn rule(diffs: &[f64], arm_at_cap: usize, control_at_cap: usize, planned: us
     if wins + left < need {
         return Verdict::NotAdopted;
     }
-    if wins >= need && stats::mean(diffs) > 0.0 && arm_at_cap >= control_at_cap {
-        return Verdict::Adopted;
-    }
     if left > 0 {
-        Verdict::Pending {
+        return Verdict::Pending {
             paired: diffs.len(),
             planned,
-        }
+        };
+    }
+    if wins >= need && stats::mean(diffs) > 0.0 && arm_at_cap >= control_at_cap {
+        Verdict::Adopted
     } else {
         Verdict::NotAdopted
     }
@@ -218,7 +223,11 @@ impl Comparison {
             Verdict::Adopted => "**Adopted.**\n".to_string(),
             Verdict::NotAdopted => "**Not adopted.**\n".to_string(),
             Verdict::Pending { paired, planned } => {
-                format!("**Pending**: {paired} of {planned} seeds paired.\n")
+                let higher = self.pairs.iter().filter(|p| p.diff.point > 0.0).count();
+                format!(
+                    "**Pending**: {paired} of {planned} seeds paired, the arm higher on \
+                     {higher} of them.\n"
+                )
             }
         };
         s

@@ -58,6 +58,34 @@ fn the_clip_trial_against_its_control_of_seed_1() {
 }
 
 #[test]
+fn a_trial_ahead_on_two_of_three_seeds_waits_for_the_third() {
+    // `nstep5`'s first two pairs (seeds 6 and 7), both higher than the
+    // control.
+    let (mut arm, mut control) = (load("trial-nstep5"), load("trial-nstep5-control"));
+    arm.runs.retain(|r| r.seed == 6 || r.seed == 7);
+    control.runs.retain(|r| r.seed == 6 || r.seed == 7);
+    let c = Comparison::of(&arm, &control, 3).unwrap();
+    assert_eq!(c.pairs.len(), 2, "{:?}", c.unpaired);
+    assert!(c.pairs.iter().all(|p| p.diff.point > 0.0), "{:?}", c.pairs);
+    // A majority won early is not an adoption: the third seed can still
+    // pull the average (or the seeds at median 1000) below the control's.
+    assert_eq!(
+        c.verdict,
+        Verdict::Pending {
+            paired: 2,
+            planned: 3
+        }
+    );
+    let md = c.markdown();
+    assert!(md.contains("the arm higher on 2 of them"), "{md}");
+    // Planned as two seeds, the same pairs decide it.
+    assert_eq!(
+        Comparison::of(&arm, &control, 2).unwrap().verdict,
+        Verdict::Adopted
+    );
+}
+
+#[test]
 fn runs_of_one_seed_on_two_cpus_are_not_paired() {
     let arm = load("trial-tiny-clip");
     let mut control = load("trial-tiny-clip-control");
