@@ -20,7 +20,7 @@ export PATH := $(VENV)/bin:$(PATH)
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, docs, all tests, cross-builds, MCU runs"
-	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (about 8 h on 2 idle cores; continues when rerun)"
+	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (two at a time, about 5.5 h on 2 idle cores; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 	@echo "make tiny    the micro:bit's \`tiny\` network into models/tiny/: make tiny-study's seed 1 (distilled from models/teacher first when missing, ~45 min on one core)"
@@ -122,15 +122,18 @@ train-smoke:
 	@echo "train-smoke: make train ran training, parity and the firmware loop"
 
 # The study behind the README's learning figures: `make train`'s defaults
-# with 5 training seeds, one after another (each with both cores), each
-# scored on 100 test games as float and as int8 in the firmware loop;
-# results/study-default.{json,md,png}. About 5 hours on a 2-core CPU; the
-# same command continues a stopped study. Compile beside it only through
-# scripts/quiet (which pauses the training clock).
+# with 5 training seeds, two at a time with one libtorch thread each
+# (`--jobs 2`; STUDY_JOBS=1 runs them one after another with every core),
+# each scored on 100 test games as float and as int8 in the firmware loop;
+# results/study-default.{json,md,png}. About 5.5 hours on an idle 2-core
+# CPU (8 one after another); the same command continues a stopped study.
+# The budget is in steps, so a compile beside it slows it without changing
+# its results.
 STUDY_SEEDS ?= 1,2,3,4,5
+STUDY_JOBS ?= 2
 study: setup
 	cargo build --release -p study
-	target/release/study train --seeds $(STUDY_SEEDS) $(ARGS)
+	target/release/study train --seeds $(STUDY_SEEDS) --jobs $(STUDY_JOBS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
 # one thread each, one after another (results/study-tiny-clip.*; about

@@ -4,6 +4,7 @@
 //!
 //! * [`seed_run`]: one seed, from nothing or from where it stopped, to its
 //!   [`SeedResult`] (`<runs>/study-<name>/seed-<s>/study-seed.json`);
+//! * [`jobs`]: several seeds at once, each in a child process;
 //! * [`int8`]: the blob played by `firmware_sim::run_episodes`;
 //! * [`stats`]: IQM, mean, percentile bootstrap, paired power;
 //! * [`summary`]: the study's JSON, Markdown table and plot
@@ -17,6 +18,7 @@
 
 pub mod compare;
 pub mod int8;
+pub mod jobs;
 pub mod readme;
 pub mod seed_run;
 pub mod stats;

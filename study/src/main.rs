@@ -106,6 +106,19 @@ struct Common {
     /// Threads that play the int8 test games.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Seeds run at once, each in a process of its own with the cores
+    /// shared out (`OMP_NUM_THREADS` = cores / jobs unless set): on 2
+    /// cores, `--jobs 2` runs two seeds with one libtorch thread each,
+    /// which together make nearly twice the steps of one run with two
+    /// threads. Each seed's
+    /// output goes to <runs-dir>/study-<name>/seed-<s>.log, a line of each
+    /// here every minute.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run the seeds and leave each result in its run folder only, not in
+    /// the study's results file (what `--jobs` runs in each child).
+    #[arg(long, hide = true)]
+    seed_only: bool,
 }
 
 #[derive(Args)]
@@ -259,6 +272,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         threads: c.threads.max(1),
     };
     plan.validate()?;
+    anyhow::ensure!(c.jobs >= 1, "--jobs is at least 1");
     plan.claim_folder()?;
     // The results of another plan under this name are not written over.
     let (json, _, _) = Study::paths(&c.out, plan.games, &plan.name);
@@ -277,7 +291,7 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         .filter(|s| !plan.seeds.contains(s))
         .collect();
     anyhow::ensure!(
-        dropped.is_empty(),
+        dropped.is_empty() || c.seed_only,
         "{} reports seeds {dropped:?}, which --seeds leaves out: name them too, \
          or write elsewhere with --out",
         json.display()
@@ -293,9 +307,41 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         plan.check_settings(r, !adds_seeds)
             .with_context(|| format!("in {}", json.display()))?;
     }
-    let stop = trainer::cli::stop_on_ctrl_c(
-        "saving a checkpoint and stopping; the same command continues",
-    )?;
+    let stop = if c.seed_only {
+        study::jobs::stop_flag_for_child()?
+    } else {
+        trainer::cli::stop_on_ctrl_c(
+            "saving a checkpoint and stopping; the same command continues",
+        )?
+    };
+    if c.jobs > 1 && !c.seed_only {
+        // The seeds still to run, side by side (one alone runs here, with
+        // every core); the loop below then collects every result as one
+        // finished before.
+        let todo: Vec<u64> = plan
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| !reported.iter().any(|r| r.seed == *s))
+            .filter(|&s| !plan.seed_dir(s).join(seed_run::SEED_FILE).is_file())
+            .collect();
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let outcome = match c.jobs.min(todo.len()) {
+            0 | 1 => study::jobs::Outcome::Finished,
+            jobs => study::jobs::run(
+                &args,
+                &todo,
+                jobs,
+                &stop,
+                |s| plan.folder().join(format!("seed-{s}.log")),
+                |s| plan.seed_dir(s).join(seed_run::SEED_FILE).is_file(),
+            )?,
+        };
+        if outcome == study::jobs::Outcome::Stopped {
+            eprintln!("stopped; run the same command to continue");
+            return Ok(());
+        }
+    }
     let mut study = Study {
         name: plan.name.clone(),
         command,
@@ -319,6 +365,13 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
             eprintln!("seed {s}: reported before ({})", json.display());
             r.clone()
         } else if let Some(r) = seed_run::run_seed(&plan, s, &stop)? {
+            if c.seed_only {
+                eprintln!(
+                    "seed {s} done: its result in {}",
+                    plan.seed_dir(s).join(seed_run::SEED_FILE).display()
+                );
+                continue;
+            }
             gained = true;
             r
         } else {
@@ -337,6 +390,8 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
             json.display()
         );
     }
-    print!("{}", study.markdown());
+    if !c.seed_only {
+        print!("{}", study.markdown());
+    }
     Ok(())
 }
