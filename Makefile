@@ -136,8 +136,9 @@ study: setup
 	target/release/study train --seeds $(STUDY_SEEDS) --jobs $(STUDY_JOBS) $(ARGS)
 
 # The micro:bit policy's study: `make tiny`'s distillation with 3 seeds,
-# one thread each, one after another (results/study-tiny-clip.*; about
-# 40 minutes a seed on a quiet core). A study's name stands for one recipe:
+# one thread each, two at a time (TINY_JOBS=1: one after another;
+# results/study-tiny-clip.*; about 40 minutes a seed on a quiet core). A
+# study's name stands for one recipe:
 # results/study-tiny-select.* is the recipe before the teacher's
 # Q-difference was clipped (`--name tiny-select` then),
 # results/study-tiny-grid.* the one before the selection played the
@@ -147,9 +148,10 @@ study: setup
 # (`--teacher runs/study-default/seed-1`, name `tiny`), stopped after 2
 # seeds when validation games chose the other teacher (scripts/tiny-teachers).
 TINY_SEEDS ?= 1,2,3
+TINY_JOBS ?= 2
 tiny-study: setup
 	cargo build --release -p study
-	target/release/study distil --teacher $(TEACHER) --name tiny-clip --seeds $(TINY_SEEDS) --threads 1 $(ARGS)
+	target/release/study distil --teacher $(TEACHER) --name tiny-clip --seeds $(TINY_SEEDS) --jobs $(TINY_JOBS) --threads 1 $(ARGS)
 
 # The trainer binary for a lent GPU machine (no Rust there): carry gpu/ and
 # run scripts/gpu-check.sh on it.
