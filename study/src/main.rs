@@ -62,6 +62,27 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Give a study another name: `<out>/study-<from>.*` become
+    /// `study-<to>.*` (title and plot too) and `<runs-dir>/study-<from>/`
+    /// moves to `study-<to>/`. For keeping the study of a recipe that is no
+    /// longer the default, so that the default's study starts afresh.
+    Rename {
+        /// The study's name now.
+        #[arg(long)]
+        from: String,
+        /// Its new name.
+        #[arg(long)]
+        to: String,
+        /// `validation`: the recipe trial `results/trial-<from>.*`.
+        #[arg(long, value_enum, default_value_t = FinalGames::Test)]
+        score_on: FinalGames,
+        /// Folder of the results.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Folder of the run folders.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
     /// Redraw `results/study-<name>.{md,png}` (or `trial-<name>`) from its JSON.
     Report {
         /// The study's name.
@@ -208,6 +229,22 @@ fn run() -> Result<()> {
             let md = out.join(format!("compare-{arm}.md"));
             trainer::atomic::write_atomic(&md, c.markdown().as_bytes())?;
             println!("{}\nwrote {}", c.markdown(), md.display());
+            Ok(())
+        }
+        Cmd::Rename {
+            from,
+            to,
+            score_on,
+            out,
+            runs_dir,
+        } => {
+            let s = Study::rename(&out, &runs_dir, score_on, &from, &to)?;
+            let (json, _, _) = Study::paths(&out, score_on, &to);
+            println!(
+                "`{from}` is now `{to}`: {} ({} seeds)",
+                json.display(),
+                s.runs.len()
+            );
             Ok(())
         }
         Cmd::Report {

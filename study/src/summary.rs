@@ -139,6 +139,59 @@ impl Study {
         Ok(())
     }
 
+    /// Gives the study `from` the name `to`: its results in `out_dir`
+    /// written again under the new name (the Markdown's title and the plot
+    /// say it) and the old files removed, and its run folder in `runs_dir`,
+    /// where there is one, moved along, so that `study train --name TO`
+    /// continues it. For keeping a study of a recipe that is no longer the
+    /// default (the default's name then starts afresh). Refuses a name
+    /// that is taken, in results or run folders, before changing anything.
+    pub fn rename(
+        out_dir: &Path,
+        runs_dir: &Path,
+        games: FinalGames,
+        from: &str,
+        to: &str,
+    ) -> Result<Study> {
+        anyhow::ensure!(from != to, "the study is already called `{to}`");
+        anyhow::ensure!(
+            !to.is_empty() && !to.contains(['/', '\\']) && !to.starts_with('.'),
+            "`{to}` is not a study name (a name becomes part of file names)"
+        );
+        let (json, md, png) = Self::paths(out_dir, games, from);
+        let mut s = Self::load(&json)?;
+        anyhow::ensure!(
+            s.name == from && s.games == games,
+            "{} holds the study `{}`, not `{from}`",
+            json.display(),
+            s.name
+        );
+        let (new_json, new_md, new_png) = Self::paths(out_dir, games, to);
+        for p in [&new_json, &new_md, &new_png] {
+            anyhow::ensure!(!p.exists(), "{} exists: `{to}` is taken", p.display());
+        }
+        let folder = |name: &str| runs_dir.join(format!("{}-{name}", stem(games)));
+        let (old_runs, new_runs) = (folder(from), folder(to));
+        anyhow::ensure!(
+            !new_runs.exists(),
+            "{} exists: `{to}` is taken",
+            new_runs.display()
+        );
+        s.name = to.to_string();
+        s.save(out_dir)?;
+        for p in [&json, &md, &png] {
+            if p.exists() {
+                std::fs::remove_file(p).with_context(|| format!("removing {}", p.display()))?;
+            }
+        }
+        if old_runs.is_dir() {
+            std::fs::rename(&old_runs, &new_runs).with_context(|| {
+                format!("moving {} to {}", old_runs.display(), new_runs.display())
+            })?;
+        }
+        Ok(s)
+    }
+
     /// What the runs were, in words.
     fn what(&self) -> String {
         match &self.kind {

@@ -1,0 +1,79 @@
+//! `study rename`: a study kept under another name, its results and its
+//! run folder moved along, and nothing changed where the name is taken.
+
+use std::path::Path;
+use std::process::Command;
+use study::summary::Study;
+
+fn rename(dir: &Path, from: &str, to: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_study"))
+        .args(["rename", "--from", from, "--to", to, "--out"])
+        .arg(dir.join("out"))
+        .arg("--runs-dir")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_renamed_study_keeps_its_runs_and_moves_its_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let dir = std::env::temp_dir().join(format!("study-rename-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    for ext in ["json", "md", "png"] {
+        std::fs::copy(
+            root.join(format!("study-tiny-select.{ext}")),
+            dir.join(format!("out/study-tiny-select.{ext}")),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.join("runs/study-tiny-select/seed-1")).unwrap();
+    std::fs::write(dir.join("runs/study-tiny-select/seed-1/mark"), b"x").unwrap();
+    let before = Study::load(&dir.join("out/study-tiny-select.json")).unwrap();
+
+    let out = rename(&dir, "tiny-select", "tiny-old");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = Study::load(&dir.join("out/study-tiny-old.json")).unwrap();
+    assert_eq!(after.name, "tiny-old");
+    assert_eq!(after.runs, before.runs);
+    assert_eq!(after.aggregate, before.aggregate);
+    assert_eq!(
+        after.command, before.command,
+        "the command that ran it stays"
+    );
+    let md = std::fs::read_to_string(dir.join("out/study-tiny-old.md")).unwrap();
+    assert!(md.contains("Study `tiny-old`"), "{md}");
+    assert!(dir.join("out/study-tiny-old.png").is_file());
+    for ext in ["json", "md", "png"] {
+        assert!(!dir.join(format!("out/study-tiny-select.{ext}")).exists());
+    }
+    assert!(dir.join("runs/study-tiny-old/seed-1/mark").is_file());
+    assert!(!dir.join("runs/study-tiny-select").exists());
+
+    // A taken name is refused, and both studies stay as they are.
+    std::fs::copy(
+        root.join("study-tiny-grid.json"),
+        dir.join("out/study-tiny-grid.json"),
+    )
+    .unwrap();
+    let out = rename(&dir, "tiny-old", "tiny-grid");
+    assert!(!out.status.success(), "a taken name was written over");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+    assert_eq!(
+        Study::load(&dir.join("out/study-tiny-old.json")).unwrap(),
+        after
+    );
+    assert_eq!(
+        std::fs::read(dir.join("out/study-tiny-grid.json")).unwrap(),
+        std::fs::read(root.join("study-tiny-grid.json")).unwrap()
+    );
+    // So is a name that is no file name, and a study that is not there.
+    assert!(!rename(&dir, "tiny-old", "../x").status.success());
+    assert!(!rename(&dir, "missing", "y").status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
