@@ -111,7 +111,8 @@ struct Running {
 
 /// Runs `seeds` at most `jobs` at a time, each as a child process of this
 /// binary with [`child_args`] of `parent_args`, its output appended to
-/// `log_of(seed)`; `done(seed)` says whether a seed's result was written.
+/// `log_of(seed)`; `done(seed)` says whether a seed's result was written,
+/// and `on_finished(seed)` runs in this process as each seed finishes.
 /// Children get `OMP_NUM_THREADS` (and `MKL_NUM_THREADS`) of the cores
 /// divided by `jobs` unless the environment sets them.
 pub fn run(
@@ -121,6 +122,7 @@ pub fn run(
     stop: &AtomicBool,
     log_of: impl Fn(u64) -> PathBuf,
     done: impl Fn(u64) -> bool,
+    mut on_finished: impl FnMut(u64) -> Result<()>,
 ) -> Result<Outcome> {
     let exe = std::env::current_exe().context("finding this program's path")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -159,10 +161,14 @@ pub fn run(
                 None => still.push(r),
                 Some(status) if status.success() && done(r.seed) => {
                     eprintln!("seed {}: finished", r.seed);
+                    if let Err(e) = on_finished(r.seed) {
+                        failed.push(format!("seed {}: {e:#}", r.seed));
+                    }
                 }
-                Some(status) if status.success() => {
-                    // Stopped by a signal the parent did not send (say
-                    // `kill -INT` to the child): the whole study stops.
+                Some(status) if status.success() || interrupted_early(status) => {
+                    // Stopped: by the signal the parent forwarded, or by
+                    // one it did not send (`kill -INT` to the child), and
+                    // then the whole study stops.
                     eprintln!("seed {}: stopped, checkpoint saved", r.seed);
                     stopped = true;
                 }
@@ -240,6 +246,13 @@ fn spawn(
         log,
         signalled: false,
     })
+}
+
+/// Whether a child ended by a SIGINT that came before it set its handler
+/// (a Ctrl-C just as it started): it had nothing to save yet.
+fn interrupted_early(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(libc::SIGINT)
 }
 
 /// Sends SIGINT to `child` (it saves a checkpoint and stops).

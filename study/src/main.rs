@@ -131,9 +131,9 @@ struct Common {
     /// shared out (`OMP_NUM_THREADS` = cores / jobs unless set): on 2
     /// cores, `--jobs 2` runs two seeds with one libtorch thread each,
     /// which together make nearly twice the steps of one run with two
-    /// threads. Each seed's
-    /// output goes to <runs-dir>/study-<name>/seed-<s>.log, a line of each
-    /// here every minute.
+    /// threads. Each seed's output goes to
+    /// <runs-dir>/study-<name>/seed-<s>.log, a line of each here every
+    /// minute; the results file is written as each seed finishes.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Run the seeds and leave each result in its run folder only, not in
@@ -351,6 +351,19 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
             "saving a checkpoint and stopping; the same command continues",
         )?
     };
+    let mut study = Study {
+        name: plan.name.clone(),
+        command,
+        kind: plan.kind.clone(),
+        seeds: plan.seeds.clone(),
+        first_test_seed: plan.games.first_seed(),
+        test_games: plan.test_games,
+        games: plan.games,
+        cap: plan.cap,
+        runs: Vec::new(),
+        aggregate: None,
+        method: study::summary::METHOD.into(),
+    };
     if c.jobs > 1 && !c.seed_only {
         // The seeds still to run, side by side (one alone runs here, with
         // every core); the loop below then collects every result as one
@@ -372,26 +385,37 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
                 &stop,
                 |s| plan.folder().join(format!("seed-{s}.log")),
                 |s| plan.seed_dir(s).join(seed_run::SEED_FILE).is_file(),
+                |_| {
+                    // The results file as far as it goes: every seed
+                    // reported or finished so far, in the plan's order.
+                    let mut runs = Vec::new();
+                    for &s in &plan.seeds {
+                        if let Some(r) = reported.iter().find(|r| r.seed == s) {
+                            runs.push(r.clone());
+                        } else if let Some(r) = seed_run::finished(&plan, s)? {
+                            runs.push(r);
+                        }
+                    }
+                    study.aggregate = Some(study::summary::Aggregate::of(&runs, plan.cap));
+                    study.runs = runs;
+                    study.save(&c.out)?;
+                    eprintln!(
+                        "{} of {} seeds in {}",
+                        study.runs.len(),
+                        plan.seeds.len(),
+                        json.display()
+                    );
+                    Ok(())
+                },
             )?,
         };
+        study.runs.clear();
+        study.aggregate = None;
         if outcome == study::jobs::Outcome::Stopped {
             eprintln!("stopped; run the same command to continue");
             return Ok(());
         }
     }
-    let mut study = Study {
-        name: plan.name.clone(),
-        command,
-        kind: plan.kind.clone(),
-        seeds: plan.seeds.clone(),
-        first_test_seed: plan.games.first_seed(),
-        test_games: plan.test_games,
-        games: plan.games,
-        cap: plan.cap,
-        runs: Vec::new(),
-        aggregate: None,
-        method: study::summary::METHOD.into(),
-    };
     // Whether the file gains a seed: one that only repeats what it reports
     // is left as it is, its command included.
     let mut gained = false;

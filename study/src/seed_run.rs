@@ -496,32 +496,46 @@ pub fn curve_of(m: &Metrics, cap: u32) -> (Vec<CurvePoint>, Option<f64>) {
     (curve, first)
 }
 
-/// Runs seed `s` of `plan` to its end, or loads its result when it is
-/// done. `Ok(None)`: stopped by `stop` (Ctrl-C) before the end.
-pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<SeedResult>> {
+/// Seed `s`'s result when its run folder holds one (written when the seed
+/// finished), checked against `plan`: the seed, the number of scored games
+/// and every setting; `Ok(None)` when it has not finished.
+pub fn finished(plan: &StudyPlan, s: u64) -> Result<Option<SeedResult>> {
     let dir = plan.seed_dir(s);
     let done = dir.join(SEED_FILE);
-    if done.is_file() {
-        let r: SeedResult = read_json(&done, "a seed result")?;
-        anyhow::ensure!(
-            r.seed == s && r.float.scores.len() == plan.test_games,
-            "{} holds seed {} with {} test games; this study asks for seed {s} with {}: \
-             use another --name",
-            done.display(),
-            r.seed,
-            r.float.scores.len(),
-            plan.test_games
+    if !done.is_file() {
+        return Ok(None);
+    }
+    let mut r: SeedResult = read_json(&done, "a seed result")?;
+    anyhow::ensure!(
+        r.seed == s && r.float.scores.len() == plan.test_games,
+        "{} holds seed {} with {} test games; this study asks for seed {s} with {}: \
+         use another --name",
+        done.display(),
+        r.seed,
+        r.float.scores.len(),
+        plan.test_games
+    );
+    if r.settings.is_empty() {
+        // Finished before results kept their settings: its folder has them.
+        r.settings = folder_settings(&plan.kind, &dir)?;
+    }
+    plan.check_settings(&r, false)
+        .with_context(|| format!("in {}", done.display()))?;
+    Ok(Some(r))
+}
+
+/// Runs seed `s` of `plan` to its end, or loads its result when it is
+/// done ([`finished`]). `Ok(None)`: stopped by `stop` (Ctrl-C) before the
+/// end.
+pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<SeedResult>> {
+    if let Some(r) = finished(plan, s)? {
+        eprintln!(
+            "seed {s}: done before ({})",
+            plan.seed_dir(s).join(SEED_FILE).display()
         );
-        let mut r = r;
-        if r.settings.is_empty() {
-            // Finished before results kept their settings: its folder has them.
-            r.settings = folder_settings(&plan.kind, &dir)?;
-        }
-        plan.check_settings(&r, false)
-            .with_context(|| format!("in {}", done.display()))?;
-        eprintln!("seed {s}: done before ({})", done.display());
         return Ok(Some(r));
     }
+    let dir = plan.seed_dir(s);
     let finish = FinishOptions {
         episodes: plan.test_games,
         games: plan.games,
@@ -599,7 +613,10 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
         minutes,
         selection,
     )?;
-    trainer::atomic::write_atomic(&done, serde_json::to_string_pretty(&result)?.as_bytes())?;
+    trainer::atomic::write_atomic(
+        &dir.join(SEED_FILE),
+        serde_json::to_string_pretty(&result)?.as_bytes(),
+    )?;
     Ok(Some(result))
 }
 

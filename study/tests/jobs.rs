@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use study::summary::Study;
 
-/// A two-seed distillation study of 60 updates in `dir`, with `jobs`.
-fn short_study(dir: &Path, jobs: &str) -> (std::process::Output, PathBuf) {
-    let out = Command::new(env!("CARGO_BIN_EXE_study"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+/// `study distil` of two or three short seeds into `dir`.
+fn command(dir: &Path, seeds: &str, jobs: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_study"));
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(["distil", "--teacher", "models/teacher", "--name", "jobs"])
-        .args(["--seeds", "1,2", "--total-updates", "60"])
+        .args(["--seeds", seeds, "--total-updates", "60"])
         .args(["--test-games", "3", "--cap", "20", "--threads", "1"])
         .args(["--jobs", jobs, "--runs-dir"])
         .arg(dir.join("runs"))
@@ -20,9 +20,13 @@ fn short_study(dir: &Path, jobs: &str) -> (std::process::Output, PathBuf) {
         // One libtorch thread in every process, so that both ways compute
         // alike (the children would get cores / jobs anyway).
         .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
-        .output()
-        .unwrap();
+        .env("MKL_NUM_THREADS", "1");
+    cmd
+}
+
+/// A two-seed distillation study of 60 updates in `dir`, with `jobs`.
+fn short_study(dir: &Path, jobs: &str) -> (std::process::Output, PathBuf) {
+    let out = command(dir, "1,2", jobs).output().unwrap();
     (out, dir.join("out/study-jobs.json"))
 }
 
@@ -68,5 +72,51 @@ fn two_jobs_give_the_study_of_one() {
         assert_eq!(scores(x), scores(y), "seed {}", x.seed);
     }
     assert!(b.command.contains("--jobs 2"), "{}", b.command);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Stopped while its third seed runs, a study with `--jobs 2` has written
+/// the two finished seeds into its results file, and the same command
+/// then finishes the third.
+#[test]
+fn a_stopped_study_keeps_the_seeds_that_finished() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("study-jobs-stop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut parent = command(&dir, "1,2,3", "2")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in BufReader::new(parent.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said += &line;
+        said += "\n";
+        if line.starts_with("seed 3: running in child process") {
+            // SAFETY: a signal to the child this test started.
+            unsafe {
+                libc::kill(parent.id() as libc::pid_t, libc::SIGINT);
+            }
+        }
+    }
+    let status = parent.wait().unwrap();
+    assert!(status.success(), "{said}");
+    let json = dir.join("out/study-jobs.json");
+    let partial = Study::load(&json).unwrap();
+    let seeds: Vec<u64> = partial.runs.iter().map(|r| r.seed).collect();
+    if seeds.len() == 3 {
+        // Seed 3 outran the signal (possible on a fast machine): nothing
+        // to continue, and the study is whole.
+        eprintln!("seed 3 finished before the signal: the continuation was not tried");
+        return;
+    }
+    assert_eq!(seeds, [1, 2], "{said}");
+    assert!(said.contains("stopped; run the same command"), "{said}");
+    let out = command(&dir, "1,2,3", "2").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let whole = Study::load(&json).unwrap();
+    assert_eq!(whole.runs.len(), 3, "{stderr}");
+    assert_eq!(&whole.runs[..2], &partial.runs[..], "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
