@@ -88,11 +88,20 @@ fn a_stopped_study_keeps_the_seeds_that_finished() {
         .spawn()
         .unwrap();
     let mut said = String::new();
+    let mut signalled = false;
     for line in BufReader::new(parent.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
         said += &line;
         said += "\n";
-        if line.starts_with("seed 3: running in child process") {
+        // Once seeds 1 and 2 have finished and seed 3 runs (it starts as
+        // soon as the first of them ends).
+        let seen = |what: &str| said.lines().any(|l| l.starts_with(what));
+        if !signalled
+            && seen("seed 1: finished")
+            && seen("seed 2: finished")
+            && seen("seed 3: running in child process")
+        {
+            signalled = true;
             // SAFETY: a signal to the child this test started.
             unsafe {
                 libc::kill(parent.id() as libc::pid_t, libc::SIGINT);
