@@ -365,53 +365,11 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         method: study::summary::METHOD.into(),
     };
     if c.jobs > 1 && !c.seed_only {
-        // The seeds still to run, side by side (one alone runs here, with
-        // every core); the loop below then collects every result as one
-        // finished before.
-        let todo: Vec<u64> = plan
-            .seeds
-            .iter()
-            .copied()
-            .filter(|s| !reported.iter().any(|r| r.seed == *s))
-            .filter(|&s| !plan.seed_dir(s).join(seed_run::SEED_FILE).is_file())
-            .collect();
-        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-        let outcome = match c.jobs.min(todo.len()) {
-            0 | 1 => study::jobs::Outcome::Finished,
-            jobs => study::jobs::run(
-                &args,
-                &todo,
-                jobs,
-                &stop,
-                |s| plan.folder().join(format!("seed-{s}.log")),
-                |s| plan.seed_dir(s).join(seed_run::SEED_FILE).is_file(),
-                |_| {
-                    // The results file as far as it goes: every seed
-                    // reported or finished so far, in the plan's order.
-                    let mut runs = Vec::new();
-                    for &s in &plan.seeds {
-                        if let Some(r) = reported.iter().find(|r| r.seed == s) {
-                            runs.push(r.clone());
-                        } else if let Some(r) = seed_run::finished(&plan, s)? {
-                            runs.push(r);
-                        }
-                    }
-                    study.aggregate = Some(study::summary::Aggregate::of(&runs, plan.cap));
-                    study.runs = runs;
-                    study.save(&c.out)?;
-                    eprintln!(
-                        "{} of {} seeds in {}",
-                        study.runs.len(),
-                        plan.seeds.len(),
-                        json.display()
-                    );
-                    Ok(())
-                },
-            )?,
-        };
-        study.runs.clear();
-        study.aggregate = None;
-        if outcome == study::jobs::Outcome::Stopped {
+        // The seeds still to run, side by side; the loop below then
+        // collects every result as one finished before.
+        if run_children(c.jobs, &plan, &reported, &study, &c.out, &stop)?
+            == study::jobs::Outcome::Stopped
+        {
             eprintln!("stopped; run the same command to continue");
             return Ok(());
         }
@@ -455,4 +413,63 @@ fn run_study(c: Common, default_name: &str, kind: Kind, command: String) -> Resu
         print!("{}", study.markdown());
     }
     Ok(())
+}
+
+/// Runs the seeds of `plan` that are neither `reported` nor finished in
+/// child processes, `jobs` at a time (one seed alone is left to the caller,
+/// which runs it with every core), writing `empty` with every seed
+/// reported or finished so far into `out` each time one finishes.
+fn run_children(
+    jobs: usize,
+    plan: &StudyPlan,
+    reported: &[study::SeedResult],
+    empty: &Study,
+    out: &std::path::Path,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<study::jobs::Outcome> {
+    let is_reported = |s: u64| reported.iter().find(|r| r.seed == s);
+    let todo: Vec<u64> = plan
+        .seeds
+        .iter()
+        .copied()
+        .filter(|&s| is_reported(s).is_none())
+        .filter(|&s| !plan.seed_dir(s).join(seed_run::SEED_FILE).is_file())
+        .collect();
+    let jobs = jobs.min(todo.len());
+    if jobs < 2 {
+        return Ok(study::jobs::Outcome::Finished);
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    study::jobs::run(
+        &args,
+        &todo,
+        jobs,
+        stop,
+        |s| plan.folder().join(format!("seed-{s}.log")),
+        |s| plan.seed_dir(s).join(seed_run::SEED_FILE).is_file(),
+        |_| {
+            // The results file as far as it goes, in the plan's order.
+            let mut runs = Vec::new();
+            for &s in &plan.seeds {
+                if let Some(r) = is_reported(s) {
+                    runs.push(r.clone());
+                } else if let Some(r) = seed_run::finished(plan, s)? {
+                    runs.push(r);
+                }
+            }
+            let so_far = Study {
+                aggregate: Some(study::summary::Aggregate::of(&runs, plan.cap)),
+                runs,
+                ..empty.clone()
+            };
+            so_far.save(out)?;
+            eprintln!(
+                "{} of {} seeds in {}",
+                so_far.runs.len(),
+                plan.seeds.len(),
+                Study::paths(out, plan.games, &plan.name).0.display()
+            );
+            Ok(())
+        },
+    )
 }
