@@ -55,6 +55,12 @@ fn the_trainers_int8_games_are_the_closed_loops() {
     assert_eq!(int8.scores, c.int_scores);
     assert_eq!(float.scores, c.float_scores);
     assert!(int8.scores.iter().any(|&s| s > 0), "{:?}", int8.scores);
+    // Shared among threads (blocks of 3, 2 and 1 games; 9 asked for 6
+    // games): the same games in the same order.
+    for threads in [2, 3, 4, 9] {
+        let shared = trainer::eval::evaluate_blob_threads(blob, games, seed, cap, threads).unwrap();
+        assert_eq!(shared, int8, "{threads} threads");
+    }
     let bad = trainer::eval::evaluate_blob(&blob[..blob.len() / 2], 1, seed, cap);
     assert!(bad.is_err(), "a cut blob played");
 }

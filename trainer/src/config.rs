@@ -186,6 +186,16 @@ pub struct Config {
     /// `<run>/snapshots/`) that join the final policy in the end-of-run selection.
     #[arg(long, default_value_t = Config::default().select_candidates)]
     pub select_candidates: usize,
+    /// The snapshots in the end-of-run selection are the latest
+    /// `select_candidates` instead of those with the best periodic means
+    /// (whose 10-game evaluations can favour an early, lucky snapshot).
+    #[arg(long, default_value_t = Config::default().select_last, action = clap::ArgAction::Set)]
+    pub select_last: bool,
+    /// The end-of-run selection plays each candidate as the int8 blob the
+    /// run would export from it (calibrated on its own play, through
+    /// policy-core) instead of as its float network.
+    #[arg(long, default_value_t = Config::default().select_int8, action = clap::ArgAction::Set)]
+    pub select_int8: bool,
     /// Minutes between checkpoints (a SIGKILL loses at most this much). Each
     /// checkpoint also saves the replay memory (806 bytes per stored transition).
     #[arg(long, default_value_t = Config::default().checkpoint_min)]
@@ -247,6 +257,8 @@ impl Default for Config {
             eval_max_score: 1000,
             select_episodes: 50,
             select_candidates: 3,
+            select_last: false,
+            select_int8: false,
             checkpoint_min: 5.0,
             log_every: 10_000,
             total_steps: 2_000_000,
@@ -387,7 +399,7 @@ impl Config {
 
     /// Settings a resumed run may change: its budget and its bookkeeping.
     /// Every other setting shapes what is learned and stays as saved.
-    pub const RESUMABLE: [&'static str; 10] = [
+    pub const RESUMABLE: [&'static str; 12] = [
         "minutes",
         "total_steps",
         "threads",
@@ -398,6 +410,8 @@ impl Config {
         "eval_max_score",
         "select_episodes",
         "select_candidates",
+        "select_last",
+        "select_int8",
     ];
 
     /// The names of the learning settings (all but [`Config::RESUMABLE`]) on

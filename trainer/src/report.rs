@@ -339,6 +339,20 @@ pub fn calibration(net: &QNetwork, record_frames: usize) -> Result<Recording> {
     record(net, 2 * record_frames, CALIB_SEED, RECORD_EPS)
 }
 
+/// The int8 blob the end of a run ([`finish`] with the default
+/// [`FinishOptions`]) exports when `net` is the network it ships:
+/// calibrated on the network's own play ([`calibration`]), with the
+/// default export options (`threads` only speeds the calibration).
+pub fn default_blob(net: &QNetwork, threads: usize) -> Result<Vec<u8>> {
+    let o = FinishOptions::default();
+    let calib = calibration(net, o.record_frames)?;
+    let opts = crate::quant::ExportOptions {
+        threads,
+        ..o.export
+    };
+    Ok(crate::quant::export::export(&net.to_float_model(), &calib.stacks, &opts)?.blob)
+}
+
 /// Records `frames` frame stacks met while playing with exploration `eps`
 /// (four games at a time, seeds `seed..`).
 pub fn record(net: &QNetwork, frames: usize, seed: u64, eps: f64) -> Result<Recording> {

@@ -5,7 +5,7 @@
 use crate::atomic::write_atomic_with;
 use crate::checkpoint;
 use crate::config::{Config, DistilConfig};
-use crate::eval::evaluate;
+use crate::eval::{evaluate, evaluate_blob_threads};
 use crate::metrics::Metrics;
 use crate::net::QNetwork;
 use crate::progress::human;
@@ -90,10 +90,15 @@ impl Selection {
 pub struct SelectRule {
     /// Games each candidate plays (seeds [`SELECT_SEED`]..).
     pub episodes: usize,
-    /// Snapshots with the best periodic means that are candidates.
+    /// Snapshots that are candidates: those with the best periodic means,
+    /// or with `last` the latest ones.
     pub candidates: usize,
     /// Score cap of each game.
     pub cap: u32,
+    /// Whether the candidates are the latest snapshots rather than those
+    /// with the best periodic means (docs/learning.md, "Which network a
+    /// run ships").
+    pub last: bool,
 }
 
 impl From<&Config> for SelectRule {
@@ -103,6 +108,7 @@ impl From<&Config> for SelectRule {
             episodes: cfg.select_episodes,
             candidates: cfg.select_candidates,
             cap: cfg.eval_max_score,
+            last: cfg.select_last,
         }
     }
 }
@@ -114,6 +120,7 @@ impl From<&DistilConfig> for SelectRule {
             episodes: cfg.select_episodes,
             candidates: cfg.select_candidates,
             cap: cfg.eval_max_score,
+            last: false,
         }
     }
 }
@@ -123,7 +130,8 @@ impl From<&DistilConfig> for SelectRule {
 /// 55-minute runs the final policy beat the chosen snapshot on the unseen
 /// test seeds every time, by 15 to 104 pipes), and runs peak anywhere
 /// between minute 16 and 50. So the final policy and the
-/// `cfg.select_candidates` snapshots with the best periodic means are each
+/// `cfg.select_candidates` snapshots with the best periodic means (with
+/// `cfg.select_last`: the latest snapshots) are each
 /// played again on `cfg.select_episodes` fresh games (seeds
 /// [`SELECT_SEED`]..); the highest mean is kept as `best.safetensors`, ties
 /// going to the final policy, then to the later snapshot. A run that
@@ -147,6 +155,30 @@ pub fn select_final(
     )
 }
 
+/// [`select_final`] with every candidate played as the int8 blob the run
+/// would ship from it ([`crate::report::default_blob`]), through
+/// policy-core, its games shared among `threads` threads: the kept network
+/// is the best int8 player (a training run's `select_int8`).
+pub fn select_final_int8(
+    policy: &QNetwork,
+    run_dir: &Path,
+    metrics: &Metrics,
+    rule: SelectRule,
+    final_step: u64,
+    device: Device,
+    threads: usize,
+) -> Result<Selection> {
+    let int8_mean = |net: &QNetwork, _: Option<u64>| {
+        let blob = crate::report::default_blob(net, threads)?;
+        let r = evaluate_blob_threads(&blob, rule.episodes, SELECT_SEED, rule.cap, threads)?;
+        Ok(r.mean_score)
+    };
+    let s = select_final_by(
+        policy, run_dir, metrics, rule, final_step, device, int8_mean,
+    )?;
+    Ok(Selection { int8: true, ..s })
+}
+
 /// [`select_final`] with every candidate scored by `score(network, step)`
 /// (`step`: `None` for the final policy, else the snapshot's), the mean of
 /// its `rule.episodes` games from [`SELECT_SEED`] played the way the
@@ -161,7 +193,8 @@ pub fn select_final_by(
     mut score: impl FnMut(&QNetwork, Option<u64>) -> Result<f64>,
 ) -> Result<Selection> {
     let final_mean = score(policy, None)?;
-    // (step, periodic mean, file): best periodic mean first, among equals the later.
+    // (step, periodic mean, file): best periodic mean first, among equals
+    // the later; with `rule.last`, the latest first.
     let mut paths: Vec<(u64, f64, PathBuf)> = metrics
         .rows
         .iter()
@@ -172,7 +205,11 @@ pub fn select_final_by(
         })
         .filter(|(_, _, p)| p.is_file())
         .collect();
-    paths.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    if rule.last {
+        paths.sort_by_key(|p| std::cmp::Reverse(p.0));
+    } else {
+        paths.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    }
     paths.truncate(rule.candidates);
     if paths.is_empty() && rule.candidates > 0 {
         let best = best_model_path(run_dir);
@@ -319,6 +356,72 @@ mod tests {
         let s = select(&untrained);
         assert_eq!(s.kept, Some(0), "{s:?}");
         assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
+
+        // With `select_last` the candidates are the latest snapshots, not
+        // those with the best periodic means: a good late snapshot with a
+        // poor 10-game evaluation is found, an early lucky one is not played.
+        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+        untrained.vs.save(snapshot_path(&dir, 100)).unwrap();
+        trained.vs.save(snapshot_path(&dir, 200)).unwrap();
+        untrained.vs.save(snapshot_path(&dir, 300)).unwrap();
+        let early_luck = Metrics {
+            rows: vec![eval_row(100, 9.0), eval_row(200, 5.0), eval_row(300, 7.0)],
+        };
+        let steps_of = |s: &Selection| s.snapshots.iter().map(|c| c.step).collect::<Vec<u64>>();
+        let by_eval = select_final(&untrained2, &dir, &early_luck, rule, 400, Device::Cpu).unwrap();
+        assert_eq!(steps_of(&by_eval), vec![100, 300], "{by_eval:?}");
+        assert_ne!(by_eval.kept, Some(200), "{by_eval:?}");
+        let last = SelectRule { last: true, ..rule };
+        let s = select_final(&untrained2, &dir, &early_luck, last, 400, Device::Cpu).unwrap();
+        assert_eq!(steps_of(&s), vec![300, 200], "{s:?}");
+        assert_eq!(s.kept, Some(200), "{s:?}");
+        assert_eq!(std::fs::read(&best).unwrap(), trained_bytes);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `select_int8` with `select_last`: the candidates (the final policy
+    /// and the two latest snapshots, whatever their periodic means) play as
+    /// the blobs the run would export from them; the trained one is kept,
+    /// and the blob exported from the kept network plays the selection's
+    /// games as its candidate did.
+    #[test]
+    fn the_int8_selection_scores_the_blob_the_run_ships() {
+        let dir = std::env::temp_dir().join(format!("trainer-select8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+        let cfg = Config {
+            select_episodes: 4,
+            select_candidates: 2,
+            eval_max_score: 20,
+            select_last: true,
+            select_int8: true,
+            ..Config::default()
+        };
+        let trained = reference();
+        let _seed = crate::torch_seed_lock();
+        tch::manual_seed(3);
+        let untrained = QNetwork::new(trained.arch, Device::Cpu);
+        tch::manual_seed(4);
+        let untrained2 = QNetwork::new(trained.arch, Device::Cpu);
+        untrained.vs.save(snapshot_path(&dir, 100)).unwrap();
+        trained.vs.save(snapshot_path(&dir, 200)).unwrap();
+        untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
+        untrained.vs.save(best_model_path(&dir)).unwrap();
+        let early_luck = Metrics {
+            rows: vec![eval_row(100, 9.0), eval_row(200, 5.0), eval_row(300, 7.0)],
+        };
+        let rule = SelectRule::from(&cfg);
+        let s =
+            select_final_int8(&untrained, &dir, &early_luck, rule, 400, Device::Cpu, 2).unwrap();
+        assert!(s.int8, "{s:?}");
+        let steps: Vec<u64> = s.snapshots.iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![300, 200], "{s:?}");
+        assert_eq!(s.kept, Some(200), "{s:?}");
+        assert!(s.kept_mean() > s.final_mean, "{s:?}");
+        let kept = checkpoint::load_network(&best_model_path(&dir), Device::Cpu).unwrap();
+        let blob = crate::report::default_blob(&kept, 1).unwrap();
+        let shipped = crate::eval::evaluate_blob(&blob, 4, SELECT_SEED, 20).unwrap();
+        assert_eq!(shipped.mean_score, s.kept_mean(), "{s:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

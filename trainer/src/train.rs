@@ -16,7 +16,7 @@ use crate::pause::Clock;
 use crate::progress::{human, Progress, RecentScores, Window};
 use crate::replay::Replay;
 use crate::run_dir::{self, best_model_path, copy_atomic, snapshot_path};
-use crate::select::{select_final, SelectRule, Selection};
+use crate::select::{select_final, select_final_int8, SelectRule, Selection};
 use anyhow::Result;
 use rand_core::RngCore;
 use rand_pcg::Pcg32;
@@ -417,14 +417,16 @@ impl<'a> Run<'a> {
         } else if reason == StopReason::Budget && cfg.select_episodes > 0 {
             let rule = SelectRule::from(&cfg);
             let final_step = state.env_steps;
-            let s = select_final(
-                learner.policy(),
-                run_dir,
-                &metrics,
-                rule,
-                final_step,
-                device,
-            )?;
+            let policy = learner.policy();
+            let s = if cfg.select_int8 {
+                let threads = match cfg.threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    t => t,
+                };
+                select_final_int8(policy, run_dir, &metrics, rule, final_step, device, threads)?
+            } else {
+                select_final(policy, run_dir, &metrics, rule, final_step, device)?
+            };
             eprintln!("selection on {} fresh games: {}", s.episodes, s.summary());
             selection = Some(s);
         }
