@@ -82,6 +82,11 @@ enum Cmd {
         /// Folder of the run folders.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
+        /// A recipe file (TOML) saying how the study's runs differ from the
+        /// defaults now: for a study of the old default, renamed after a
+        /// trial changed the default (`n_step = 3`).
+        #[arg(long)]
+        recipe: Option<PathBuf>,
     },
     /// Redraw `results/study-<name>.{md,png}` (or `trial-<name>`) from its JSON.
     Report {
@@ -237,8 +242,16 @@ fn run() -> Result<()> {
             score_on,
             out,
             runs_dir,
+            recipe,
         } => {
-            let s = Study::rename(&out, &runs_dir, score_on, &from, &to)?;
+            let recipe = match &recipe {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading the recipe {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let s = Study::rename(&out, &runs_dir, score_on, &from, &to, recipe.as_deref())?;
             let (json, _, _) = Study::paths(&out, score_on, &to);
             println!(
                 "`{from}` is now `{to}`: {} ({} seeds)",

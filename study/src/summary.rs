@@ -144,14 +144,20 @@ impl Study {
     /// say it) and the old files removed, and its run folder in `runs_dir`,
     /// where there is one, moved along, so that `study train --name TO`
     /// continues it. For keeping a study of a recipe that is no longer the
-    /// default (the default's name then starts afresh). Refuses a name
-    /// that is taken, in results or run folders, before changing anything.
+    /// default (the default's name then starts afresh): `recipe`, when
+    /// given, is what its runs' settings are now, in words of the new
+    /// defaults (a recipe file's TOML: the old value of the setting that
+    /// changed), and replaces the study's recipe, so that its files no
+    /// longer say "every default". Refuses a name that is taken, in results
+    /// or run folders, or a recipe that is no recipe, before changing
+    /// anything.
     pub fn rename(
         out_dir: &Path,
         runs_dir: &Path,
         games: FinalGames,
         from: &str,
         to: &str,
+        recipe: Option<&str>,
     ) -> Result<Study> {
         anyhow::ensure!(from != to, "the study is already called `{to}`");
         anyhow::ensure!(
@@ -177,6 +183,12 @@ impl Study {
             "{} exists: `{to}` is taken",
             new_runs.display()
         );
+        if let Some(text) = recipe {
+            match &mut s.kind {
+                Kind::Train { recipe, .. } => *recipe = crate::seed_run::recipe_of(text)?,
+                Kind::Distil { recipe, .. } => *recipe = crate::seed_run::distil_recipe_of(text)?,
+            }
+        }
         s.name = to.to_string();
         s.save(out_dir)?;
         for p in [&json, &md, &png] {

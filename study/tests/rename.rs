@@ -77,3 +77,62 @@ fn a_renamed_study_keeps_its_runs_and_moves_its_folder() {
     assert!(!rename(&dir, "missing", "y").status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--recipe`: a study of an old default, renamed after the default
+/// changed, says how its runs differ from the defaults now; a recipe that
+/// is none is refused before anything changes.
+#[test]
+fn a_renamed_default_says_how_it_differs_from_the_new_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let dir = std::env::temp_dir().join(format!("study-rename-recipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let json = root.join("trial-nstep5-control.json");
+    std::fs::copy(&json, dir.join("out/trial-nstep5-control.json")).unwrap();
+    let before = Study::load(&json).unwrap();
+    let run = |recipe: &str, to: &str| {
+        let file = dir.join(format!("{to}.toml"));
+        std::fs::write(&file, recipe).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_study"))
+            .args(["rename", "--from", "nstep5-control", "--to", to])
+            .args(["--score-on", "validation", "--out"])
+            .arg(dir.join("out"))
+            .arg("--runs-dir")
+            .arg(dir.join("runs"))
+            .arg("--recipe")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let bad = run("no_such_setting = 1\n", "bad");
+    assert!(!bad.status.success(), "a bad recipe was taken");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no_such_setting"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert_eq!(
+        Study::load(&dir.join("out/trial-nstep5-control.json")).unwrap(),
+        before
+    );
+    assert!(!dir.join("out/trial-bad.json").exists());
+
+    let ok = run("huber_delta = 1.0\n", "old-default");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let after = Study::load(&dir.join("out/trial-old-default.json")).unwrap();
+    assert_eq!(after.runs, before.runs);
+    match &after.kind {
+        study::seed_run::Kind::Train { recipe, .. } => assert_eq!(recipe, "huber_delta = 1.0\n"),
+        k => panic!("{k:?}"),
+    }
+    let md = std::fs::read_to_string(dir.join("out/trial-old-default.md")).unwrap();
+    assert!(
+        md.contains("with `huber_delta = 1.0`, other settings default"),
+        "{md}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
