@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The project's trainer beside Stable-Baselines3's DQN on the same game, CPU
-and budget: reads results/study-default.json (`make study`) and
+and budget: reads results/study-NAME.json (`make study`: NAME `default`,
+or the study of an earlier default after it was renamed) and
 results/sb3-seed*.json (`make sb3`), writes results/sb3-vs-trainer.md (the
 table the README includes) and results/sb3-vs-trainer.png (every run's
 validation median against training minutes).
 
-    .venv/bin/python scripts/sb3_compare.py
+    .venv/bin/python scripts/sb3_compare.py [--study NAME]
 """
 
 import json
@@ -130,7 +131,12 @@ def plot(rows: list[dict], cap: int, budget: float, path: Path) -> None:
 
 
 def main() -> None:
-    study = load(RESULTS / "study-default.json")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--study", default="default", help="the trainer's study: results/study-NAME.json")
+    study_file = f"study-{ap.parse_args().study}.json"
+    study = load(RESULTS / study_file)
     files = sorted(RESULTS.glob("sb3-seed*.json"))
     if not files:
         sys.exit("error: no results/sb3-seed*.json: run `make sb3 SB3_SEED=1` first")
@@ -139,12 +145,12 @@ def main() -> None:
     # SB3's budget: the trainer's runs are step-budgeted and run longer.
     budget = max(r["minutes"] for r in rows if not r["ours"])
     md = [
-        "<!-- written by scripts/sb3_compare.py from results/study-default.json and results/sb3-seed*.json -->",
+        f"<!-- written by scripts/sb3_compare.py from results/{study_file} and results/sb3-seed*.json -->",
         f"Both learners on the same game (4x80x80 frame stacks, the game's rewards) and the same 2-core CPU "
         f"(pausable clocks; env steps per minute shows each run's share of it), the same 10 validation games "
         f"for the curve and the same {len(rows[0]['test']['scores'])} test games (cap {cap}) after training. "
-        f"SB3 trains for {budget:.0f} minutes; this project's runs are `make train`'s default "
-        f"(a budget of env steps, not minutes), so they are compared at equal minutes in the column "
+        f"SB3 trains for {budget:.0f} minutes; this project's runs are those of the study `{study['name']}` "
+        f"(`make train`'s default when it ran: a budget of env steps, not minutes), so they are compared at equal minutes in the column "
         f"'best validation median in the first {budget:.0f} min' and in the plot (dotted line: SB3's budget). "
         f"SB3's settings and adaptations: results/sb3-seed*.json and docs/python.md.",
         "",

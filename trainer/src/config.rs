@@ -231,7 +231,7 @@ impl Default for Config {
             lr_fall: LrFall::Linear,
             adam_eps: 1e-4,
             gamma: 0.99,
-            n_step: 3,
+            n_step: 5,
             batch_size: 64,
             replay_capacity: 3_000_000,
             per_alpha: 0.0,
