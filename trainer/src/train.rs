@@ -419,10 +419,10 @@ impl<'a> Run<'a> {
             let final_step = state.env_steps;
             let policy = learner.policy();
             let s = if cfg.select_int8 {
-                let threads = match cfg.threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    t => t,
-                };
+                // libtorch's threads (set from `cfg.threads`, else from
+                // OMP_NUM_THREADS or the cores): a study's one-thread job
+                // stays on its core.
+                let threads = tch::get_num_threads().max(1) as usize;
                 select_final_int8(policy, run_dir, &metrics, rule, final_step, device, threads)?
             } else {
                 select_final(policy, run_dir, &metrics, rule, final_step, device)?
