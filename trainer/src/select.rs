@@ -291,23 +291,31 @@ mod tests {
     /// architecture: wherever the trained one is (final policy, the snapshot
     /// with the best or with a lower periodic mean), it is kept, and a
     /// snapshot outside the top `select_candidates` is never a candidate.
-    #[test]
-    fn the_better_player_is_kept_wherever_it_is() {
-        let dir = std::env::temp_dir().join(format!("trainer-select-{}", std::process::id()));
+    /// A fresh run folder `trainer-<tag>-<pid>` with an empty
+    /// `snapshots/`, the trained reference and two untrained networks of its
+    /// architecture (seeded).
+    fn players(tag: &str) -> (PathBuf, QNetwork, QNetwork, QNetwork) {
+        let dir = std::env::temp_dir().join(format!("trainer-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("snapshots")).unwrap();
-        let cfg = Config {
-            select_episodes: 4,
-            select_candidates: 2,
-            eval_max_score: 20,
-            ..Config::default()
-        };
         let trained = reference();
         let _seed = crate::torch_seed_lock();
         tch::manual_seed(3);
         let untrained = QNetwork::new(trained.arch, Device::Cpu);
         tch::manual_seed(4);
         let untrained2 = QNetwork::new(trained.arch, Device::Cpu);
+        (dir, trained, untrained, untrained2)
+    }
+
+    #[test]
+    fn the_better_player_is_kept_wherever_it_is() {
+        let (dir, trained, untrained, untrained2) = players("select");
+        let cfg = Config {
+            select_episodes: 4,
+            select_candidates: 2,
+            eval_max_score: 20,
+            ..Config::default()
+        };
         let best = best_model_path(&dir);
         let metrics = Metrics {
             rows: vec![eval_row(100, 5.0), eval_row(200, 9.0), eval_row(300, 7.0)],
@@ -386,9 +394,7 @@ mod tests {
     /// games as its candidate did.
     #[test]
     fn the_int8_selection_scores_the_blob_the_run_ships() {
-        let dir = std::env::temp_dir().join(format!("trainer-select8-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+        let (dir, trained, untrained, untrained2) = players("select8");
         let cfg = Config {
             select_episodes: 4,
             select_candidates: 2,
@@ -397,12 +403,6 @@ mod tests {
             select_int8: true,
             ..Config::default()
         };
-        let trained = reference();
-        let _seed = crate::torch_seed_lock();
-        tch::manual_seed(3);
-        let untrained = QNetwork::new(trained.arch, Device::Cpu);
-        tch::manual_seed(4);
-        let untrained2 = QNetwork::new(trained.arch, Device::Cpu);
         untrained.vs.save(snapshot_path(&dir, 100)).unwrap();
         trained.vs.save(snapshot_path(&dir, 200)).unwrap();
         untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
