@@ -134,5 +134,43 @@ fn a_renamed_default_says_how_it_differs_from_the_new_one() {
         md.contains("with `huber_delta = 1.0`, other settings default"),
         "{md}"
     );
+
+    // A distillation study takes a distillation recipe, not a training one.
+    for ext in ["json", "md", "png"] {
+        std::fs::copy(
+            root.join(format!("study-tiny-select.{ext}")),
+            dir.join(format!("out/study-tiny-select.{ext}")),
+        )
+        .unwrap();
+    }
+    let distil = |recipe: &str, to: &str| {
+        let file = dir.join(format!("{to}.toml"));
+        std::fs::write(&file, recipe).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_study"))
+            .args(["rename", "--from", "tiny-select", "--to", to, "--out"])
+            .arg(dir.join("out"))
+            .arg("--runs-dir")
+            .arg(dir.join("runs"))
+            .arg("--recipe")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let wrong = distil("n_step = 3\n", "tiny-x");
+    assert!(!wrong.status.success(), "a training setting was taken");
+    assert!(dir.join("out/study-tiny-select.json").is_file());
+    let ok = distil("int8_frac = 0.125\n", "tiny-old");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    match Study::load(&dir.join("out/study-tiny-old.json"))
+        .unwrap()
+        .kind
+    {
+        study::seed_run::Kind::Distil { recipe, .. } => assert_eq!(recipe, "int8_frac = 0.125\n"),
+        k => panic!("{k:?}"),
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
