@@ -6,13 +6,33 @@ use std::process::Command;
 use study::summary::Study;
 
 fn rename(dir: &Path, from: &str, to: &str) -> std::process::Output {
+    rename_with(dir, from, to, &[])
+}
+
+/// `study rename` in `dir`'s `out` and `runs`, with `extra` flags.
+fn rename_with(dir: &Path, from: &str, to: &str, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_study"))
         .args(["rename", "--from", from, "--to", to, "--out"])
         .arg(dir.join("out"))
         .arg("--runs-dir")
         .arg(dir.join("runs"))
+        .args(extra)
         .output()
         .unwrap()
+}
+
+/// [`rename_with`] `--recipe` a file `<to>.toml` in `dir` holding `recipe`.
+fn rename_with_recipe(
+    dir: &Path,
+    from: &str,
+    to: &str,
+    recipe: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let file = dir.join(format!("{to}.toml"));
+    std::fs::write(&file, recipe).unwrap();
+    let file = file.to_str().expect("a UTF-8 temporary path");
+    rename_with(dir, from, to, &[&["--recipe", file], extra].concat())
 }
 
 #[test]
@@ -91,18 +111,13 @@ fn a_renamed_default_says_how_it_differs_from_the_new_one() {
     std::fs::copy(&json, dir.join("out/trial-nstep5-control.json")).unwrap();
     let before = Study::load(&json).unwrap();
     let run = |recipe: &str, to: &str| {
-        let file = dir.join(format!("{to}.toml"));
-        std::fs::write(&file, recipe).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_study"))
-            .args(["rename", "--from", "nstep5-control", "--to", to])
-            .args(["--score-on", "validation", "--out"])
-            .arg(dir.join("out"))
-            .arg("--runs-dir")
-            .arg(dir.join("runs"))
-            .arg("--recipe")
-            .arg(&file)
-            .output()
-            .unwrap()
+        rename_with_recipe(
+            &dir,
+            "nstep5-control",
+            to,
+            recipe,
+            &["--score-on", "validation"],
+        )
     };
     let bad = run("no_such_setting = 1\n", "bad");
     assert!(!bad.status.success(), "a bad recipe was taken");
@@ -143,19 +158,7 @@ fn a_renamed_default_says_how_it_differs_from_the_new_one() {
         )
         .unwrap();
     }
-    let distil = |recipe: &str, to: &str| {
-        let file = dir.join(format!("{to}.toml"));
-        std::fs::write(&file, recipe).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_study"))
-            .args(["rename", "--from", "tiny-select", "--to", to, "--out"])
-            .arg(dir.join("out"))
-            .arg("--runs-dir")
-            .arg(dir.join("runs"))
-            .arg("--recipe")
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let distil = |recipe: &str, to: &str| rename_with_recipe(&dir, "tiny-select", to, recipe, &[]);
     let wrong = distil("n_step = 3\n", "tiny-x");
     assert!(!wrong.status.success(), "a training setting was taken");
     assert!(dir.join("out/study-tiny-select.json").is_file());

@@ -307,6 +307,22 @@ mod tests {
         (dir, trained, untrained, untrained2)
     }
 
+    /// Snapshots at steps 100 (`early`), 200 (`trained`) and 300 (`late`)
+    /// in `dir`, and periodic means that favour the early one (9, 5, 7).
+    fn late_good_snapshot(
+        dir: &Path,
+        trained: &QNetwork,
+        early: &QNetwork,
+        late: &QNetwork,
+    ) -> Metrics {
+        early.vs.save(snapshot_path(dir, 100)).unwrap();
+        trained.vs.save(snapshot_path(dir, 200)).unwrap();
+        late.vs.save(snapshot_path(dir, 300)).unwrap();
+        Metrics {
+            rows: vec![eval_row(100, 9.0), eval_row(200, 5.0), eval_row(300, 7.0)],
+        }
+    }
+
     #[test]
     fn the_better_player_is_kept_wherever_it_is() {
         let (dir, trained, untrained, untrained2) = players("select");
@@ -369,12 +385,7 @@ mod tests {
         // those with the best periodic means: a good late snapshot with a
         // poor 10-game evaluation is found, an early lucky one is not played.
         std::fs::create_dir_all(dir.join("snapshots")).unwrap();
-        untrained.vs.save(snapshot_path(&dir, 100)).unwrap();
-        trained.vs.save(snapshot_path(&dir, 200)).unwrap();
-        untrained.vs.save(snapshot_path(&dir, 300)).unwrap();
-        let early_luck = Metrics {
-            rows: vec![eval_row(100, 9.0), eval_row(200, 5.0), eval_row(300, 7.0)],
-        };
+        let early_luck = late_good_snapshot(&dir, &trained, &untrained, &untrained);
         let steps_of = |s: &Selection| s.snapshots.iter().map(|c| c.step).collect::<Vec<u64>>();
         let by_eval = select_final(&untrained2, &dir, &early_luck, rule, 400, Device::Cpu).unwrap();
         assert_eq!(steps_of(&by_eval), vec![100, 300], "{by_eval:?}");
@@ -403,13 +414,8 @@ mod tests {
             select_int8: true,
             ..Config::default()
         };
-        untrained.vs.save(snapshot_path(&dir, 100)).unwrap();
-        trained.vs.save(snapshot_path(&dir, 200)).unwrap();
-        untrained2.vs.save(snapshot_path(&dir, 300)).unwrap();
+        let early_luck = late_good_snapshot(&dir, &trained, &untrained, &untrained2);
         untrained.vs.save(best_model_path(&dir)).unwrap();
-        let early_luck = Metrics {
-            rows: vec![eval_row(100, 9.0), eval_row(200, 5.0), eval_row(300, 7.0)],
-        };
         let rule = SelectRule::from(&cfg);
         let s =
             select_final_int8(&untrained, &dir, &early_luck, rule, 400, Device::Cpu, 2).unwrap();
