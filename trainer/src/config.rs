@@ -462,6 +462,12 @@ pub struct DistilConfig {
     #[arg(long, default_value_t = netspec::TINY, value_parser = arch_arg())]
     #[serde(with = "arch_by_name")]
     pub net: Arch,
+    /// The student starts as a copy of the teacher instead of a fresh
+    /// network (`--net` must name the teacher's architecture): with
+    /// `--int8-frac 1`, a fine-tuning of a trained network through the int8
+    /// grid (docs/quantization.md, "Where the agreement is lost").
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub init_from_teacher: bool,
     /// Seed of the student's init, the games and the sampling.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

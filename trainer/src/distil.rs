@@ -173,6 +173,13 @@ pub fn distil(
     stop: &AtomicBool,
 ) -> Result<Distilled> {
     cfg.validate()?;
+    if cfg.init_from_teacher && cfg.net.name != teacher.arch.name {
+        bail!(
+            "--init-from-teacher copies the teacher, a `{}` network: pass --net {}",
+            teacher.arch.name,
+            teacher.arch.name
+        );
+    }
     let _lock = run_dir::open(run_dir)?;
     if best_model_path(run_dir).exists() {
         bail!(
@@ -184,6 +191,12 @@ pub fn distil(
     write_atomic(&run_dir.join("distil.toml"), toml.as_bytes())?;
     set_threads(cfg.threads);
     let mut run = Run::start(cfg, teacher, run_dir);
+    if cfg.init_from_teacher {
+        run.student.copy_from(teacher)?;
+        if let Some(avg) = run.avg.as_mut() {
+            avg.copy_from(teacher)?;
+        }
+    }
     let interrupted = loop {
         if let Some(interrupted) = run.tick(stop) {
             break interrupted;
@@ -692,6 +705,7 @@ mod tests {
     fn bad_settings_are_refused() {
         let ok = DistilConfig {
             net: netspec::TINY,
+            init_from_teacher: false,
             seed: 1,
             total_updates: 10,
             minutes: 0.0,

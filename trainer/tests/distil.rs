@@ -177,6 +177,47 @@ fn a_distillation_is_reproducible_across_processes() {
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
+/// `--init-from-teacher`: the student starts as the teacher. With a
+/// learning rate too small to move a weight, the kept student is the
+/// teacher (its Q-values on random stacks), where a fresh student is not;
+/// a student of another architecture is refused, naming the teacher's.
+#[test]
+fn a_student_can_start_as_its_teacher() {
+    use tch::{Device, Kind, Tensor};
+    use trainer::checkpoint::load_network;
+    let runs = std::env::temp_dir().join(format!("trainer-distil-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runs);
+    let frozen = ["--net", "compact", "--lr", "1e-30", "--lr-end", "1e-30"];
+    let copy = [&frozen[..], &["--init-from-teacher", "true"]].concat();
+    student_bytes(&runs, "copy", &copy);
+    student_bytes(&runs, "fresh", &frozen);
+    let teacher_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/teacher");
+    let q = |p: &Path| {
+        let net = load_network(p, Device::Cpu).unwrap();
+        tch::manual_seed(3);
+        let xs = Tensor::rand([32, 4, 80, 80], (Kind::Float, Device::Cpu)).round();
+        tch::no_grad(|| net.forward(&xs))
+    };
+    let teacher = q(&teacher_dir);
+    let gap = |p: &Path| (q(p) - &teacher).abs().max().double_value(&[]);
+    let best = |name: &str| runs.join(name).join("best.safetensors");
+    assert!(gap(&best("copy")) < 1e-5, "{}", gap(&best("copy")));
+    assert!(gap(&best("fresh")) > 1e-2, "{}", gap(&best("fresh")));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["distil", "--teacher", teacher_dir.to_str().unwrap()])
+        .args(["--runs-dir", runs.to_str().unwrap(), "--name", "tiny"])
+        .args(["--init-from-teacher", "true", "--no-finish"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--net compact"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
 /// `--student-ema`: the run keeps a moving average of the trained student
 /// and trains exactly as without it: with tau 1 the average is the student
 /// (the bytes of a run without one), with a small tau another network.
