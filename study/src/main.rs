@@ -167,7 +167,8 @@ struct DistilStudy {
     #[command(flatten)]
     common: Common,
     /// The teacher (a run folder, a checkpoint folder or weights; the
-    /// default is `make tiny`'s).
+    /// default is `make tiny`'s). `{seed}` in it stands for each seed's
+    /// number: one teacher per seed (`runs/trial-nstep5/seed-{seed}`).
     #[arg(long, default_value = "models/teacher")]
     teacher: PathBuf,
     /// Other gradient updates per run (0: the default); for trying the

@@ -586,6 +586,7 @@ pub fn run_seed(plan: &StudyPlan, s: u64, stop: &AtomicBool) -> Result<Option<Se
             }
             let hp = distil_config(recipe, *total_updates, s)?;
             let device = train::pick_device();
+            let teacher = &teacher_of_seed(teacher, s);
             let t = train::load_best(teacher, device)
                 .with_context(|| format!("loading the teacher {}", teacher.display()))?;
             eprintln!("seed {s}: distilling into {}", dir.display());
@@ -678,4 +679,18 @@ fn frame_agreement(dir: &Path, blob: &[u8]) -> Result<FrameAgreement> {
         non_tie: f.agreement_non_tie,
         max_q_err_rel: f.max_q_err_rel,
     })
+}
+
+/// The teacher of seed `s`: `teacher` with every `{seed}` replaced by `s`
+/// (one teacher per seed, e.g. `runs/trial-nstep5/seed-{seed}`), else
+/// `teacher` itself.
+///
+/// ```
+/// use std::path::Path;
+/// use study::seed_run::teacher_of_seed;
+/// assert_eq!(teacher_of_seed(Path::new("runs/t/seed-{seed}"), 7), Path::new("runs/t/seed-7"));
+/// assert_eq!(teacher_of_seed(Path::new("models/teacher"), 7), Path::new("models/teacher"));
+/// ```
+pub fn teacher_of_seed(teacher: &Path, s: u64) -> PathBuf {
+    PathBuf::from(teacher.to_string_lossy().replace("{seed}", &s.to_string()))
 }

@@ -229,7 +229,7 @@ impl Study {
             } => {
                 let command = format!(
                     "`trainer distil --teacher {} --seed S{}`",
-                    teacher.display(),
+                    teacher.display().to_string().replace("{seed}", "S"),
                     total_updates
                         .map(|u| format!(" --total-updates {u}"))
                         .unwrap_or_default()
