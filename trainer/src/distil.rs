@@ -160,7 +160,8 @@ pub fn loss(
     (l, agree)
 }
 
-/// Distils `teacher` into a fresh `cfg.net` student in `run_dir`: writes
+/// Distils `teacher` into a fresh `cfg.net` student (a copy of the teacher
+/// with `cfg.init_from_teacher`) in `run_dir`: writes
 /// `distil.toml`, `metrics.csv`, `curve.png`, snapshots and `best.safetensors`
 /// (the selected student). `record_frames` is the recording of the end of
 /// the run ([`crate::report::FinishOptions::record_frames`]): the int8
