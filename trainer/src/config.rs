@@ -533,6 +533,14 @@ pub struct DistilConfig {
     /// (docs/learning.md).
     #[arg(long, default_value_t = 0.25)]
     pub int8_frac: f64,
+    /// While training through the int8 grid: weight of the float network's
+    /// own loss (the same targets, no rounding) beside the grid's; 0 = the
+    /// grid's loss alone. With a weight the float network keeps learning
+    /// the teacher as well, so it cannot drift where the rounding hides the
+    /// drift from the grid (trial `grid-polish`, seed 7: its int8 blob
+    /// played 825.0, its float network 467.5; docs/quantization.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub float_anchor: f64,
     /// Updates between recalibrations of the int8 grid's activation steps.
     #[arg(long, default_value_t = 1000)]
     pub calib_every: u64,
@@ -652,6 +660,10 @@ impl DistilConfig {
                 "--adv-clip must be 0 (no clip) or more",
             ),
             (unit(self.int8_frac), "--int8-frac must be in [0, 1]"),
+            (
+                self.float_anchor.is_finite() && self.float_anchor >= 0.0,
+                "--float-anchor must be 0 (none) or more",
+            ),
             (unit(self.student_ema), "--student-ema must be in [0, 1]"),
             (
                 unit(self.teacher_share),

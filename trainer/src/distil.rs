@@ -370,7 +370,8 @@ impl<'a> Run<'a> {
 
     /// Learn: `updates_per_round` Adam steps on uniformly drawn labelled
     /// states (once a batch is remembered); for the last `int8_frac` of the
-    /// budget through the int8 grid, recalibrated every `calib_every`.
+    /// budget through the int8 grid, recalibrated every `calib_every`, with
+    /// the float network's own loss added at `float_anchor`.
     fn learn(&mut self) -> Result<()> {
         let cfg = self.cfg;
         if self.memory.stacks.len() < cfg.batch_size {
@@ -394,6 +395,12 @@ impl<'a> Run<'a> {
             }
             let steps = self.act_steps.as_deref();
             let (l, agree) = loss(&self.student, &xs, &tq, cfg.adv_weight, steps);
+            let l = if steps.is_some() && cfg.float_anchor > 0.0 {
+                let (float_l, _) = loss(&self.student, &xs, &tq, cfg.adv_weight, None);
+                l + float_l * cfg.float_anchor
+            } else {
+                l
+            };
             let step = (self.lr, cfg.adam_eps, cfg.grad_clip);
             let lv = (self.adam.minimize(&self.student, &l, step))
                 .with_context(|| format!("distillation update {} (diverged)", self.updates))?;
@@ -722,6 +729,7 @@ mod tests {
             value_scale: 1.0,
             adv_clip: 0.0,
             int8_frac: 0.2,
+            float_anchor: 0.0,
             calib_every: 100,
             student_ema: 0.0,
             teacher_share: 0.5,
@@ -759,6 +767,10 @@ mod tests {
             },
             DistilConfig {
                 adv_clip: -1.0,
+                ..ok.clone()
+            },
+            DistilConfig {
+                float_anchor: f64::NAN,
                 ..ok.clone()
             },
             DistilConfig {

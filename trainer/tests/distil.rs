@@ -218,6 +218,25 @@ fn a_student_can_start_as_its_teacher() {
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
+/// `--float-anchor`: while training through the int8 grid, the float
+/// network's own loss is added. It changes the grid's updates (a different
+/// student with the grid on all the way) and nothing without the grid.
+#[test]
+fn the_float_anchor_acts_on_the_grid_updates_only() {
+    let runs = std::env::temp_dir().join(format!("trainer-distil-anchor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runs);
+    let bytes = |name: &str, frac: &str, anchor: &str| {
+        student_bytes(
+            &runs,
+            name,
+            &["--int8-frac", frac, "--float-anchor", anchor],
+        )
+    };
+    assert!(bytes("grid", "1", "0") != bytes("grid-anchored", "1", "1"));
+    assert!(bytes("float", "0", "0") == bytes("float-anchored", "0", "1"));
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
 /// `--student-ema`: the run keeps a moving average of the trained student
 /// and trains exactly as without it: with tau 1 the average is the student
 /// (the bytes of a run without one), with a small tau another network.
