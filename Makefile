@@ -20,7 +20,7 @@ export PATH := $(VENV)/bin:$(PATH)
 help:
 	@echo "make train   set up, train the DQN, evaluate, export the int8 blob, check parity and the firmware loop"
 	@echo "make test    set up everything, then fmt, clippy, docs, all tests, cross-builds, MCU runs"
-	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (two at a time, about 5.5 h on 2 idle cores; continues when rerun)"
+	@echo "make study   the default recipe over 5 training seeds, scored on the test seeds (two at a time, about 5.5 h on 2 idle cores of an AVX-512 machine, three times that without; continues when rerun)"
 	@echo "make tiny-study  the micro:bit distillation over 3 seeds"
 	@echo "make mcu     Cortex-M4 image under QEMU vs the host simulator (MCU_BLOB=..., MCU_EPISODES=...)"
 	@echo "make tiny    the micro:bit's \`tiny\` network into models/tiny/: make tiny-study's seed 1 (distilled from models/teacher first when missing, ~45 min on one core)"
