@@ -169,6 +169,11 @@ impl Metrics {
             .collect()
     }
 
+    /// The evaluation rows themselves (environment steps, minutes and spread).
+    pub fn eval_rows(&self) -> impl Iterator<Item = &MetricRow> {
+        self.rows.iter().filter(|r| r.eval.is_some())
+    }
+
     /// Reads `path`; a missing file is an empty history.
     pub fn load(path: &Path) -> Result<Metrics> {
         match std::fs::read_to_string(path) {
@@ -232,12 +237,15 @@ type MinutesChart<'a, 'b> =
 
 /// A chart on `area` (with an optional `(caption, font size)`): training
 /// minutes on x over `0..x_max`, `y_desc` on y over `0..y_max`, mesh drawn.
+/// The x axis of the plots against the training clock.
+const MINUTES: &str = "training minutes";
+
 fn minutes_chart<'a, 'b>(
     area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
     caption: Option<(&str, u32)>,
     y_label_size: u32,
     (x_max, y_max): (f64, f64),
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     err: PlotErr,
 ) -> Result<MinutesChart<'a, 'b>> {
     let mut builder = ChartBuilder::on(area);
@@ -252,7 +260,7 @@ fn minutes_chart<'a, 'b>(
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc("training minutes")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .draw()
         .map_err(|e| err(&e))?;
@@ -296,7 +304,14 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .fold(1.0, f64::max)
         * 1.05;
     let caption = ("Flappy Bird DQN: score (pipes)", 22);
-    let mut chart = minutes_chart(&top, Some(caption), 50, (x_max, y_max), "score", &err)?;
+    let mut chart = minutes_chart(
+        &top,
+        Some(caption),
+        50,
+        (x_max, y_max),
+        (MINUTES, "score"),
+        &err,
+    )?;
     let train: Vec<(f64, f64)> = m.rows.iter().map(|r| (r.minutes, r.mean_score)).collect();
     chart
         .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
@@ -343,7 +358,14 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map(|r| (r.minutes, r.loss))
         .collect();
     let l_max = losses.iter().map(|p| p.1).fold(1e-6, f64::max) * 1.05;
-    let mut chart = minutes_chart(&bottom, None, 50, (x_max, l_max), "Huber loss", &err)?;
+    let mut chart = minutes_chart(
+        &bottom,
+        None,
+        50,
+        (x_max, l_max),
+        (MINUTES, "Huber loss"),
+        &err,
+    )?;
     chart
         .draw_series(LineSeries::new(losses, GREEN.stroke_width(1)))
         .map_err(|e| err(&e))?;
@@ -370,7 +392,14 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
         "Time to score: greedy evaluation median (bars: min..max)",
         20,
     );
-    let mut chart = minutes_chart(&root, Some(caption), 55, (x_max, y_max), "pipes", &err)?;
+    let mut chart = minutes_chart(
+        &root,
+        Some(caption),
+        55,
+        (x_max, y_max),
+        (MINUTES, "pipes"),
+        &err,
+    )?;
     let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (k, (name, m)) in runs.iter().enumerate() {
         let color = palette[k % palette.len()];
@@ -406,8 +435,8 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
     Ok(())
 }
 
-/// One curve of [`plot_seed_spread`]: a name and `(minutes, value)` points
-/// in time order.
+/// One curve of [`plot_seed_spread`]: a name and `(x, value)` points in
+/// order of `x` (training minutes, or environment steps).
 pub type Curve = (String, Vec<(f64, f64)>);
 
 /// The value of `curve` at `t` by linear interpolation (None outside it).
@@ -426,14 +455,71 @@ pub fn interpolate(curve: &[(f64, f64)], t: f64) -> Option<f64> {
     curve.last().filter(|l| (l.0 - t).abs() < 1e-9).map(|l| l.1)
 }
 
+/// One point of the spread across runs: `x`, and the lowest, median and
+/// highest of the runs' values there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpreadPoint {
+    /// Where (training minutes, or environment steps).
+    pub x: f64,
+    /// The lowest run's value.
+    pub lo: f64,
+    /// The median of the runs' values.
+    pub median: f64,
+    /// The highest run's value.
+    pub hi: f64,
+}
+
+/// The spread of `curves` on `points` evenly spaced x values from 0 to
+/// `x_max`, only where **every** curve has a point on both sides (at least
+/// two curves): past the end of the shortest run a median of the runs left
+/// would be another statistic (a study whose runs shared the CPU unevenly
+/// has curves of unequal length in minutes).
+///
+/// ```
+/// use metrics::seed_spread;
+/// let a = ("a".to_string(), vec![(0.0, 0.0), (10.0, 100.0)]);
+/// let b = ("b".to_string(), vec![(0.0, 50.0), (20.0, 50.0)]);
+/// let s = seed_spread(&[a, b], 20.0, 4);
+/// assert_eq!(s.len(), 3); // x = 0, 5, 10: past 10 only one run is left
+/// assert_eq!((s[1].lo, s[1].median, s[1].hi), (50.0, 50.0, 50.0));
+/// assert_eq!((s[2].lo, s[2].hi), (50.0, 100.0));
+/// ```
+pub fn seed_spread(curves: &[Curve], x_max: f64, points: usize) -> Vec<SpreadPoint> {
+    if curves.len() < 2 || points == 0 {
+        return Vec::new();
+    }
+    (0..=points)
+        .filter_map(|k| {
+            let x = x_max * k as f64 / points as f64;
+            let mut vals = curves
+                .iter()
+                .map(|(_, c)| interpolate(c, x))
+                .collect::<Option<Vec<f64>>>()?;
+            vals.sort_by(f64::total_cmp);
+            let n = vals.len();
+            let median = if n % 2 == 1 {
+                vals[n / 2]
+            } else {
+                (vals[n / 2 - 1] + vals[n / 2]) / 2.0
+            };
+            Some(SpreadPoint {
+                x,
+                lo: vals[0],
+                median,
+                hi: vals[n - 1],
+            })
+        })
+        .collect()
+}
+
 /// Several runs of one recipe (one per seed): each run's curve as a thin
-/// line, and on a one-minute grid the median across runs (bold) and their
-/// min..max (shaded), where at least two runs have a point on both sides.
-/// `cap` draws a dashed line (the score cap), when above 0.
+/// line, and the median across runs (bold) and their min..max (shaded)
+/// where every run has a point ([`seed_spread`]). `x_desc` names the x
+/// axis; `cap` draws a dashed line (the score cap), when above 0.
 pub fn plot_seed_spread(
     curves: &[Curve],
     title: &str,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     cap: f64,
     path: &Path,
 ) -> Result<()> {
@@ -444,7 +530,7 @@ pub fn plot_seed_spread(
     let x_max = curves
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.0))
-        .fold(1.0, f64::max)
+        .fold(f64::MIN_POSITIVE, f64::max)
         * 1.02;
     let y_max = curves
         .iter()
@@ -453,36 +539,20 @@ pub fn plot_seed_spread(
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         * 1.08;
-    let mut chart = minutes_chart(&root, Some((title, 20)), 55, (x_max, y_max), y_desc, &err)?;
-    // The spread on a one-minute grid.
-    let mut band_lo = Vec::new();
-    let mut band_hi = Vec::new();
-    let mut median = Vec::new();
-    for m in 0..=x_max.floor() as usize {
-        let t = m as f64;
-        let mut vals: Vec<f64> = curves
+    let mut chart = minutes_chart(
+        &root,
+        Some((title, 20)),
+        55,
+        (x_max, y_max),
+        (x_desc, y_desc),
+        &err,
+    )?;
+    let spread = seed_spread(curves, x_max, 400);
+    if !spread.is_empty() {
+        let polygon: Vec<(f64, f64)> = spread
             .iter()
-            .filter_map(|(_, c)| interpolate(c, t))
-            .collect();
-        if vals.len() < 2 {
-            continue;
-        }
-        vals.sort_by(f64::total_cmp);
-        let n = vals.len();
-        let med = if n % 2 == 1 {
-            vals[n / 2]
-        } else {
-            (vals[n / 2 - 1] + vals[n / 2]) / 2.0
-        };
-        band_lo.push((t, vals[0]));
-        band_hi.push((t, vals[n - 1]));
-        median.push((t, med));
-    }
-    if !median.is_empty() {
-        let polygon: Vec<(f64, f64)> = band_hi
-            .iter()
-            .copied()
-            .chain(band_lo.iter().rev().copied())
+            .map(|p| (p.x, p.hi))
+            .chain(spread.iter().rev().map(|p| (p.x, p.lo)))
             .collect();
         chart
             .draw_series(std::iter::once(Polygon::new(polygon, BLUE.mix(0.12))))
@@ -492,7 +562,10 @@ pub fn plot_seed_spread(
                 Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.12).filled())
             });
         chart
-            .draw_series(LineSeries::new(median, BLACK.stroke_width(3)))
+            .draw_series(LineSeries::new(
+                spread.iter().map(|p| (p.x, p.median)),
+                BLACK.stroke_width(3),
+            ))
             .map_err(|e| err(&e))?
             .label("median across seeds")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
@@ -590,14 +663,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("spread.png");
         let b = vec![(1.0, 10.0), (12.0, 1000.0)];
-        plot_seed_spread(
-            &[("1".into(), a), ("2".into(), b)],
-            "t",
-            "pipes",
-            1000.0,
-            &p,
-        )
-        .unwrap();
+        let curves = [("1".to_string(), a), ("2".to_string(), b)];
+        // Only where both runs have points: x from 1 to 12.
+        let spread = seed_spread(&curves, 20.0, 20);
+        let xs: Vec<f64> = spread.iter().map(|p| p.x).collect();
+        assert_eq!(xs, (1..=12).map(f64::from).collect::<Vec<_>>());
+        let at5 = spread[4];
+        assert_eq!((at5.x, at5.lo, at5.hi), (5.0, 50.0, 370.0));
+        assert_eq!(at5.median, 210.0);
+        assert!(seed_spread(&curves[..1], 20.0, 20).is_empty());
+        plot_seed_spread(&curves, "t", ("training minutes", "pipes"), 1000.0, &p).unwrap();
         assert_eq!(&std::fs::read(&p).unwrap()[1..4], b"PNG");
         std::fs::remove_dir_all(&dir).unwrap();
     }

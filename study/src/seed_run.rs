@@ -392,6 +392,10 @@ impl Scores {
 pub struct CurvePoint {
     /// Training minutes (the clock of the budget).
     pub minutes: f64,
+    /// Environment steps when it was made (absent in results written
+    /// before 2026-12-07's evening, which plot against minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
     /// Median of its games.
     pub median: f64,
     /// Mean of its games.
@@ -481,12 +485,14 @@ pub fn cpu_name() -> String {
 /// The curve and the first time its median reached `cap`.
 pub fn curve_of(m: &Metrics, cap: u32) -> (Vec<CurvePoint>, Option<f64>) {
     let curve: Vec<CurvePoint> = m
-        .evals()
-        .into_iter()
-        .map(|(t, e)| CurvePoint {
-            minutes: t,
-            median: e.median,
-            mean: e.mean,
+        .eval_rows()
+        .filter_map(|r| {
+            r.eval.map(|e| CurvePoint {
+                minutes: r.minutes,
+                steps: Some(r.step),
+                median: e.median,
+                mean: e.mean,
+            })
         })
         .collect();
     let first = curve

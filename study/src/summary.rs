@@ -314,24 +314,54 @@ impl Study {
         t.trim_end().to_string()
     }
 
-    /// Every seed's validation median against training minutes, with the spread.
+    /// Every seed's validation median with the spread across seeds, against
+    /// environment steps where every point says its step (the budget is in
+    /// steps, so the runs line up whatever CPU share each had), else
+    /// against training minutes ([`Study::curves`]).
     pub fn plot(&self, path: &Path) -> Result<()> {
-        let curves: Vec<trainer::metrics::Curve> = self
-            .runs
-            .iter()
-            .map(|r| {
-                (
-                    format!("seed {}", r.seed),
-                    r.curve.iter().map(|p| (p.minutes, p.median)).collect(),
-                )
-            })
-            .collect();
+        let (curves, x_desc) = self.curves();
         let title = format!(
             "{}: validation median ({} seeds)",
             self.name,
             self.runs.len()
         );
-        trainer::metrics::plot_seed_spread(&curves, &title, "pipes", self.cap as f64, path)
+        trainer::metrics::plot_seed_spread(
+            &curves,
+            &title,
+            (x_desc, "pipes"),
+            self.cap as f64,
+            path,
+        )
+    }
+
+    /// Each seed's validation medians as `(x, median)` and what x is:
+    /// millions of environment steps when every point of every run has its
+    /// step, training minutes otherwise.
+    pub fn curves(&self) -> (Vec<trainer::metrics::Curve>, &'static str) {
+        let by_steps = self
+            .runs
+            .iter()
+            .all(|r| r.curve.iter().all(|p| p.steps.is_some()));
+        let x = |p: &crate::seed_run::CurvePoint| match p.steps {
+            Some(s) if by_steps => s as f64 / 1e6,
+            _ => p.minutes,
+        };
+        let curves = self
+            .runs
+            .iter()
+            .map(|r| {
+                (
+                    format!("seed {}", r.seed),
+                    r.curve.iter().map(|p| (x(p), p.median)).collect(),
+                )
+            })
+            .collect();
+        let desc = if by_steps {
+            "environment steps (millions)"
+        } else {
+            "training minutes"
+        };
+        (curves, desc)
     }
 }
 
