@@ -235,11 +235,12 @@ type PlotErr<'e> = &'e dyn Fn(&dyn std::fmt::Display) -> anyhow::Error;
 type MinutesChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// A chart on `area` (with an optional `(caption, font size)`): training
-/// minutes on x over `0..x_max`, `y_desc` on y over `0..y_max`, mesh drawn.
 /// The x axis of the plots against the training clock.
 const MINUTES: &str = "training minutes";
 
+/// A chart on `area` (with an optional `(caption, font size)`): `x_desc`
+/// on x over `0..x_max` (training minutes, unless the caller says
+/// otherwise), `y_desc` on y over `0..y_max`, mesh drawn.
 fn minutes_chart<'a, 'b>(
     area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
     caption: Option<(&str, u32)>,
