@@ -163,15 +163,13 @@ impl Metrics {
 
     /// The evaluation rows: `(minutes, spread)`.
     pub fn evals(&self) -> Vec<(f64, EvalSpread)> {
-        self.rows
-            .iter()
-            .filter_map(|r| r.eval.map(|e| (r.minutes, e)))
-            .collect()
+        self.eval_rows().map(|(r, e)| (r.minutes, e)).collect()
     }
 
-    /// The evaluation rows themselves (environment steps, minutes and spread).
-    pub fn eval_rows(&self) -> impl Iterator<Item = &MetricRow> {
-        self.rows.iter().filter(|r| r.eval.is_some())
+    /// The evaluation rows with their spread (the row says the environment
+    /// steps and minutes).
+    pub fn eval_rows(&self) -> impl Iterator<Item = (&MetricRow, EvalSpread)> {
+        self.rows.iter().filter_map(|r| r.eval.map(|e| (r, e)))
     }
 
     /// Reads `path`; a missing file is an empty history.
@@ -232,7 +230,7 @@ pub fn ensure_font() -> Result<()> {
 type PlotErr<'e> = &'e dyn Fn(&dyn std::fmt::Display) -> anyhow::Error;
 
 /// A chart of values against training minutes.
-type MinutesChart<'a, 'b> =
+type XyChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The x axis of the plots against the training clock.
@@ -241,14 +239,14 @@ const MINUTES: &str = "training minutes";
 /// A chart on `area` (with an optional `(caption, font size)`): `x_desc`
 /// on x over `0..x_max` (training minutes, unless the caller says
 /// otherwise), `y_desc` on y over `0..y_max`, mesh drawn.
-fn minutes_chart<'a, 'b>(
+fn xy_chart<'a, 'b>(
     area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
     caption: Option<(&str, u32)>,
     y_label_size: u32,
     (x_max, y_max): (f64, f64),
     (x_desc, y_desc): (&str, &str),
     err: PlotErr,
-) -> Result<MinutesChart<'a, 'b>> {
+) -> Result<XyChart<'a, 'b>> {
     let mut builder = ChartBuilder::on(area);
     if let Some((text, size)) = caption {
         builder.caption(text, ("sans-serif", size));
@@ -270,7 +268,7 @@ fn minutes_chart<'a, 'b>(
 
 /// The series labels at `at`, on white of opacity `opacity`.
 fn draw_legend<'a, 'b: 'a>(
-    chart: &mut MinutesChart<'a, 'b>,
+    chart: &mut XyChart<'a, 'b>,
     (at, opacity): (SeriesLabelPosition, f64),
     err: PlotErr,
 ) -> Result<()> {
@@ -305,7 +303,7 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .fold(1.0, f64::max)
         * 1.05;
     let caption = ("Flappy Bird DQN: score (pipes)", 22);
-    let mut chart = minutes_chart(
+    let mut chart = xy_chart(
         &top,
         Some(caption),
         50,
@@ -359,7 +357,7 @@ pub fn plot(m: &Metrics, path: &Path) -> Result<()> {
         .map(|r| (r.minutes, r.loss))
         .collect();
     let l_max = losses.iter().map(|p| p.1).fold(1e-6, f64::max) * 1.05;
-    let mut chart = minutes_chart(
+    let mut chart = xy_chart(
         &bottom,
         None,
         50,
@@ -393,7 +391,7 @@ pub fn plot_time_to_score(runs: &[(String, Metrics)], path: &Path) -> Result<()>
         "Time to score: greedy evaluation median (bars: min..max)",
         20,
     );
-    let mut chart = minutes_chart(
+    let mut chart = xy_chart(
         &root,
         Some(caption),
         55,
@@ -540,7 +538,7 @@ pub fn plot_seed_spread(
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         * 1.08;
-    let mut chart = minutes_chart(
+    let mut chart = xy_chart(
         &root,
         Some((title, 20)),
         55,

@@ -486,13 +486,11 @@ pub fn cpu_name() -> String {
 pub fn curve_of(m: &Metrics, cap: u32) -> (Vec<CurvePoint>, Option<f64>) {
     let curve: Vec<CurvePoint> = m
         .eval_rows()
-        .filter_map(|r| {
-            r.eval.map(|e| CurvePoint {
-                minutes: r.minutes,
-                steps: Some(r.step),
-                median: e.median,
-                mean: e.mean,
-            })
+        .map(|(r, e)| CurvePoint {
+            minutes: r.minutes,
+            steps: Some(r.step),
+            median: e.median,
+            mean: e.mean,
         })
         .collect();
     let first = curve
