@@ -34,8 +34,13 @@ fn a_tiny_student_learns_the_committed_teacher() {
         "d",
         "--threads",
         "1",
+        // 3000 updates: at 2000 the student passed pipes on one CPU and
+        // not yet on another (libtorch's float kernels differ between
+        // AVX-512 and AVX2, and so does the path of a short training); at
+        // 3000 three seeds on the AVX2 one all played 12.8 to 13.5 on 30
+        // games capped at 20.
         "--total-updates",
-        "2000",
+        "3000",
         "--eval-every",
         "1000",
         "--eval-max-score",
@@ -115,20 +120,22 @@ fn a_tiny_student_learns_the_committed_teacher() {
         "the export's own calibration gives other steps"
     );
     // The student plays: an untrained network passes no pipe (it idles or
-    // flaps into the first obstacle); the teacher reaches every cap.
+    // flaps into the first obstacle: 0 on all 30 games); the teacher reaches
+    // every cap. 30 games, not 10: the first ten seeds are hard ones, and a
+    // half-trained student's mean on them swings with a few games.
     let o = trainer(&[
         "eval",
         "--checkpoint",
         &s(&run.join("best.safetensors")),
         "--episodes",
-        "10",
+        "30",
         "--max-score",
         "20",
         "--json",
     ]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let mean = r["mean_score"].as_f64().unwrap();
-    assert!(mean >= 5.0, "student mean {mean} after 2000 updates");
+    assert!(mean >= 5.0, "student mean {mean} after 3000 updates");
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
