@@ -229,7 +229,7 @@ pub fn ensure_font() -> Result<()> {
 /// A plot's error, naming the file.
 type PlotErr<'e> = &'e dyn Fn(&dyn std::fmt::Display) -> anyhow::Error;
 
-/// A chart of values against training minutes.
+/// A chart of values against x (training minutes or environment steps).
 type XyChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
