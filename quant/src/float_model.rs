@@ -289,28 +289,44 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
             assert_eq!(x.c, ic, "conv input channels");
             let oh = (x.h + 2 * p - k) / s + 1;
             let ow = (x.w + 2 * p - k) / s + 1;
+            // The weights as `[c][ky][kx][o]`: one input value meets every
+            // output channel's weight at once. Each output still sums its
+            // bias, then channel by channel, row by row, column by column,
+            // skipping the padding, as `conv_reference` in the tests does
+            // one output at a time: the same floats, bit for bit.
+            let taps = ic * k * k;
+            let mut wt = vec![0f32; weight.len()];
+            for (o, w_o) in weight.chunks_exact(taps.max(1)).enumerate() {
+                for (t, &wv) in w_o.iter().enumerate() {
+                    wt[t * oc + o] = wv;
+                }
+            }
             let mut data = vec![0f32; oc * oh * ow];
-            for o in 0..oc {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = bias[o];
-                        for c in 0..ic {
-                            for ky in 0..k {
-                                let iy = (oy * s + ky) as isize - p as isize;
-                                if iy < 0 || iy as usize >= x.h {
+            let mut acc = vec![0f32; oc];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    acc.copy_from_slice(bias);
+                    for c in 0..ic {
+                        for ky in 0..k {
+                            let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&y| y < x.h) else {
+                                continue;
+                            };
+                            let xrow = &x.data[(c * x.h + iy) * x.w..][..x.w];
+                            for kx in 0..k {
+                                let Some(&xv) =
+                                    (ox * s + kx).checked_sub(p).and_then(|i| xrow.get(i))
+                                else {
                                     continue;
-                                }
-                                let xrow = &x.data[(c * x.h + iy as usize) * x.w..][..x.w];
-                                let wrow = &weight[((o * ic + c) * k + ky) * k..][..k];
-                                for (kx, &wv) in wrow.iter().enumerate() {
-                                    let ix = (ox * s + kx) as isize - p as isize;
-                                    if ix >= 0 && (ix as usize) < x.w {
-                                        acc += wv * xrow[ix as usize];
-                                    }
+                                };
+                                let w_taps = &wt[((c * k + ky) * k + kx) * oc..][..oc];
+                                for (a, &wv) in acc.iter_mut().zip(w_taps) {
+                                    *a += wv * xv;
                                 }
                             }
                         }
-                        data[(o * oh + oy) * ow + ox] = if relu { acc.max(0.0) } else { acc };
+                    }
+                    for (o, &a) in acc.iter().enumerate() {
+                        data[(o * oh + oy) * ow + ox] = if relu { a.max(0.0) } else { a };
                     }
                 }
             }
@@ -346,16 +362,38 @@ pub fn apply(layer: &FloatLayer, x: &Tensor3) -> Tensor3 {
         }
         Layer::Dense { inp, out } => {
             assert_eq!(x.data.len(), inp, "dense input size");
-            let data = (0..out)
-                .map(|o| {
-                    let row = &weight[o * inp..][..inp];
-                    let acc = bias[o] + row.iter().zip(&x.data).map(|(w, v)| w * v).sum::<f32>();
-                    if relu {
-                        acc.max(0.0)
-                    } else {
-                        acc
+            // Eight outputs at a time, each its own running sum over the
+            // inputs in order from -0.0 (as `Iterator::sum` of `f32` adds),
+            // then the bias: `dense_reference` in the tests, bit for bit,
+            // with eight independent additions in flight instead of one.
+            const BLOCK: usize = 8;
+            let x = &x.data;
+            let mut sums = Vec::with_capacity(out);
+            if inp == 0 {
+                sums.resize(out, -0.0);
+            }
+            let mut blocks = weight.chunks_exact((BLOCK * inp).max(1));
+            for rows in &mut blocks {
+                let rows: [&[f32]; BLOCK] = core::array::from_fn(|j| &rows[j * inp..][..inp]);
+                let mut acc = [-0.0f32; BLOCK];
+                for (i, &xv) in x.iter().enumerate() {
+                    for (a, row) in acc.iter_mut().zip(rows) {
+                        *a += row[i] * xv;
                     }
-                })
+                }
+                sums.extend(acc);
+            }
+            for row in blocks.remainder().chunks_exact(inp.max(1)) {
+                let mut acc = -0.0f32;
+                for (&wv, &xv) in row.iter().zip(x) {
+                    acc += wv * xv;
+                }
+                sums.push(acc);
+            }
+            let data = bias
+                .iter()
+                .zip(sums)
+                .map(|(&b, a)| if relu { (b + a).max(0.0) } else { b + a })
                 .collect();
             Tensor3 {
                 c: out,
@@ -483,6 +521,178 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("OIHW"));
+    }
+
+    /// The convolution as first written: one output at a time, a bounds
+    /// test per product; [`apply`] must give the same floats bit for bit.
+    fn conv_reference(layer: &FloatLayer, x: &Tensor3) -> Vec<f32> {
+        let Layer::Conv {
+            in_c: ic,
+            out_c: oc,
+            k,
+            stride: s,
+            pad: p,
+        } = layer.shape.layer
+        else {
+            panic!("not a conv")
+        };
+        let oh = (x.h + 2 * p - k) / s + 1;
+        let ow = (x.w + 2 * p - k) / s + 1;
+        let mut data = vec![0f32; oc * oh * ow];
+        for o in 0..oc {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = layer.bias[o];
+                    for c in 0..ic {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                if (0..x.h as isize).contains(&iy)
+                                    && (0..x.w as isize).contains(&ix)
+                                {
+                                    acc += layer.weight[((o * ic + c) * k + ky) * k + kx]
+                                        * x.data[(c * x.h + iy as usize) * x.w + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    data[(o * oh + oy) * ow + ox] =
+                        if layer.shape.relu { acc.max(0.0) } else { acc };
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn conv_equals_the_one_output_at_a_time_reference_bit_for_bit() {
+        let mut rng = rand_pcg::Pcg32::seed_from_u64(5);
+        let mut geometries = 0;
+        for (ic, oc, k, s, p, h, w) in [
+            (4, 16, 4, 4, 0, 80, 80),
+            (4, 8, 8, 4, 2, 80, 80),
+            (16, 32, 3, 1, 1, 10, 10),
+            (32, 32, 3, 2, 1, 10, 10),
+            (3, 5, 5, 3, 2, 11, 13),
+            (2, 3, 3, 2, 2, 4, 7),
+            (1, 2, 2, 1, 0, 2, 2),
+        ] {
+            for relu in [true, false] {
+                let shape = LayerShape {
+                    layer: Layer::conv(ic, oc, k, s, p),
+                    relu,
+                };
+                let layer = FloatModel::random(&[shape], rng.next_u64())
+                    .layers
+                    .remove(0);
+                // Sparse 0/1 inputs (frames) and dense signed ones (hidden layers).
+                for binary in [true, false] {
+                    let data = (0..ic * h * w)
+                        .map(|_| {
+                            let u = rng.next_u32();
+                            if binary {
+                                f32::from(u8::from(u % 5 == 0))
+                            } else {
+                                (u >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+                            }
+                        })
+                        .collect();
+                    let x = Tensor3 { c: ic, h, w, data };
+                    let got = apply(&layer, &x).data;
+                    let want = conv_reference(&layer, &x);
+                    assert_eq!(got.len(), want.len());
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "conv {ic}->{oc} k{k} s{s} p{p} on {h}x{w}, relu {relu}"
+                    );
+                    geometries += 1;
+                }
+            }
+        }
+        assert_eq!(geometries, 28);
+    }
+
+    /// The dense layer as first written: one output at a time, `Iterator::sum`.
+    fn dense_reference(layer: &FloatLayer, x: &[f32]) -> Vec<f32> {
+        let inp = x.len();
+        layer
+            .bias
+            .iter()
+            .enumerate()
+            .map(|(o, &b)| {
+                let row = &layer.weight[o * inp..][..inp];
+                let acc = b + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+                if layer.shape.relu {
+                    acc.max(0.0)
+                } else {
+                    acc
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dense_equals_the_one_output_at_a_time_reference_bit_for_bit() {
+        let mut rng = rand_pcg::Pcg32::seed_from_u64(6);
+        let mut cases = 0;
+        for (inp, out) in [
+            (800, 256),
+            (400, 64),
+            (64, 2),
+            (256, 2),
+            (3, 5),
+            (9, 17),
+            (1, 1),
+            (0, 3),
+        ] {
+            for relu in [true, false] {
+                let shape = LayerShape {
+                    layer: Layer::dense(inp, out),
+                    relu,
+                };
+                let mut layer = FloatModel::random(&[shape], rng.next_u64())
+                    .layers
+                    .remove(0);
+                // ReLU outputs (zeros among positives), signed values, all
+                // zeros (sums of signed zeros), and zero biases.
+                for kind in 0..4 {
+                    if kind == 3 {
+                        layer.bias.iter_mut().for_each(|b| *b = 0.0);
+                    }
+                    let x: Vec<f32> = (0..inp)
+                        .map(|_| {
+                            let v = (rng.next_u32() >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+                            match kind {
+                                0 => v.max(0.0),
+                                1 => v,
+                                _ => 0.0,
+                            }
+                        })
+                        .collect();
+                    let t = Tensor3 {
+                        c: inp,
+                        h: 1,
+                        w: 1,
+                        data: x.clone(),
+                    };
+                    let got = apply(&layer, &t).data;
+                    let want = dense_reference(&layer, &x);
+                    assert_eq!(got.len(), out);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "dense {inp}->{out}, relu {relu}, inputs {kind}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 64);
     }
 
     #[test]
