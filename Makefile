@@ -167,8 +167,16 @@ check: torch
 	cd web && cargo fmt -- --check && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo clippy -q --all-targets -- -D warnings
 	cd web && CARGO_TARGET_DIR=$(CURDIR)/target/web-host cargo test -q
 
+# The workspace's tests run under cargo-nextest when the machine has it (one
+# process per test, two at a time across test binaries, the longest first:
+# .config/nextest.toml), the doc examples under `cargo test --doc`; on a
+# machine without nextest, all of them under `cargo test`.
 test: setup check
-	cargo test --workspace --release
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  set -x; cargo nextest run --workspace --release --no-fail-fast && cargo test --workspace --release --doc; \
+	else \
+	  set -x; cargo test --workspace --release; \
+	fi
 	cargo test --release -q -p policy-core --features caps-m0 --test caps
 	$(MAKE) cross
 	$(MAKE) test-32
