@@ -176,10 +176,11 @@ check: torch
 # spinning thread takes the other test's core: the int8 selection test
 # used 62 s of CPU spinning, 36 s passive).
 test: setup check
-	@if cargo nextest --version >/dev/null 2>&1; then \
-	  set -x; OMP_WAIT_POLICY=PASSIVE cargo nextest run --workspace --release --no-fail-fast && cargo test --workspace --release --doc; \
+	@export OMP_WAIT_POLICY=PASSIVE; \
+	if cargo nextest --version >/dev/null 2>&1; then \
+	  set -x; cargo nextest run --workspace --release --no-fail-fast && cargo test --workspace --release --doc; \
 	else \
-	  set -x; OMP_WAIT_POLICY=PASSIVE cargo test --workspace --release; \
+	  set -x; cargo test --workspace --release; \
 	fi
 	cargo test --release -q -p policy-core --features caps-m0 --test caps
 	$(MAKE) cross
