@@ -7,11 +7,14 @@
 //! slower. Raising the mmap and trim thresholds lets freed blocks be reused.
 
 /// Raises glibc's mmap threshold to its maximum (32 MiB on 64-bit) and the
-/// trim threshold to 1 GiB. Call once, at the start of `main`.
+/// trim threshold to 1 GiB. Call once, at the start of `main` (or of a
+/// test that trains in the test's process), before the program's own
+/// threads start.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any
-    // other thread exists.
+    // SAFETY: mallopt only sets allocator parameters, under glibc's lock of
+    // the main arena; it is called before the program starts threads of its
+    // own (a test harness's waiting thread allocates nothing meanwhile).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
