@@ -173,6 +173,7 @@ pub fn distil(
     record_frames: usize,
     stop: &AtomicBool,
 ) -> Result<Distilled> {
+    crate::alloc::keep_freed_memory();
     cfg.validate()?;
     if cfg.init_from_teacher && cfg.net.name != teacher.arch.name {
         bail!(

@@ -59,6 +59,7 @@ pub struct Trained {
 /// the checkpoint there (the config comes from the checkpoint). Returns when
 /// the budget (`cfg.total_steps` / `cfg.minutes`) is used up or `stop` is set.
 pub fn train(cfg: Config, run_dir: &Path, resume: bool, stop: &AtomicBool) -> Result<Trained> {
+    crate::alloc::keep_freed_memory();
     let device = pick_device();
     let _lock = run_dir::open(run_dir)?;
     set_threads(cfg.threads);

@@ -35,9 +35,6 @@ fn play(mut policy: impl FnMut(&FrameStack) -> Action, episodes: u64) -> (f64, f
 
 #[test]
 fn a_short_run_beats_random_play_and_passes_pipes() {
-    // As `trainer`'s main does: without it each update's megabyte buffers
-    // come from fresh zeroed pages (twice the time under OMP_WAIT_POLICY=PASSIVE).
-    trainer::alloc::keep_freed_memory();
     tch::set_num_threads(1);
     let dir = std::env::temp_dir().join(format!("trainer-learning-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
